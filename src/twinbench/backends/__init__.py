@@ -1,0 +1,47 @@
+"""Framework adapters. Each backend is imported only when its framework is needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twinbench.canonical import Canonical, init_canonical
+from twinbench.spec import Framework, Size, Workload, available_frameworks, require_framework
+
+
+def make_runner(framework: Framework, workload: Workload, size: Size, *, dtype: str = "float32",
+                device: str = "cpu") -> Any:
+    """The parity runner (`TorchRunner` or `JaxRunner`) for one twin of ``workload``."""
+    require_framework(framework)
+    if framework == "torch":
+        from twinbench.backends.torch_backend import TorchRunner
+
+        return TorchRunner(workload, size, dtype=dtype, device=device)
+    from twinbench.backends.jax_backend import JaxRunner
+
+    return JaxRunner(workload, size, dtype=dtype, device=device)
+
+
+def canonical_shapes(workload: Workload, size: Size) -> dict[str, tuple[int, ...]]:
+    """Canonical parameter shapes, from whichever twin can be built without allocating."""
+    frameworks = available_frameworks()
+    if "torch" in frameworks:
+        from twinbench.backends import torch_backend
+
+        return torch_backend.canonical_shapes(torch_backend.build_on_meta(workload, size))
+    require_framework("jax")  # neither importable: say what to install
+    from twinbench.backends import jax_backend
+
+    return jax_backend.canonical_shapes(jax_backend.build_abstract(workload, size))
+
+
+def initial_weights(workload: Workload, size: Size, seed: int = 0) -> Canonical:
+    """The one canonical init both twins load (see `twinbench.canonical.init_canonical`)."""
+    return init_canonical(canonical_shapes(workload, size), seed)
+
+
+def parameter_counts(workload: Workload) -> dict[str, int]:
+    """Number of parameters at each size preset of ``workload``."""
+    from twinbench.canonical import parameter_count
+
+    return {name: parameter_count(canonical_shapes(workload, size))
+            for name, size in workload.sizes.items()}

@@ -1,0 +1,164 @@
+"""JAX side: canonical-weight converters, optax optimizers and the twin runner used by parity.
+
+Canonical layouts are Flax's own, so converting is flattening the parameter state's paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from twinbench.canonical import Canonical, check_compatible
+from twinbench.spec import Batch, OptimizerConfig, Size, Workload
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
+
+
+def _name(path: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def state_to_canonical(state: nnx.State) -> Canonical:
+    """A parameter (or gradient) state as canonical float32 NumPy arrays."""
+    return {
+        _name(path): np.asarray(variable.get_value(), dtype=np.float32)
+        for path, variable in nnx.to_flat_state(state)
+    }
+
+
+def to_canonical(model: nnx.Module) -> Canonical:
+    """The model's parameters in canonical names and layouts."""
+    return state_to_canonical(nnx.state(model, nnx.Param))
+
+
+def canonical_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
+    """Canonical name -> shape of the model's parameters."""
+    return {
+        _name(path): tuple(variable.get_value().shape)
+        for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param))
+    }
+
+
+def load_canonical(model: nnx.Module, weights: Mapping[str, np.ndarray]) -> None:
+    """Copy canonical weights into ``model`` in place, keeping each parameter's dtype."""
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    check_compatible(canonical_shapes(model), weights, model=type(model).__name__)
+    new = {
+        path: nnx.Param(jnp.asarray(weights[_name(path)], dtype=variable.get_value().dtype))
+        for path, variable in flat
+    }
+    nnx.update(model, nnx.State.from_flat_path(new))
+
+
+def cast_params(model: nnx.Module, dtype: Any) -> None:
+    """Cast every parameter of ``model`` to ``dtype`` in place."""
+    state = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda a: a.astype(dtype), state))
+
+
+def make_tx(config: OptimizerConfig) -> optax.GradientTransformation:
+    """The optax transformation that matches torch.optim's semantics for ``config``.
+
+    Adam's weight decay is an L2 term added to the gradient before the moments, as in
+    torch.optim.Adam — not optax.adamw, which decays decoupled (that is AdamW).
+    """
+    if config.name == "adamw":
+        return optax.adamw(config.lr, b1=config.betas[0], b2=config.betas[1], eps=config.eps,
+                           eps_root=0.0, weight_decay=config.weight_decay)
+    if config.name == "adam":
+        step = optax.chain(
+            optax.scale_by_adam(b1=config.betas[0], b2=config.betas[1], eps=config.eps,
+                                eps_root=0.0),
+            optax.scale_by_learning_rate(config.lr),
+        )
+    else:
+        step = optax.sgd(config.lr, momentum=config.momentum or None, nesterov=False)
+    if config.weight_decay:
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), step)
+    return step
+
+
+def to_device(batch: Batch, device: jax.Device | None, dtype: Any) -> dict[str, jax.Array]:
+    """Batch arrays on ``device``; floating arrays take the run's dtype."""
+    return {
+        key: jax.device_put(array.astype(dtype) if np.issubdtype(array.dtype, np.floating)
+                            else array, device)
+        for key, array in batch.items()
+    }
+
+
+def build_abstract(workload: Workload, size: Size) -> nnx.Module:
+    """The twin's model with abstract arrays only (no memory), for shapes and counts."""
+    twin = workload.twin("jax")
+    return nnx.eval_shape(lambda: twin.build(size.config))
+
+
+class JaxRunner:
+    """Runs a workload's JAX twin for the parity checks."""
+
+    framework = "jax"
+
+    def __init__(self, workload: Workload, size: Size, *, dtype: str = "float32",
+                 device: str = "cpu") -> None:
+        self.twin = workload.twin("jax")
+        self.size = size
+        self.device = jax.devices(device)[0]
+        self.dtype = DTYPES[dtype]
+        with jax.default_device(self.device):
+            self.model = self.twin.build(size.config)
+        cast_params(self.model, self.dtype)
+
+    def load(self, weights: Mapping[str, np.ndarray]) -> None:
+        load_canonical(self.model, weights)
+
+    def weights(self) -> Canonical:
+        return to_canonical(self.model)
+
+    def _batch(self, batch: Batch) -> dict[str, jax.Array]:
+        return to_device(batch, self.device, self.dtype)
+
+    def outputs(self, batch: Batch) -> np.ndarray:
+        return np.asarray(self.twin.forward(self.model, self._batch(batch)), dtype=np.float32)
+
+    def loss_and_grads(self, batch: Batch) -> tuple[float, Canonical]:
+        loss, grads = nnx.value_and_grad(self.twin.loss_fn)(self.model, self._batch(batch))
+        return float(loss), state_to_canonical(grads)
+
+    def train_curve(self, batches: list[Batch], config: OptimizerConfig) -> list[float]:
+        """Loss before each of ``len(batches)`` optimizer steps, one batch per step."""
+        optimizer = nnx.Optimizer(self.model, make_tx(config), wrt=nnx.Param)
+        loss_fn = self.twin.loss_fn
+
+        @nnx.jit
+        def step(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, jax.Array]) -> Any:
+            loss, grads = nnx.value_and_grad(loss_fn)(model, batch)
+            optimizer.update(model, grads)
+            return loss
+
+        return [float(step(self.model, optimizer, self._batch(batch))) for batch in batches]
+
+    def activations(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Each submodule's output (first call), by canonical module name."""
+        forward = nnx.capture(self.twin.forward, nnx.Intermediate, method_outputs=nnx.Intermediate)
+        _, intermediates = forward(self.model, self._batch(batch))
+        recorded = {}
+        for path, variable in nnx.to_flat_state(intermediates):
+            *module_path, method = path
+            value = variable.get_value()
+            first = value[0] if isinstance(value, tuple) else value
+            if method == "__call__" and module_path and isinstance(first, jax.Array):
+                recorded[_name(tuple(module_path))] = np.asarray(first, dtype=np.float32)
+        return recorded
+
+    def apply_layer(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Run the submodule ``name`` alone on input ``x`` (to tell a layer from its input)."""
+        module: Callable[[jax.Array], jax.Array] = self.model
+        for part in name.split("."):
+            module = module[int(part)] if part.isdigit() else getattr(module, part)  # type: ignore[index]
+        return np.asarray(module(jnp.asarray(x, dtype=self.dtype)), dtype=np.float32)

@@ -1,0 +1,106 @@
+"""Canonical weights: one flat ``name -> numpy array`` mapping that both twins load.
+
+Names are the module attribute paths joined by dots (``"layers.0.kernel"``), which is why the two
+twins of a workload use the same attribute names. Layouts follow the mathematical convention
+``y = x @ kernel + bias`` — the layout Flax already uses — so the JAX side converts by flattening
+and the PyTorch side transposes where its layout differs:
+
+=============  ===========================  ===========================  ====================
+layer kind     canonical                    PyTorch                      Flax NNX
+=============  ===========================  ===========================  ====================
+Linear         ``kernel (in, out)``, bias   ``weight (out, in)``, bias   ``kernel (in, out)``
+Conv2d         ``kernel (H, W, in, out)``   ``weight (out, in, H, W)``   ``kernel`` HWIO
+LayerNorm      ``scale``, ``bias``          ``weight``, ``bias``         ``scale``, ``bias``
+Embedding      ``embedding (vocab, d)``     ``weight (vocab, d)``        ``embedding``
+=============  ===========================  ===========================  ====================
+
+A parameter a twin declares directly (not inside one of these layers) keeps its name and layout on
+both sides. The converters themselves live in the backends; this module only imports NumPy.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from twinbench.errors import TwinbenchError
+
+Canonical = dict[str, np.ndarray]
+
+
+class CanonicalError(TwinbenchError):
+    """Canonical weights that do not fit a model: a missing, extra or mis-shaped tensor."""
+
+
+def check_compatible(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, np.ndarray],
+                     *, model: str) -> None:
+    """Raise a `CanonicalError` naming the first tensor whose name or shape does not fit."""
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise CanonicalError(f"{model}: canonical weights lack {', '.join(missing)}")
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise CanonicalError(f"{model}: canonical weights have unknown tensors {', '.join(extra)}")
+    for name, shape in expected.items():
+        got = tuple(weights[name].shape)
+        if got != tuple(shape):
+            raise CanonicalError(
+                f"{model}: tensor '{name}' has shape {got}, the model expects {tuple(shape)}"
+            )
+
+
+def init_canonical(shapes: Mapping[str, tuple[int, ...]], seed: int) -> Canonical:
+    """The one init both twins load, drawn with NumPy from ``seed``.
+
+    Kernels and their biases follow PyTorch's default, U(±1/√fan_in) with fan_in the product of
+    all but the last kernel dimension; LayerNorm scales start at one; embeddings at N(0, 1). Each
+    tensor has its own generator keyed by its name, so adding a layer leaves the others unchanged.
+    """
+    weights: Canonical = {}
+    for name, shape in shapes.items():
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        prefix, _, leaf = name.rpartition(".")
+        kernel = shapes.get(f"{prefix}.kernel" if prefix else "kernel")
+        if leaf == "scale":
+            value = np.ones(shape)
+        elif leaf == "embedding":
+            value = rng.standard_normal(shape)
+        elif leaf == "bias" and kernel is None:
+            value = np.zeros(shape)
+        else:
+            fan_source = kernel if leaf == "bias" else shape
+            assert fan_source is not None
+            fan_in = int(np.prod(fan_source[:-1])) if len(fan_source) > 1 else fan_source[0]
+            bound = 1.0 / np.sqrt(max(fan_in, 1))
+            value = rng.uniform(-bound, bound, shape)
+        weights[name] = value.astype(np.float32)
+    return weights
+
+
+def save(weights: Mapping[str, np.ndarray], path: str | Path) -> None:
+    """Write canonical weights to a safetensors file."""
+    from safetensors.numpy import save_file
+
+    save_file({name: np.ascontiguousarray(array) for name, array in weights.items()}, str(path))
+
+
+def load(path: str | Path) -> Canonical:
+    """Read canonical weights from a safetensors file."""
+    from safetensors.numpy import load_file
+
+    if not Path(path).is_file():
+        raise CanonicalError(f"no canonical weights file at {path}")
+    return dict(load_file(str(path)))
+
+
+def shapes_of(weights: Mapping[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape, the form `check_compatible` and `init_canonical` take."""
+    return {name: tuple(array.shape) for name, array in weights.items()}
+
+
+def parameter_count(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    """Number of scalars in weights of the given shapes."""
+    return int(sum(np.prod(shape, dtype=np.int64) for shape in shapes.values()))

@@ -1,0 +1,1 @@
+"""Measurement harness: timing statistics and helpers."""

@@ -1,0 +1,119 @@
+"""Robust summaries of timing samples: medians, IQRs and bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+NOISY_IQR_FRACTION = 0.10
+N_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Median, interquartile range and confidence interval of the median of some samples."""
+
+    median: float
+    iqr: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+    @property
+    def ci_halfwidth_rel(self) -> float:
+        """Larger side of the CI around the median, relative to the median."""
+        halfwidth = max(self.median - self.ci_low, self.ci_high - self.median)
+        if self.median == 0:
+            return 0.0 if halfwidth == 0 else float("inf")
+        return halfwidth / abs(self.median)
+
+    @property
+    def noisy(self) -> bool:
+        """True when the IQR exceeds NOISY_IQR_FRACTION of the median."""
+        return self.iqr > NOISY_IQR_FRACTION * self.median
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of medians with its bootstrap confidence interval."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def significant(self) -> bool:
+        """True when the confidence interval excludes 1 (no difference)."""
+        return self.ci_low > 1.0 or self.ci_high < 1.0
+
+
+def _as_array(samples: Sequence[float], name: str = "samples") -> npt.NDArray[np.float64]:
+    arr = np.asarray(samples, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
+    return arr
+
+
+def summarize(samples: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> Summary:
+    """Summarise samples by median, IQR and a percentile-bootstrap CI of the median.
+
+    With fewer than 3 samples the bootstrap is meaningless, so the CI is (min, max).
+    Identical samples give a degenerate CI (x, x). Raises ValueError for no samples.
+    """
+    arr = _as_array(samples)
+    q25, median, q75 = np.percentile(arr, [25, 50, 75])
+    lo, hi = float(arr.min()), float(arr.max())
+    if arr.size >= 3 and lo != hi:
+        result = stats.bootstrap(
+            (arr,),
+            np.median,
+            confidence_level=confidence,
+            n_resamples=N_RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+        lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return Summary(
+        median=float(median), iqr=float(q75 - q25), ci_low=lo, ci_high=hi, n=int(arr.size)
+    )
+
+
+def is_converged(summary: Summary, *, rel_halfwidth: float = 0.02, min_samples: int = 10) -> bool:
+    """True when there are enough samples and the median's CI is within ±rel_halfwidth of it."""
+    return summary.n >= min_samples and summary.ci_halfwidth_rel <= rel_halfwidth
+
+
+def ratio_of_medians(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Ratio:
+    """Return median(a) / median(b) with a percentile-bootstrap CI.
+
+    a and b are resampled independently (they are separate measurements, not pairs).
+    If either has fewer than 2 samples the CI collapses to the point ratio, so such a
+    ratio counts as significant unless it is exactly 1.0.
+    """
+    xa, xb = _as_array(a, "a"), _as_array(b, "b")
+    point = float(np.median(xa) / np.median(xb))
+    if xa.size < 2 or xb.size < 2:
+        return Ratio(point, point, point)
+    rng = np.random.default_rng(seed)
+    med_a = np.median(xa[rng.integers(0, xa.size, size=(n_resamples, xa.size))], axis=1)
+    med_b = np.median(xb[rng.integers(0, xb.size, size=(n_resamples, xb.size))], axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(med_a / med_b, [alpha, 1.0 - alpha])
+    return Ratio(point, float(lo), float(hi))
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U test p-value that a and b come from the same distribution."""
+    result = stats.mannwhitneyu(_as_array(a, "a"), _as_array(b, "b"), alternative="two-sided")
+    return float(result.pvalue)

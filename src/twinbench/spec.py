@@ -1,0 +1,195 @@
+"""The framework-neutral contract of a workload.
+
+A workload says *what* is computed — sizes, data, loss, optimizer settings — and points at its two
+twins, the PyTorch and the JAX implementation of *how*. Nothing here imports a framework.
+
+A twin is a module (a file) that defines three functions::
+
+    def build(config: Mapping[str, Any]) -> Model        # nn.Module / nnx.Module from Size.config
+    def forward(model: Model, batch: Batch) -> Array      # the model's outputs for one batch
+    def loss_fn(model: Model, batch: Batch) -> Scalar     # the training loss, mean over the batch
+
+Batches are dicts of NumPy arrays; each backend moves them to its device before calling the twin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from twinbench.errors import TwinbenchError
+
+Batch = dict[str, np.ndarray]
+Framework = Literal["torch", "jax"]
+FRAMEWORKS: tuple[Framework, ...] = ("torch", "jax")
+SIZE_NAMES = ("tiny", "small", "full")
+
+# What a user installs when a framework is missing (the CPU build of torch, as in the README).
+INSTALL_HINTS = {
+    "torch": "pip install torch==2.13.0 (CPU) or a CUDA build from pytorch.org",
+    "jax": "pip install jax flax optax",
+}
+
+
+@dataclass(frozen=True)
+class Size:
+    """One size preset: the model's hyper-parameters and the batch size."""
+
+    name: str
+    config: Mapping[str, Any]
+    batch_size: int
+    tokens_per_sample: int = 0  # > 0 for sequence workloads, so throughput can be given in tokens/s
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer hyper-parameters, every one explicit, mapped identically onto torch.optim and optax.
+
+    ``adam`` applies ``weight_decay`` as an L2 term added to the gradient (torch.optim.Adam);
+    ``adamw`` decays the weights directly (decoupled, torch.optim.AdamW).
+    """
+
+    name: Literal["sgd", "adam", "adamw"]
+    lr: float
+    momentum: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+DEFAULT_OPTIMIZERS = {
+    "sgd": OptimizerConfig("sgd", lr=0.05, momentum=0.9),
+    "adam": OptimizerConfig("adam", lr=1e-3),
+}
+
+
+@runtime_checkable
+class TwinModule(Protocol):
+    """What a twin file provides (see the module docstring)."""
+
+    def build(self, config: Mapping[str, Any]) -> Any: ...
+
+    def forward(self, model: Any, batch: Any) -> Any: ...
+
+    def loss_fn(self, model: Any, batch: Any) -> Any: ...
+
+
+class Workload(Protocol):
+    """The contract every workload meets; `WorkloadSpec` is the ready-made implementation."""
+
+    name: str
+    description: str
+    sizes: Mapping[str, Size]
+    loss: str
+    optimizers: Mapping[str, OptimizerConfig]
+    train_optimizer: str
+
+    def batches(self, size: Size, seed: int) -> Iterator[Batch]: ...
+
+    def twin(self, framework: Framework) -> TwinModule: ...
+
+    def size(self, name: str) -> Size: ...
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A workload described by data: sizes, a data generator and where its two twins live.
+
+    ``twins`` maps each framework to a dotted module name (``"twinbench.workloads.mlp.torch_twin"``)
+    or to a ``.py`` file path, relative to ``root`` when not absolute.
+    """
+
+    name: str
+    description: str
+    sizes: Mapping[str, Size]
+    data: Callable[[Size, np.random.Generator], Iterator[Batch]]
+    loss: str
+    twins: Mapping[str, str]
+    optimizers: Mapping[str, OptimizerConfig] = field(default_factory=lambda: DEFAULT_OPTIMIZERS)
+    train_optimizer: str = "adam"
+    root: Path | None = None
+
+    def size(self, name: str) -> Size:
+        """The size preset called ``name``; a one-line error lists the valid ones."""
+        if name not in self.sizes:
+            valid = ", ".join(self.sizes)
+            raise TwinbenchError(f"workload '{self.name}' has no size '{name}'; valid: {valid}")
+        return self.sizes[name]
+
+    def batches(self, size: Size, seed: int) -> Iterator[Batch]:
+        """An endless, deterministic stream of batches for ``size``, from ``seed``."""
+        return self.data(size, np.random.default_rng(seed))
+
+    def twin(self, framework: Framework) -> TwinModule:
+        """Import this workload's twin for ``framework``, with errors that say what is missing."""
+        ref = self.twins.get(framework)
+        if ref is None:
+            raise TwinbenchError(f"workload '{self.name}' has no {framework} twin")
+        require_framework(framework)
+        module = _import_twin(ref, self.root)
+        missing = [fn for fn in ("build", "forward", "loss_fn") if not hasattr(module, fn)]
+        if missing:
+            raise TwinbenchError(
+                f"{framework} twin of '{self.name}' ({ref}) lacks {', '.join(missing)}; "
+                "a twin defines build(config), forward(model, batch) and loss_fn(model, batch)"
+            )
+        return module  # type: ignore[return-value]
+
+
+def require_framework(framework: Framework) -> None:
+    """Fail with an install hint when ``framework`` cannot be imported."""
+    packages = {"torch": ("torch",), "jax": ("jax", "flax", "optax")}[framework]
+    for package in packages:
+        if importlib.util.find_spec(package) is None:
+            raise TwinbenchError(
+                f"{framework} twin needs the '{package}' package, which is not installed: "
+                f"{INSTALL_HINTS[framework]}"
+            )
+
+
+def available_frameworks() -> list[Framework]:
+    """The frameworks importable in this environment."""
+    found: list[Framework] = []
+    for framework in FRAMEWORKS:
+        try:
+            require_framework(framework)
+        except TwinbenchError:
+            continue
+        found.append(framework)
+    return found
+
+
+def _import_twin(ref: str, root: Path | None) -> ModuleType:
+    if not ref.endswith(".py"):
+        return importlib.import_module(ref)
+    path = Path(ref) if Path(ref).is_absolute() or root is None else root / ref
+    if not path.is_file():
+        raise TwinbenchError(f"twin file {path} does not exist")
+    return load_module_from_path(path)
+
+
+def load_module_from_path(path: Path) -> ModuleType:
+    """Import a Python file as a module named after its resolved path (so it imports once)."""
+    path = path.resolve()
+    name = "twinbench_user_" + "_".join(path.with_suffix("").parts[1:])
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TwinbenchError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise TwinbenchError(f"cannot import {path}: {type(exc).__name__}: {exc}") from exc
+    return module

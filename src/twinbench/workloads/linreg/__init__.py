@@ -1,0 +1,46 @@
+"""``linreg`` — linear regression y = Xw + b + noise (seed 000 §4.3), trained full-batch.
+
+The data set is drawn once from the seed (X ~ N(0, 1), true w ~ N(0, 1), b = 0.5, noise σ = 0.1)
+and every step sees all of it, as in the seed's gradient-descent example.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+
+SIZES = {
+    "tiny": Size("tiny", {"features": 1}, batch_size=64),
+    "small": Size("small", {"features": 256}, batch_size=8192),
+    "full": Size("full", {"features": 1024}, batch_size=65536),
+}
+
+
+def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
+    """The same full batch, forever: full-batch gradient descent."""
+    n, d = size.batch_size, size.config["features"]
+    x = rng.standard_normal((n, d))
+    w = rng.standard_normal((d, 1))
+    y = x @ w + 0.5 + 0.1 * rng.standard_normal((n, 1))
+    batch = {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+    while True:
+        yield batch
+
+
+WORKLOAD = WorkloadSpec(
+    name="linreg",
+    description="Linear regression y = Xw + b + noise, full-batch, mean squared error",
+    sizes=SIZES,
+    data=data,
+    loss="mse",
+    twins={
+        "torch": "twinbench.workloads.linreg.torch_twin",
+        "jax": "twinbench.workloads.linreg.jax_twin",
+    },
+    optimizers={
+        "sgd": OptimizerConfig("sgd", lr=0.02, momentum=0.9),
+        "adam": OptimizerConfig("adam", lr=0.05),
+    },
+    train_optimizer="sgd",
+)

@@ -1,0 +1,29 @@
+"""``linreg`` in PyTorch: one Linear layer, mean squared error."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LinearRegression(nn.Module):
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, features) -> (N, 1)
+        return self.linear(x)
+
+
+def build(config: Mapping[str, Any]) -> LinearRegression:
+    return LinearRegression(config["features"])
+
+
+def forward(model: LinearRegression, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["x"])
+
+
+def loss_fn(model: LinearRegression, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.mse_loss(model(batch["x"]), batch["y"])

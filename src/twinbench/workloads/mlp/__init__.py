@@ -1,0 +1,44 @@
+"""``mlp`` — a ReLU multilayer perceptron (seed 000 §5.2, then an MNIST-sized classifier).
+
+tiny is the seed's 1-10-1 regression net fitting y = sin(3x) + noise with mean squared error;
+small and full classify synthetic 784-pixel "digits" (ten fixed prototypes plus noise) with
+cross-entropy.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from twinbench.spec import Batch, Size, WorkloadSpec
+
+SIZES = {
+    "tiny": Size("tiny", {"features": (1, 10, 1), "task": "regress"}, batch_size=32),
+    "small": Size("small", {"features": (784, 512, 512, 10), "task": "classify"}, batch_size=256),
+    "full": Size("full", {"features": (784, 4096, 4096, 10), "task": "classify"}, batch_size=1024),
+}
+
+
+def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
+    """Regression on a noisy sine, or classification of noisy class prototypes."""
+    features = size.config["features"]
+    n, d_in, d_out = size.batch_size, features[0], features[-1]
+    if size.config["task"] == "regress":
+        while True:
+            x = rng.uniform(-1.0, 1.0, (n, d_in))
+            y = np.sin(3.0 * x) + 0.05 * rng.standard_normal((n, d_out))
+            yield {"x": x.astype(np.float32), "y": y.astype(np.float32)}
+    prototypes = rng.standard_normal((d_out, d_in))
+    while True:
+        labels = rng.integers(0, d_out, n)
+        x = prototypes[labels] + 2.0 * rng.standard_normal((n, d_in))
+        yield {"x": x.astype(np.float32), "y": labels.astype(np.int32)}
+
+
+WORKLOAD = WorkloadSpec(
+    name="mlp",
+    description="ReLU MLP: the seed's 1-10-1 regression net (tiny), a 784-512-512-10 classifier",
+    sizes=SIZES,
+    data=data,
+    loss="mse (tiny), cross-entropy (small, full)",
+    twins={"torch": "twinbench.workloads.mlp.torch_twin", "jax": "twinbench.workloads.mlp.jax_twin"},
+)

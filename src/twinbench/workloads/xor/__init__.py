@@ -1,0 +1,47 @@
+"""``xor`` — the binary classifier of seed 001 §5.2, done right.
+
+XOR is not linearly separable, so the seed's linear model cannot learn it: this is a 2-H-1
+network with a tanh hidden layer and a sigmoid output trained with binary cross-entropy (on the
+logits, the numerically stable form). tiny is the four points themselves; small and full add
+Gaussian jitter (σ = 0.1) around the four corners, labels unchanged.
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+
+POINTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=np.float32)
+LABELS = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=np.float32)
+
+SIZES = {
+    "tiny": Size("tiny", {"hidden": 8}, batch_size=4),
+    "small": Size("small", {"hidden": 64}, batch_size=4096),
+    "full": Size("full", {"hidden": 512}, batch_size=65536),
+}
+
+
+def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
+    """The four XOR points (tiny), or jittered copies of them."""
+    if size.batch_size == len(POINTS):
+        while True:
+            yield {"x": POINTS, "y": LABELS}
+    while True:
+        corner = rng.integers(0, len(POINTS), size.batch_size)
+        x = POINTS[corner] + 0.1 * rng.standard_normal((size.batch_size, 2))
+        yield {"x": x.astype(np.float32), "y": LABELS[corner]}
+
+
+WORKLOAD = WorkloadSpec(
+    name="xor",
+    description="XOR classifier 2-8-1, tanh hidden layer, sigmoid output with BCE",
+    sizes=SIZES,
+    data=data,
+    loss="binary cross-entropy on logits",
+    twins={"torch": "twinbench.workloads.xor.torch_twin", "jax": "twinbench.workloads.xor.jax_twin"},
+    optimizers={
+        "sgd": OptimizerConfig("sgd", lr=0.5, momentum=0.9),
+        "adam": OptimizerConfig("adam", lr=0.05),
+    },
+)

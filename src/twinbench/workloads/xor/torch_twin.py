@@ -1,0 +1,30 @@
+"""``xor`` in PyTorch: Linear → tanh → Linear, BCE on the logits."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class XorNet(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(2, hidden)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 2) -> logits (N, 1)
+        return self.out(torch.tanh(self.hidden(x)))
+
+
+def build(config: Mapping[str, Any]) -> XorNet:
+    return XorNet(config["hidden"])
+
+
+def forward(model: XorNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["x"])
+
+
+def loss_fn(model: XorNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(model(batch["x"]), batch["y"])
