@@ -1,0 +1,122 @@
+"""A JAX twin set up for timing: ``jax.jit`` (AOT-compiled, buffers donated) or op-by-op."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import cycle, islice
+from time import perf_counter
+from typing import Any
+
+import jax
+from flax import nnx
+
+from twinbench.backends import initial_weights
+from twinbench.backends.jax_backend import DTYPES, cast_params, load_canonical, make_tx, to_device
+from twinbench.spec import Size, Workload
+
+DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
+
+
+class JaxBench:
+    """One cell's JAX side: model, optimizer and batches on the device, a step to time.
+
+    Under ``jax-jit`` the whole step — loss, gradients and optimizer update — is one compiled
+    function over the split NNX state, with the state's buffers donated. ``jax-eager`` runs the
+    same step on the stateful NNX objects, op by op.
+    """
+
+    def __init__(self, workload: Workload, size: Size, *, mode: str, phase: str, dtype: str,
+                 device: str, seed: int, allow_tf32: bool) -> None:
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if allow_tf32
+                          else "highest")
+        self.jit = mode == "jax-jit"
+        target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+        twin = workload.twin("jax")
+        with jax.default_device(target):
+            model = twin.build(size.config)
+        cast_params(model, DTYPES[dtype])
+        load_canonical(model, initial_weights(workload, size, seed))
+        batches = [to_device(b, target, DTYPES[dtype])
+                   for b in islice(workload.batches(size, seed), DEVICE_BATCHES)]
+        self._batches = cycle(batches)
+        self._first_batch = batches[0]
+
+        objects: Any
+        if phase == "train":
+            optimizer = nnx.Optimizer(model, make_tx(workload.optimizers[workload.train_optimizer]),
+                                      wrt=nnx.Param)
+            objects = (model, optimizer)
+
+            def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
+                loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
+                optimizer.update(model, grads)
+                return loss
+
+            def pure_step(state: nnx.State, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+                model, optimizer = nnx.merge(graphdef, state)
+                loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
+                optimizer.update(model, grads)
+                return nnx.state((model, optimizer)), loss
+
+            donate: tuple[int, ...] = (0,)
+        else:
+            objects = model
+
+            def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
+                return twin.forward(model, batch)
+
+            def pure_step(state: nnx.State, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+                return state, twin.forward(nnx.merge(graphdef, state), batch)
+
+            donate = ()
+        graphdef, self._state = nnx.split(objects)
+        self._eager_step = eager_step
+        self._jitted = jax.jit(pure_step, donate_argnums=donate)
+        self._compiled: Callable[..., Any] | None = None
+
+    def compile(self) -> float | None:
+        """Ahead-of-time ``lower()`` + ``compile()`` of the step, timed (jit mode only)."""
+        if not self.jit:
+            return None
+        start = perf_counter()
+        self._compiled = self._jitted.lower(self._state, self._first_batch).compile()
+        return perf_counter() - start
+
+    def step(self) -> Any:
+        if self._compiled is None:
+            return self._eager_step(next(self._batches))
+        self._state, out = self._compiled(self._state, next(self._batches))
+        return out
+
+    def sync(self, out: Any = None) -> None:
+        jax.block_until_ready(out if out is not None else self._state)
+
+    def flops_per_step(self) -> float | None:
+        """FLOPs of one step from XLA's ``cost_analysis()`` of the compiled step."""
+        compiled = self._compiled or self._jitted.lower(self._state, self._first_batch).compile()
+        analysis = compiled.cost_analysis()
+        if isinstance(analysis, list):  # older jaxlib: one dict per computation
+            analysis = analysis[0] if analysis else {}
+        flops = (analysis or {}).get("flops")
+        return float(flops) if flops is not None and flops >= 0 else None
+
+    def peak_device_memory(self) -> int | None:
+        stats = jax.devices()[0].memory_stats()
+        return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:
+    """Best FLOP/s of an n×n matmul over about ``seconds``: the machine's achievable peak."""
+    target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    key_a, key_b = jax.random.split(jax.random.key(0))
+    a = jax.device_put(jax.random.normal(key_a, (n, n), DTYPES[dtype]), target)
+    b = jax.device_put(jax.random.normal(key_b, (n, n), DTYPES[dtype]), target)
+    matmul = jax.jit(jax.numpy.matmul).lower(a, b).compile()
+    jax.block_until_ready(matmul(a, b))
+    best = float("inf")
+    deadline = perf_counter() + seconds
+    while perf_counter() < deadline:
+        start = perf_counter()
+        jax.block_until_ready(matmul(a, b))
+        best = min(best, perf_counter() - start)
+    return 2 * n**3 / best

@@ -1,0 +1,102 @@
+"""The machine a run measures, and the thread budget both frameworks get. Imports no framework."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "twinbench")
+
+# Variables each BLAS / OpenMP runtime reads for its pool size; all get the same budget.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, not the machine's total)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment for a cell's subprocess so that every thread pool has ``threads`` threads.
+
+    XLA's CPU client sizes its pool from the process's CPU affinity, which the worker pins to
+    ``threads`` cores; the flags below make the Eigen pool agree with it.
+    """
+    env = dict.fromkeys(_THREAD_VARIABLES, str(threads))
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    eigen = "true" if threads > 1 else "false"
+    env["XLA_FLAGS"] = (f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen} "
+                        f"intra_op_parallelism_threads={threads}").strip()
+    env["TWINBENCH_THREADS"] = str(threads)
+    return env
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_names() -> list[str]:
+    """GPU names from nvidia-smi, without importing a framework (names only, never memory)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def _git_commit() -> str | None:
+    """The commit of the twinbench source tree, when it is a git checkout."""
+    source = Path(__file__).resolve().parents[3]
+    if not (source / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip() or None
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide the numbers."""
+    found: dict[str, str | None] = {}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def fingerprint() -> dict[str, Any]:
+    """Everything about this machine and software that a run's numbers depend on."""
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_cores_logical": psutil.cpu_count(logical=True),
+        "cpu_cores_physical": psutil.cpu_count(logical=False),
+        "usable_cores": usable_cores(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "gpus": _gpu_names(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions(),
+        "git_commit": _git_commit(),
+        "thread_variables": {k: os.environ.get(k) for k in (*_THREAD_VARIABLES, "XLA_FLAGS")},
+    }

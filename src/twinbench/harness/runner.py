@@ -1,0 +1,294 @@
+"""``twinbench run``: parity first, then every cell timed in its own process, rounds interleaved.
+
+The parent imports no framework. For each workload and size it checks parity in a subprocess,
+then starts one worker per mode and times them in interleaved rounds (A B C D A B C D …) so that
+a slow drift of a shared machine hits every cell alike. A cell stops when the 95 % CI of its
+median step time is within ±2 % or its time budget is spent, and is committed to the store at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twinbench.errors import TwinbenchError
+from twinbench.harness.environment import fingerprint, usable_cores
+from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
+from twinbench.harness.stats import is_converged, summarize
+from twinbench.registry import resolve
+from twinbench.spec import Workload
+from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
+
+MODES = ("torch-eager", "torch-compile", "jax-jit", "jax-eager")
+FRAMEWORK_OF = {"torch-eager": "torch", "torch-compile": "torch", "jax-jit": "jax",
+                "jax-eager": "jax"}
+PHASES = ("train", "infer")
+DTYPES = ("float32", "bfloat16")
+DEVICES = ("cpu", "cuda")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+SUITES = {"default": "small", "tiny": "tiny"}
+PROBE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything that decides what a run measures and how; stored with the run."""
+
+    workloads: tuple[str, ...] = ()
+    workload_files: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ("small",)
+    modes: tuple[str, ...] = MODES
+    phases: tuple[str, ...] = ("train",)
+    dtype: str = "float32"
+    device: str = "cpu"
+    threads: int = field(default_factory=usable_cores)
+    budget: float = 5.0  # seconds of steady-state timing per cell
+    timeout: float = 900.0  # seconds a cell may take to set up, compile and take its first step
+    allow_tf32: bool = False
+    torch_compile_mode: str = "default"
+    seed: int = 0
+    parity_steps: int = 20
+    out: Path = DEFAULT_DIR
+
+    def validate(self) -> None:
+        """Refuse a bad value with one line naming it and what is valid."""
+        _one_of("mode", self.modes, MODES)
+        _one_of("phase", self.phases, PHASES)
+        _one_of("dtype", (self.dtype,), DTYPES)
+        _one_of("device", (self.device,), DEVICES)
+        _one_of("torch compile mode", (self.torch_compile_mode,), COMPILE_MODES)
+        cores = usable_cores()
+        if not 1 <= self.threads <= cores:
+            raise TwinbenchError(f"--threads {self.threads} is invalid; valid: 1 to {cores} "
+                                 "(the cores this process may use)")
+        if self.budget <= 0:
+            raise TwinbenchError(f"--budget {self.budget} is invalid; give seconds > 0")
+        if self.timeout <= 0:
+            raise TwinbenchError(f"--timeout {self.timeout} is invalid; give seconds > 0")
+        if self.device == "cuda" and not fingerprint()["gpus"]:
+            raise TwinbenchError("--device cuda: no NVIDIA GPU found on this machine; use cpu")
+
+    def as_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["out"] = str(self.out)
+        return record
+
+
+def _one_of(what: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
+    for value in given:
+        if value not in valid:
+            raise TwinbenchError(f"unknown {what} '{value}'; valid: {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    workload: Workload
+    workload_file: str | None
+    size: str
+    mode: str
+    phase: str
+
+    @property
+    def framework(self) -> str:
+        return FRAMEWORK_OF[self.mode]
+
+    @property
+    def label(self) -> str:
+        return f"{self.workload.name}/{self.size} {self.mode} {self.phase}"
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C: the run stopped; every finished cell is in the store."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} interrupted")
+        self.run_id = run_id
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def _no_progress(_event: str, _info: dict[str, Any]) -> None:
+    pass
+
+
+def plan(settings: RunSettings) -> list[tuple[Workload, str | None, str]]:
+    """The (workload, its file, size) groups a run covers, all validated before any work."""
+    files = list(settings.workload_files)
+    workloads = resolve(list(settings.workloads) or None, files or None)
+    file_of = {}
+    for path in files:
+        from twinbench.registry import from_file
+
+        file_of[from_file(path).name] = str(Path(path).resolve())
+    groups = []
+    for workload in workloads:
+        for size in settings.sizes:
+            workload.size(size)  # one clear line for a size the workload lacks
+            groups.append((workload, file_of.get(workload.name), size))
+    return groups
+
+
+def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
+    """Measure every cell of ``settings``; returns the run id in the store."""
+    settings.validate()
+    groups = plan(settings)
+    store = ResultStore(Path(settings.out) / DB_NAME)
+    run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
+    cells_total = len(groups) * len(settings.phases) * len(settings.modes)
+    progress("start", {"run_id": run_id, "cells": cells_total})
+    try:
+        _probe_peaks(store, run_id, settings, progress)
+        for workload, workload_file, size in groups:
+            _check_parity(store, run_id, settings, workload, workload_file, size, progress)
+            for phase in settings.phases:
+                cells = [Cell(workload, workload_file, size, mode, phase)
+                         for mode in settings.modes]
+                _measure_interleaved(store, run_id, settings, cells, progress)
+    except KeyboardInterrupt:
+        store.finish_run(run_id, status="interrupted")
+        store.close()
+        raise RunInterrupted(run_id) from None
+    store.finish_run(run_id, status="finished")
+    store.close()
+    progress("done", {"run_id": run_id})
+    return run_id
+
+
+def _request(settings: RunSettings, **fields: Any) -> dict[str, Any]:
+    return {"dtype": settings.dtype, "device": settings.device, "seed": settings.seed, **fields}
+
+
+def _probe_peaks(store: ResultStore, run_id: int, settings: RunSettings,
+                 progress: Progress) -> None:
+    """Each framework's best matmul FLOP/s at the run's dtype: the peak cells are compared to."""
+    peaks: dict[str, float | str] = {}
+    for framework in sorted({FRAMEWORK_OF[m] for m in settings.modes}):
+        progress("probe", {"framework": framework})
+        request = _request(settings, kind="probe", framework=framework, seconds=PROBE_SECONDS)
+        try:
+            peaks[framework] = one_shot(request, threads=settings.threads,
+                                        timeout=settings.timeout)
+        except CellFailed as failure:
+            peaks[framework] = f"probe failed: {failure.error}"
+    store.set_run_info(run_id, "peak_flops", peaks)
+
+
+def _check_parity(store: ResultStore, run_id: int, settings: RunSettings, workload: Workload,
+                  workload_file: str | None, size: str, progress: Progress) -> None:
+    progress("parity", {"workload": workload.name, "size": size})
+    request = _request(settings, kind="parity", workload=workload.name,
+                       workload_file=workload_file, size=size, steps=settings.parity_steps)
+    try:
+        summary = one_shot(request, threads=settings.threads, timeout=settings.timeout)
+        passed = bool(summary["passed"])
+    except CellFailed as failure:
+        summary, passed = {"error": f"parity check {failure.status}: {failure.error}"}, False
+    store.record_parity(run_id, workload=workload.name, size=size, passed=passed, summary=summary)
+    progress("parity-done", {"workload": workload.name, "size": size, "passed": passed})
+
+
+@dataclass
+class _Active:
+    cell: Cell
+    worker: WorkerProcess
+    ready: dict[str, Any]
+    samples: list[float] = field(default_factory=list)
+    spent: float = 0.0
+
+
+def _measure_interleaved(store: ResultStore, run_id: int, settings: RunSettings,
+                         cells: list[Cell], progress: Progress) -> None:
+    """Set up every cell's worker, then time them in interleaved rounds until each is done."""
+    active: list[_Active] = []
+    try:
+        for cell in cells:
+            progress("setup", {"cell": cell.label})
+            request = _request(settings, kind="cell", workload=cell.workload.name,
+                               workload_file=cell.workload_file, size=cell.size, mode=cell.mode,
+                               phase=cell.phase, allow_tf32=settings.allow_tf32,
+                               compile_mode=settings.torch_compile_mode)
+            worker = WorkerProcess(request, threads=settings.threads)
+            try:
+                ready = worker.receive(settings.timeout)["ready"]
+            except CellFailed as failure:
+                worker.close()
+                _record(store, run_id, settings, cell, failure.status, failure.error)
+                progress("cell-done", {"cell": cell.label, "status": failure.status})
+                continue
+            active.append(_Active(cell, worker, ready))
+        round_seconds = min(1.0, max(0.2, settings.budget / 5))
+        while active:
+            for entry in list(active):
+                progress("measure", {"cell": entry.cell.label, "samples": len(entry.samples)})
+                seconds = min(round_seconds, settings.budget - entry.spent)
+                started = time.monotonic()
+                try:
+                    entry.worker.send({"cmd": "measure", "seconds": seconds})
+                    entry.samples += entry.worker.receive(seconds * 10 + 60)["samples"]
+                except CellFailed as failure:
+                    active.remove(entry)
+                    entry.worker.close()
+                    _record(store, run_id, settings, entry.cell, failure.status, failure.error)
+                    progress("cell-done", {"cell": entry.cell.label, "status": failure.status})
+                    continue
+                entry.spent += time.monotonic() - started
+                if entry.spent >= settings.budget or is_converged(summarize(entry.samples)):
+                    active.remove(entry)
+                    _finish(store, run_id, settings, entry)
+                    progress("cell-done", {"cell": entry.cell.label, "status": "ok"})
+    finally:
+        for entry in active:
+            entry.worker.close()
+
+
+def _finish(store: ResultStore, run_id: int, settings: RunSettings, entry: _Active) -> None:
+    try:
+        entry.worker.send({"cmd": "finish"})
+        final = entry.worker.receive(60)["final"]
+    except CellFailed as failure:
+        final = {"finish_error": failure.error}
+    finally:
+        entry.worker.close()
+    metrics = cell_metrics(entry.ready, entry.samples, final, settings, entry.cell,
+                           converged=is_converged(summarize(entry.samples)))
+    _record(store, run_id, settings, entry.cell, "ok", None, metrics, entry.samples)
+
+
+def cell_metrics(ready: dict[str, Any], samples: list[float], final: dict[str, Any],
+                 settings: RunSettings, cell: Cell, *, converged: bool) -> dict[str, Any]:
+    """Everything recorded for a measured cell, derived from the worker's raw answers."""
+    summary = summarize(samples)
+    size = cell.workload.size(cell.size)
+    compile_s = ready["compile_s"]
+    if cell.mode == "torch-compile":  # compiled lazily: the first call minus a steady step
+        compile_s = max(ready["time_to_first_step_s"] - summary.median, 0.0)
+    flops = ready.get("flops_per_step")
+    return {
+        "median_s": summary.median, "iqr_s": summary.iqr, "ci_low_s": summary.ci_low,
+        "ci_high_s": summary.ci_high, "n_samples": summary.n, "noisy": summary.noisy,
+        "converged": converged, "block_size": ready["block_size"],
+        "time_to_first_step_s": ready["time_to_first_step_s"], "compile_s": compile_s,
+        "setup_s": ready["setup_s"], "warmup_steps": ready["warmup_steps"],
+        "samples_per_s": size.batch_size / summary.median,
+        "tokens_per_s": (size.batch_size * size.tokens_per_sample / summary.median
+                         if size.tokens_per_sample else None),
+        "flops_per_step": flops,
+        "achieved_flops_per_s": flops / summary.median if flops else None,
+        "peak_memory_bytes": final.get("peak_device_bytes") or final.get("peak_rss_bytes"),
+        "peak_rss_bytes": final.get("peak_rss_bytes"),
+        "params": ready.get("params"), "twin_loc": ready.get("twin_loc"),
+        "threads": settings.threads, "finish_error": final.get("finish_error"),
+    }
+
+
+def _record(store: ResultStore, run_id: int, settings: RunSettings, cell: Cell, status: str,
+            error: str | None, metrics: dict[str, Any] | None = None,
+            samples: list[float] | None = None) -> None:
+    store.record_cell(run_id, CellRecord(
+        workload=cell.workload.name, size=cell.size, framework=cell.framework, mode=cell.mode,
+        phase=cell.phase, dtype=settings.dtype, device=settings.device, status=status,
+        error=error, metrics=metrics or {}, samples=samples or []))

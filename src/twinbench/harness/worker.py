@@ -1,0 +1,161 @@
+"""A cell's own process: ``python -m twinbench.harness.worker``.
+
+Each (framework, mode) runs in a fresh process so no thread pool, allocator or import side effect
+leaks from one cell into another. The parent sends one JSON request on stdin, then commands; the
+worker answers with one JSON object per line on its original stdout. Anything else the frameworks
+print goes to stderr, which the parent keeps for error reports.
+
+Requests (``kind``): ``cell`` (set up, then answer ``measure``/``finish`` commands), ``parity``
+(run the parity checks of one workload) and ``probe`` (matmul FLOP/s of one framework).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import resource
+import sys
+import traceback
+from pathlib import Path
+from time import perf_counter
+from typing import IO, Any
+
+from twinbench.harness import timing
+
+MODES = {"torch-eager": "torch", "torch-compile": "torch", "jax-jit": "jax", "jax-eager": "jax"}
+
+
+def _pin_threads() -> None:
+    """Restrict this process to the run's thread budget, before any framework is imported."""
+    threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
+    if threads and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))[:threads]
+        os.sched_setaffinity(0, cores)
+
+
+def _workload(request: dict[str, Any]) -> Any:
+    from twinbench.registry import builtin, from_file
+
+    if request.get("workload_file"):
+        return from_file(request["workload_file"])
+    return builtin(request["workload"])
+
+
+def _bench(request: dict[str, Any]) -> Any:
+    workload = _workload(request)
+    size = workload.size(request["size"])
+    common = {"mode": request["mode"], "phase": request["phase"], "dtype": request["dtype"],
+              "device": request["device"], "seed": request["seed"],
+              "allow_tf32": request["allow_tf32"]}
+    if MODES[request["mode"]] == "torch":
+        import torch
+
+        threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
+        if threads:
+            torch.set_num_threads(threads)
+            torch.set_num_interop_threads(threads)
+        from twinbench.backends.torch_timed import TorchBench
+
+        return TorchBench(workload, size, compile_mode=request["compile_mode"], **common)
+    from twinbench.backends.jax_timed import JaxBench
+
+    return JaxBench(workload, size, **common)
+
+
+def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
+    """Parameter count and the line count of the twin file this cell runs."""
+    from twinbench.backends import canonical_shapes
+    from twinbench.canonical import parameter_count
+
+    workload = _workload(request)
+    size = workload.size(request["size"])
+    source = inspect.getsourcefile(workload.twin(MODES[request["mode"]]))  # type: ignore[arg-type]
+    return {"params": parameter_count(canonical_shapes(workload, size)),
+            "twin_loc": count_code_lines(Path(source)) if source else None}
+
+
+def count_code_lines(path: Path) -> int:
+    """Lines that are neither blank nor comments (docstrings count: they are part of the code)."""
+    lines = path.read_text().splitlines()
+    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def serve_cell(request: dict[str, Any], send: Any, commands: IO[str]) -> None:
+    """Set the cell up, report first-step costs, then time steps on the parent's command."""
+    setup_start = perf_counter()
+    bench = _bench(request)
+    setup_s = perf_counter() - setup_start
+    start = perf_counter()
+    compile_s = bench.compile()
+    bench.sync(bench.step())
+    time_to_first_step = perf_counter() - start
+    warmup_steps = timing.warm_up(bench.step, bench.sync)
+    block = timing.calibrate_block(bench.step, bench.sync)
+    flops = bench.flops_per_step()  # after the timed first step, so it never inflates it
+    send({"ready": {"setup_s": setup_s, "compile_s": compile_s,
+                    "time_to_first_step_s": time_to_first_step, "warmup_steps": warmup_steps,
+                    "block_size": block, "flops_per_step": flops,
+                    **_workload_facts(request)}})
+    for line in commands:
+        command = json.loads(line)
+        if command["cmd"] == "measure":
+            send({"samples": timing.time_blocks(bench.step, bench.sync, block,
+                                                command["seconds"])})
+        elif command["cmd"] == "finish":
+            send({"final": {"peak_rss_bytes": _peak_rss_bytes(),
+                            "peak_device_bytes": bench.peak_device_memory()}})
+            return
+
+
+def run_parity(request: dict[str, Any]) -> dict[str, Any]:
+    from twinbench.parity import check_workload
+
+    workload = _workload(request)
+    result = check_workload(workload, workload.size(request["size"]), dtype=request["dtype"],
+                            steps=request["steps"], seed=request["seed"],
+                            device=request["device"])
+    return result.to_dict()
+
+
+def run_probe(request: dict[str, Any]) -> float:
+    n = 4096 if request["device"] == "cuda" else 1024
+    args = {"n": n, "dtype": request["dtype"], "device": request["device"],
+            "seconds": request["seconds"]}
+    if request["framework"] == "torch":
+        from twinbench.backends.torch_timed import matmul_probe
+
+        return matmul_probe(**args)
+    from twinbench.backends.jax_timed import matmul_probe as jax_probe
+
+    return jax_probe(**args)
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the protocol
+
+    def send(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message, default=float) + "\n")
+
+    _pin_threads()
+    request = json.loads(sys.stdin.readline())
+    try:
+        if request["kind"] == "cell":
+            serve_cell(request, send, sys.stdin)
+        elif request["kind"] == "parity":
+            send({"result": run_parity(request)})
+        else:
+            send({"result": run_probe(request)})
+    except Exception as exc:
+        traceback.print_exc()
+        send({"error": f"{type(exc).__name__}: {exc}"})
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
