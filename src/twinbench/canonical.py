@@ -35,8 +35,9 @@ class CanonicalError(TwinbenchError):
     """Canonical weights that do not fit a model: a missing, extra or mis-shaped tensor."""
 
 
-def check_compatible(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, np.ndarray],
-                     *, model: str) -> None:
+def check_compatible(
+    expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, np.ndarray], *, model: str
+) -> None:
     """Raise a `CanonicalError` naming the first tensor whose name or shape does not fit."""
     missing = sorted(set(expected) - set(weights))
     if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from twinbench.cli_progress import RunProgress
 from twinbench.errors import TwinbenchError
 
 app = typer.Typer(
@@ -20,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+DEFAULT_OUT = Path("twinbench-results")
 err_console = Console(stderr=True)
 
 WorkloadFiles = Annotated[
@@ -44,20 +47,25 @@ def list_workloads(workload_file: WorkloadFiles = None) -> None:
 
 @app.command()
 def parity(
-    workloads: Annotated[list[str] | None, typer.Argument(help="Workload names (default: all).")] = None,
+    workloads: Annotated[
+        list[str] | None, typer.Argument(help="Workload names (default: all).")
+    ] = None,
     size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Optimizer steps in the loss-curve check.")] = 20,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed of the canonical init and the data.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable result.")
+    ] = False,
     workload_file: WorkloadFiles = None,
 ) -> None:
     """Prove that the twins agree: outputs, loss, gradients and loss curves (SGD and Adam)."""
     from twinbench.parity import parity as run_parity
 
     with err_console.status(f"checking parity at size '{size}'…"):
-        report = run_parity(workloads, size=size, workload_files=workload_file, dtype=dtype,
-                            steps=steps, seed=seed)
+        report = run_parity(
+            workloads, size=size, workload_files=workload_file, dtype=dtype, steps=steps, seed=seed
+        )
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=float))
     else:
@@ -69,20 +77,133 @@ def _print_parity(report: object) -> None:
     from twinbench.parity import ParityReport
 
     assert isinstance(report, ParityReport)
-    table = Table("workload", "size", "check", "max abs", "max rel", "atol / rtol", "result",
-                  title="parity: PyTorch twin vs JAX twin")
+    table = Table(
+        "workload",
+        "size",
+        "check",
+        "max abs",
+        "max rel",
+        "atol / rtol",
+        "result",
+        title="parity: PyTorch twin vs JAX twin",
+    )
     for result in report.results:
         if result.error:
             table.add_row(result.workload, result.size, "—", "", "", "", "[red]error[/red]")
         for check in result.checks:
             verdict = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
-            table.add_row(result.workload, result.size, escape(check.name), f"{check.max_abs:.2e}",
-                          f"{check.max_rel:.2e}", f"{check.atol:.0e} / {check.rtol:.0e}", verdict)
+            table.add_row(
+                result.workload,
+                result.size,
+                escape(check.name),
+                f"{check.max_abs:.2e}",
+                f"{check.max_rel:.2e}",
+                f"{check.atol:.0e} / {check.rtol:.0e}",
+                verdict,
+            )
     console.print(table)
     for result in report.results:
         for line in result.failures():
             console.print(f"[red]{result.workload} ({result.size}):[/red] {escape(line)}")
     console.print("[green]all twins agree[/green]" if report.passed else "[red]parity failed[/red]")
+
+
+@app.command()
+def run(
+    suite: Annotated[
+        str, typer.Option(help="default (every workload at small) or tiny.")
+    ] = "default",
+    workload: Annotated[
+        list[str] | None, typer.Option(help="Only these workloads (repeatable).")
+    ] = None,
+    mode: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="torch-eager, torch-compile, jax-jit, jax-eager (repeatable; default all)."
+        ),
+    ] = None,
+    phase: Annotated[
+        list[str] | None, typer.Option(help="train and/or infer (default train).")
+    ] = None,
+    size: Annotated[
+        list[str] | None, typer.Option(help="Size presets (overrides --suite).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(help="Threads for both frameworks (default: all cores).")
+    ] = None,
+    budget: Annotated[float, typer.Option(help="Seconds of steady-state timing per cell.")] = 5.0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a cell may take to set up and compile.")
+    ] = 900.0,
+    out: Annotated[
+        Path, typer.Option(help="Directory of the results database and reports.")
+    ] = DEFAULT_OUT,
+    allow_tf32: Annotated[
+        bool, typer.Option("--allow-tf32", help="Allow TF32 matmuls on both sides.")
+    ] = False,
+    torch_compile_mode: Annotated[
+        str, typer.Option(help="default, reduce-overhead or max-autotune.")
+    ] = "default",
+    seed: Annotated[int, typer.Option(help="Seed of the canonical init and the data.")] = 0,
+    workload_file: WorkloadFiles = None,
+) -> None:
+    """Time every workload in four modes, fairly, and say which framework is faster."""
+    from twinbench.harness.environment import usable_cores
+    from twinbench.harness.runner import MODES, SUITES, RunInterrupted, RunSettings
+    from twinbench.harness.runner import run as run_suite
+
+    if suite not in SUITES:
+        raise TwinbenchError(f"unknown suite '{suite}'; valid: {', '.join(SUITES)}")
+    settings = RunSettings(
+        workloads=tuple(workload or ()),
+        workload_files=tuple(workload_file or ()),
+        sizes=tuple(size or (SUITES[suite],)),
+        modes=tuple(mode or MODES),
+        phases=tuple(phase or ("train",)),
+        dtype=dtype,
+        device=device,
+        threads=usable_cores() if threads is None else threads,
+        budget=budget,
+        timeout=timeout,
+        allow_tf32=allow_tf32,
+        torch_compile_mode=torch_compile_mode,
+        seed=seed,
+        out=out,
+    )
+    interrupted = None
+    with RunProgress(err_console) as progress:
+        try:
+            run_id = run_suite(settings, progress=progress.update)
+        except RunInterrupted as stop:
+            run_id, interrupted = stop.run_id, stop
+    _report(out, run_id)
+    if interrupted:
+        err_console.print(f"interrupted: finished cells of run {run_id} are kept in {out}")
+        raise typer.Exit(130)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id, or latest.")] = "latest",
+    out: Annotated[Path, typer.Option(help="Directory of the results database.")] = DEFAULT_OUT,
+) -> None:
+    """Show a stored run again and rewrite its Markdown report."""
+    if run_id != "latest" and not run_id.isdigit():
+        raise TwinbenchError(f"run id '{run_id}' is invalid; give a number or 'latest'")
+    _report(out, None if run_id == "latest" else int(run_id))
+
+
+def _report(out: Path, run_id: int | None) -> None:
+    from twinbench.report import markdown
+    from twinbench.report.summary import load_summary
+    from twinbench.report.terminal import print_summary
+
+    summary = load_summary(out, run_id)
+    print_summary(summary, console)
+    path = markdown.write(summary, out / f"report-run{summary.run.id}.md")
+    console.print(f"Markdown report: {path}")
 
 
 @app.command()

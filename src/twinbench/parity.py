@@ -85,13 +85,20 @@ class Divergence:
 
     def describe(self) -> str:
         if self.layer_itself:
-            return (f"first divergent layer: '{self.layer}' (given the same input it computes a "
-                    f"different output, max abs diff {self.max_abs:.3g})")
-        where = f"between '{self.previous}' and '{self.layer}'" if self.previous else (
-            f"before '{self.layer}'")
+            return (
+                f"first divergent layer: '{self.layer}' (given the same input it computes a "
+                f"different output, max abs diff {self.max_abs:.3g})"
+            )
+        where = (
+            f"between '{self.previous}' and '{self.layer}'"
+            if self.previous
+            else (f"before '{self.layer}'")
+        )
         if self.layer_itself is False:
-            return (f"first divergent layer: '{self.layer}' receives an input that already differs: "
-                    f"the cause is an operation {where} that is not a module")
+            return (
+                f"first divergent layer: '{self.layer}' receives an input that already differs: "
+                f"the cause is an operation {where} that is not a module"
+            )
         return f"first divergent layer: '{self.layer}' (max abs diff {self.max_abs:.3g})"
 
 
@@ -142,12 +149,26 @@ def compare(name: str, reference: np.ndarray, other: np.ndarray, tol: Tolerance)
     """Elementwise comparison; non-finite values or a shape mismatch always fail."""
     reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
     if reference.shape != other.shape:
-        return Check(name, False, np.inf, np.inf, tol.atol, tol.rtol,
-                     detail=f"shapes differ: torch {reference.shape}, jax {other.shape}")
+        return Check(
+            name,
+            False,
+            np.inf,
+            np.inf,
+            tol.atol,
+            tol.rtol,
+            detail=f"shapes differ: torch {reference.shape}, jax {other.shape}",
+        )
     if not (np.isfinite(reference).all() and np.isfinite(other).all()):
         side = "torch" if not np.isfinite(reference).all() else "jax"
-        return Check(name, False, np.nan, np.nan, tol.atol, tol.rtol,
-                     detail=f"non-finite values (NaN or Inf) in the {side} result")
+        return Check(
+            name,
+            False,
+            np.nan,
+            np.nan,
+            tol.atol,
+            tol.rtol,
+            detail=f"non-finite values (NaN or Inf) in the {side} result",
+        )
     diff = np.abs(reference - other)
     max_abs = float(diff.max(initial=0.0))
     significant = np.abs(reference) > tol.atol
@@ -163,33 +184,58 @@ def _violation(reference: np.ndarray, other: np.ndarray, tol: Tolerance) -> floa
     return float((np.abs(reference - other) / allowed).max(initial=0.0))
 
 
-def compare_gradients(torch_grads: Mapping[str, np.ndarray], jax_grads: Mapping[str, np.ndarray],
-                      tol: Tolerance) -> Check:
+def compare_gradients(
+    torch_grads: Mapping[str, np.ndarray], jax_grads: Mapping[str, np.ndarray], tol: Tolerance
+) -> Check:
     """Every parameter's gradient; names the parameter furthest out of tolerance."""
     missing = sorted(set(torch_grads) ^ set(jax_grads))
     if missing:
-        return Check("gradients", False, np.inf, np.inf, tol.atol, tol.rtol,
-                     detail=f"parameters present in one twin only: {', '.join(missing)}")
+        return Check(
+            "gradients",
+            False,
+            np.inf,
+            np.inf,
+            tol.atol,
+            tol.rtol,
+            detail=f"parameters present in one twin only: {', '.join(missing)}",
+        )
     checks = {name: compare(name, torch_grads[name], jax_grads[name], tol) for name in torch_grads}
-    worst = max(checks, key=lambda n: (not np.isfinite(checks[n].max_abs),
-                                       _violation(torch_grads[n], jax_grads[n], tol)))
+    worst = max(
+        checks,
+        key=lambda n: (
+            not np.isfinite(checks[n].max_abs),
+            _violation(torch_grads[n], jax_grads[n], tol),
+        ),
+    )
     passed = all(c.passed for c in checks.values())
     max_abs = max(c.max_abs for c in checks.values())
     max_rel = max(c.max_rel for c in checks.values())
     detail = "" if passed else f"worst parameter '{worst}': {checks[worst].detail}"
-    return Check("gradients", passed, max_abs, max_rel, tol.atol, tol.rtol, detail=detail,
-                 worst_parameter=worst)
+    return Check(
+        "gradients",
+        passed,
+        max_abs,
+        max_rel,
+        tol.atol,
+        tol.rtol,
+        detail=detail,
+        worst_parameter=worst,
+    )
 
 
-def compare_curves(name: str, torch_curve: Sequence[float], jax_curve: Sequence[float],
-                   tol: Tolerance) -> Check:
+def compare_curves(
+    name: str, torch_curve: Sequence[float], jax_curve: Sequence[float], tol: Tolerance
+) -> Check:
     """Loss curves, with a tolerance that grows with the step; reports the first step outside."""
     reference, other = np.asarray(torch_curve, np.float64), np.asarray(jax_curve, np.float64)
     growth = 1.0 + np.arange(len(reference))
     with np.errstate(invalid="ignore"):
         diff = np.abs(reference - other)
-        ok = np.isfinite(reference) & np.isfinite(other) & (
-            diff <= growth * (tol.atol + tol.rtol * np.abs(reference)))
+        ok = (
+            np.isfinite(reference)
+            & np.isfinite(other)
+            & (diff <= growth * (tol.atol + tol.rtol * np.abs(reference)))
+        )
     bad = np.flatnonzero(~ok)
     first_bad = int(bad[0]) if bad.size else None
     finite = np.isfinite(diff)
@@ -197,15 +243,26 @@ def compare_curves(name: str, torch_curve: Sequence[float], jax_curve: Sequence[
     max_rel = float((diff[finite] / np.maximum(np.abs(reference[finite]), 1e-30)).max(initial=0.0))
     detail = ""
     if first_bad is not None:
-        detail = (f"curves leave tolerance at step {first_bad} "
-                  f"(torch {reference[first_bad]:.6g}, jax {other[first_bad]:.6g})")
-    return Check(name, first_bad is None, max_abs, max_rel, tol.atol, tol.rtol, detail=detail,
-                 first_bad_step=first_bad,
-                 curves={"torch": list(map(float, torch_curve)), "jax": list(map(float, jax_curve))})
+        detail = (
+            f"curves leave tolerance at step {first_bad} "
+            f"(torch {reference[first_bad]:.6g}, jax {other[first_bad]:.6g})"
+        )
+    return Check(
+        name,
+        first_bad is None,
+        max_abs,
+        max_rel,
+        tol.atol,
+        tol.rtol,
+        detail=detail,
+        first_bad_step=first_bad,
+        curves={"torch": list(map(float, torch_curve)), "jax": list(map(float, jax_curve))},
+    )
 
 
-def find_divergence(torch_runner: Any, jax_runner: Any, batch: Batch,
-                    tol: Tolerance) -> Divergence | None:
+def find_divergence(
+    torch_runner: Any, jax_runner: Any, batch: Batch, tol: Tolerance
+) -> Divergence | None:
     """The first module (in PyTorch's execution order) whose output differs between the twins."""
     torch_acts = torch_runner.activations(batch)
     jax_acts = jax_runner.activations(batch)
@@ -228,8 +285,15 @@ def find_divergence(torch_runner: Any, jax_runner: Any, batch: Batch,
     return None
 
 
-def check_workload(workload: Workload, size: Size, *, dtype: str = "float32", steps: int = 20,
-                   seed: int = 0, device: str = "cpu") -> ParityResult:
+def check_workload(
+    workload: Workload,
+    size: Size,
+    *,
+    dtype: str = "float32",
+    steps: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+) -> ParityResult:
     """Run every parity check for one workload at one size."""
     if dtype not in TOLERANCES:
         raise TwinbenchError(f"unknown dtype '{dtype}'; valid: {', '.join(TOLERANCES)}")
@@ -237,28 +301,34 @@ def check_workload(workload: Workload, size: Size, *, dtype: str = "float32", st
     result = ParityResult(workload.name, size.name, dtype, steps)
     weights = initial_weights(workload, size, seed)
     batches = list(islice(workload.batches(size, seed), max(steps, 1)))
-    runners = [make_runner(fw, workload, size, dtype=dtype, device=device)
-               for fw in ("torch", "jax")]
+    runners = [
+        make_runner(fw, workload, size, dtype=dtype, device=device) for fw in ("torch", "jax")
+    ]
     try:
         for runner in runners:
             runner.load(weights)
         torch_runner, jax_runner = runners
         first = batches[0]
-        result.checks.append(compare("outputs", torch_runner.outputs(first),
-                                     jax_runner.outputs(first), tol.outputs))
+        result.checks.append(
+            compare("outputs", torch_runner.outputs(first), jax_runner.outputs(first), tol.outputs)
+        )
         torch_loss, torch_grads = torch_runner.loss_and_grads(first)
         jax_loss, jax_grads = jax_runner.loss_and_grads(first)
-        result.checks.append(compare("loss", np.array(torch_loss), np.array(jax_loss),
-                                     tol.outputs))
+        result.checks.append(compare("loss", np.array(torch_loss), np.array(jax_loss), tol.outputs))
         result.checks.append(compare_gradients(torch_grads, jax_grads, tol.gradients))
         if not all(c.passed for c in result.checks):
             result.divergence = find_divergence(torch_runner, jax_runner, first, tol.outputs)
         for opt_name, config in workload.optimizers.items():
             for runner in runners:
                 runner.load(weights)
-            result.checks.append(compare_curves(
-                f"curve[{opt_name}]", torch_runner.train_curve(batches[:steps], config),
-                jax_runner.train_curve(batches[:steps], config), tol.curve))
+            result.checks.append(
+                compare_curves(
+                    f"curve[{opt_name}]",
+                    torch_runner.train_curve(batches[:steps], config),
+                    jax_runner.train_curve(batches[:steps], config),
+                    tol.curve,
+                )
+            )
     except TwinbenchError:
         raise
     except Exception as exc:  # a twin that raises fails parity; the other workloads still run
@@ -266,9 +336,16 @@ def check_workload(workload: Workload, size: Size, *, dtype: str = "float32", st
     return result
 
 
-def parity(workloads: Sequence[str | Workload] | None = None, *, size: str = "tiny",
-           workload_files: Sequence[str] | None = None, dtype: str = "float32", steps: int = 20,
-           seed: int = 0, device: str = "cpu") -> ParityReport:
+def parity(
+    workloads: Sequence[str | Workload] | None = None,
+    *,
+    size: str = "tiny",
+    workload_files: Sequence[str] | None = None,
+    dtype: str = "float32",
+    steps: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+) -> ParityReport:
     """Check that the twins of each workload agree. No workloads named means all built-ins.
 
     Returns a `ParityReport`; ``report.passed`` is False if any check of any workload failed.
@@ -277,8 +354,13 @@ def parity(workloads: Sequence[str | Workload] | None = None, *, size: str = "ti
         raise TwinbenchError(f"--steps must be at least 1, got {steps}")
     names = [w for w in workloads or [] if isinstance(w, str)]
     objects = [w for w in workloads or [] if not isinstance(w, str)]
-    chosen = objects + (resolve(names, list(workload_files or []))
-                        if names or workload_files or not objects else [])
+    chosen = objects + (
+        resolve(names, list(workload_files or [])) if names or workload_files or not objects else []
+    )
     sizes = [w.size(size) for w in chosen]  # validate every size before the slow part
-    return ParityReport([check_workload(w, s, dtype=dtype, steps=steps, seed=seed, device=device)
-                         for w, s in zip(chosen, sizes, strict=True)])
+    return ParityReport(
+        [
+            check_workload(w, s, dtype=dtype, steps=steps, seed=seed, device=device)
+            for w, s in zip(chosen, sizes, strict=True)
+        ]
+    )

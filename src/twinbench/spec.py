@@ -51,7 +51,7 @@ class Size:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Optimizer hyper-parameters, every one explicit, mapped identically onto torch.optim and optax.
+    """Optimizer hyper-parameters, all explicit, mapped identically onto torch.optim and optax.
 
     ``adam`` applies ``weight_decay`` as an L2 term added to the gradient (torch.optim.Adam);
     ``adamw`` decays the weights directly (decoupled, torch.optim.AdamW).

@@ -8,8 +8,14 @@ from twinbench.canonical import Canonical, init_canonical
 from twinbench.spec import Framework, Size, Workload, available_frameworks, require_framework
 
 
-def make_runner(framework: Framework, workload: Workload, size: Size, *, dtype: str = "float32",
-                device: str = "cpu") -> Any:
+def make_runner(
+    framework: Framework,
+    workload: Workload,
+    size: Size,
+    *,
+    dtype: str = "float32",
+    device: str = "cpu",
+) -> Any:
     """The parity runner (`TorchRunner` or `JaxRunner`) for one twin of ``workload``."""
     require_framework(framework)
     if framework == "torch":
@@ -43,5 +49,7 @@ def parameter_counts(workload: Workload) -> dict[str, int]:
     """Number of parameters at each size preset of ``workload``."""
     from twinbench.canonical import parameter_count
 
-    return {name: parameter_count(canonical_shapes(workload, size))
-            for name, size in workload.sizes.items()}
+    return {
+        name: parameter_count(canonical_shapes(workload, size))
+        for name, size in workload.sizes.items()
+    }

@@ -69,12 +69,19 @@ def make_tx(config: OptimizerConfig) -> optax.GradientTransformation:
     torch.optim.Adam — not optax.adamw, which decays decoupled (that is AdamW).
     """
     if config.name == "adamw":
-        return optax.adamw(config.lr, b1=config.betas[0], b2=config.betas[1], eps=config.eps,
-                           eps_root=0.0, weight_decay=config.weight_decay)
+        return optax.adamw(
+            config.lr,
+            b1=config.betas[0],
+            b2=config.betas[1],
+            eps=config.eps,
+            eps_root=0.0,
+            weight_decay=config.weight_decay,
+        )
     if config.name == "adam":
         step = optax.chain(
-            optax.scale_by_adam(b1=config.betas[0], b2=config.betas[1], eps=config.eps,
-                                eps_root=0.0),
+            optax.scale_by_adam(
+                b1=config.betas[0], b2=config.betas[1], eps=config.eps, eps_root=0.0
+            ),
             optax.scale_by_learning_rate(config.lr),
         )
     else:
@@ -87,8 +94,9 @@ def make_tx(config: OptimizerConfig) -> optax.GradientTransformation:
 def to_device(batch: Batch, device: jax.Device | None, dtype: Any) -> dict[str, jax.Array]:
     """Batch arrays on ``device``; floating arrays take the run's dtype."""
     return {
-        key: jax.device_put(array.astype(dtype) if np.issubdtype(array.dtype, np.floating)
-                            else array, device)
+        key: jax.device_put(
+            array.astype(dtype) if np.issubdtype(array.dtype, np.floating) else array, device
+        )
         for key, array in batch.items()
     }
 
@@ -104,8 +112,9 @@ class JaxRunner:
 
     framework = "jax"
 
-    def __init__(self, workload: Workload, size: Size, *, dtype: str = "float32",
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, workload: Workload, size: Size, *, dtype: str = "float32", device: str = "cpu"
+    ) -> None:
         self.twin = workload.twin("jax")
         self.size = size
         self.device = jax.devices(device)[0]

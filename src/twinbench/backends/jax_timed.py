@@ -25,10 +25,21 @@ class JaxBench:
     same step on the stateful NNX objects, op by op.
     """
 
-    def __init__(self, workload: Workload, size: Size, *, mode: str, phase: str, dtype: str,
-                 device: str, seed: int, allow_tf32: bool) -> None:
-        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if allow_tf32
-                          else "highest")
+    def __init__(
+        self,
+        workload: Workload,
+        size: Size,
+        *,
+        mode: str,
+        phase: str,
+        dtype: str,
+        device: str,
+        seed: int,
+        allow_tf32: bool,
+    ) -> None:
+        jax.config.update(
+            "jax_default_matmul_precision", "tensorfloat32" if allow_tf32 else "highest"
+        )
         self.jit = mode == "jax-jit"
         target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
         twin = workload.twin("jax")
@@ -36,15 +47,18 @@ class JaxBench:
             model = twin.build(size.config)
         cast_params(model, DTYPES[dtype])
         load_canonical(model, initial_weights(workload, size, seed))
-        batches = [to_device(b, target, DTYPES[dtype])
-                   for b in islice(workload.batches(size, seed), DEVICE_BATCHES)]
+        batches = [
+            to_device(b, target, DTYPES[dtype])
+            for b in islice(workload.batches(size, seed), DEVICE_BATCHES)
+        ]
         self._batches = cycle(batches)
         self._first_batch = batches[0]
 
         objects: Any
         if phase == "train":
-            optimizer = nnx.Optimizer(model, make_tx(workload.optimizers[workload.train_optimizer]),
-                                      wrt=nnx.Param)
+            optimizer = nnx.Optimizer(
+                model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
+            )
             objects = (model, optimizer)
 
             def eager_step(batch: dict[str, jax.Array]) -> jax.Array:

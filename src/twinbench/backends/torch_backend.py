@@ -76,14 +76,28 @@ def load_canonical(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
             param.copy_(value.to(param.dtype))
 
 
-def make_optimizer(params: Iterable[nn.Parameter], config: OptimizerConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter], config: OptimizerConfig
+) -> torch.optim.Optimizer:
     """torch.optim optimizer with every hyper-parameter set explicitly (see `OptimizerConfig`)."""
     if config.name == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, dampening=0.0,
-                               nesterov=False, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            dampening=0.0,
+            nesterov=False,
+            weight_decay=config.weight_decay,
+        )
     optimizer_class = torch.optim.Adam if config.name == "adam" else torch.optim.AdamW
-    return optimizer_class(params, lr=config.lr, betas=config.betas, eps=config.eps,
-                           weight_decay=config.weight_decay, amsgrad=False)
+    return optimizer_class(
+        params,
+        lr=config.lr,
+        betas=config.betas,
+        eps=config.eps,
+        weight_decay=config.weight_decay,
+        amsgrad=False,
+    )
 
 
 def to_device(batch: Batch, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
@@ -108,8 +122,9 @@ class TorchRunner:
 
     framework = "torch"
 
-    def __init__(self, workload: Workload, size: Size, *, dtype: str = "float32",
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, workload: Workload, size: Size, *, dtype: str = "float32", device: str = "cpu"
+    ) -> None:
         self.twin = workload.twin("torch")
         self.size = size
         self.device = device
@@ -161,8 +176,9 @@ class TorchRunner:
 
             return record
 
-        handles = [m.register_forward_hook(hook(name))
-                   for name, m in self.model.named_modules() if name]
+        handles = [
+            m.register_forward_hook(hook(name)) for name, m in self.model.named_modules() if name
+        ]
         try:
             self.outputs(batch)
         finally:

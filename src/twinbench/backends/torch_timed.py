@@ -19,8 +19,19 @@ DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through whi
 class TorchBench:
     """One cell's PyTorch side: model, optimizer and batches on the device, a step to time."""
 
-    def __init__(self, workload: Workload, size: Size, *, mode: str, phase: str, dtype: str,
-                 device: str, seed: int, allow_tf32: bool, compile_mode: str) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        size: Size,
+        *,
+        mode: str,
+        phase: str,
+        dtype: str,
+        device: str,
+        seed: int,
+        allow_tf32: bool,
+        compile_mode: str,
+    ) -> None:
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("torch sees no CUDA device")
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
@@ -30,15 +41,18 @@ class TorchBench:
         twin = workload.twin("torch")
         model = twin.build(size.config).to(device, DTYPES[dtype])
         load_canonical(model, initial_weights(workload, size, seed))
-        batches = [to_device(b, device, DTYPES[dtype])
-                   for b in islice(workload.batches(size, seed), DEVICE_BATCHES)]
+        batches = [
+            to_device(b, device, DTYPES[dtype])
+            for b in islice(workload.batches(size, seed), DEVICE_BATCHES)
+        ]
         self._batches = cycle(batches)
         self._first_batch = batches[0]
 
         if phase == "train":
             model.train()
-            optimizer = make_optimizer(model.parameters(),
-                                       workload.optimizers[workload.train_optimizer])
+            optimizer = make_optimizer(
+                model.parameters(), workload.optimizers[workload.train_optimizer]
+            )
 
             def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)

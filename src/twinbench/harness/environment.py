@@ -15,8 +15,13 @@ import psutil
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "twinbench")
 
 # Variables each BLAS / OpenMP runtime reads for its pool size; all get the same budget.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def usable_cores() -> int:
@@ -33,8 +38,9 @@ def thread_environment(threads: int) -> dict[str, str]:
     env = dict.fromkeys(_THREAD_VARIABLES, str(threads))
     xla_flags = os.environ.get("XLA_FLAGS", "")
     eigen = "true" if threads > 1 else "false"
-    env["XLA_FLAGS"] = (f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen} "
-                        f"intra_op_parallelism_threads={threads}").strip()
+    env["XLA_FLAGS"] = (
+        f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
+    ).strip()
     env["TWINBENCH_THREADS"] = str(threads)
     return env
 
@@ -54,8 +60,13 @@ def _gpu_names() -> list[str]:
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -67,8 +78,13 @@ def _git_commit() -> str | None:
     if not (source / ".git").exists():
         return None
     try:
-        out = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return out.strip() or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -39,11 +40,14 @@ class WorkerProcess:
     """``python -m twinbench.harness.worker`` with the run's thread budget in its environment."""
 
     def __init__(self, request: dict[str, Any], *, threads: int) -> None:
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "twinbench.harness.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
             env={**os.environ, **thread_environment(threads)},
             start_new_session=True,  # Ctrl-C reaches the parent, which then stops the workers
         )
@@ -70,7 +74,9 @@ class WorkerProcess:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             self.close()
-            raise CellFailed("timeout", f"no answer within {timeout:.0f} s; worker stopped") from None
+            raise CellFailed(
+                "timeout", f"no answer within {timeout:.0f} s; worker stopped"
+            ) from None
         if line is None:
             returncode = self.proc.wait()
             raise CellFailed("crashed", f"{describe_exit(returncode)}{self._stderr_tail()}")
@@ -91,10 +97,8 @@ class WorkerProcess:
             self.proc.kill()
         self.proc.wait()
         if self.proc.stdin is not None:  # stdout closes itself: the reader thread sees EOF
-            try:
+            with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            except OSError:
-                pass
         self._stderr.close()
 
 

@@ -23,8 +23,12 @@ from twinbench.spec import Workload
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 
 MODES = ("torch-eager", "torch-compile", "jax-jit", "jax-eager")
-FRAMEWORK_OF = {"torch-eager": "torch", "torch-compile": "torch", "jax-jit": "jax",
-                "jax-eager": "jax"}
+FRAMEWORK_OF = {
+    "torch-eager": "torch",
+    "torch-compile": "torch",
+    "jax-jit": "jax",
+    "jax-eager": "jax",
+}
 PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
@@ -62,8 +66,10 @@ class RunSettings:
         _one_of("torch compile mode", (self.torch_compile_mode,), COMPILE_MODES)
         cores = usable_cores()
         if not 1 <= self.threads <= cores:
-            raise TwinbenchError(f"--threads {self.threads} is invalid; valid: 1 to {cores} "
-                                 "(the cores this process may use)")
+            raise TwinbenchError(
+                f"--threads {self.threads} is invalid; valid: 1 to {cores} "
+                "(the cores this process may use)"
+            )
         if self.budget <= 0:
             raise TwinbenchError(f"--budget {self.budget} is invalid; give seconds > 0")
         if self.timeout <= 0:
@@ -145,8 +151,9 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
         for workload, workload_file, size in groups:
             _check_parity(store, run_id, settings, workload, workload_file, size, progress)
             for phase in settings.phases:
-                cells = [Cell(workload, workload_file, size, mode, phase)
-                         for mode in settings.modes]
+                cells = [
+                    Cell(workload, workload_file, size, mode, phase) for mode in settings.modes
+                ]
                 _measure_interleaved(store, run_id, settings, cells, progress)
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted")
@@ -162,26 +169,39 @@ def _request(settings: RunSettings, **fields: Any) -> dict[str, Any]:
     return {"dtype": settings.dtype, "device": settings.device, "seed": settings.seed, **fields}
 
 
-def _probe_peaks(store: ResultStore, run_id: int, settings: RunSettings,
-                 progress: Progress) -> None:
+def _probe_peaks(
+    store: ResultStore, run_id: int, settings: RunSettings, progress: Progress
+) -> None:
     """Each framework's best matmul FLOP/s at the run's dtype: the peak cells are compared to."""
     peaks: dict[str, float | str] = {}
     for framework in sorted({FRAMEWORK_OF[m] for m in settings.modes}):
         progress("probe", {"framework": framework})
         request = _request(settings, kind="probe", framework=framework, seconds=PROBE_SECONDS)
         try:
-            peaks[framework] = one_shot(request, threads=settings.threads,
-                                        timeout=settings.timeout)
+            peaks[framework] = one_shot(request, threads=settings.threads, timeout=settings.timeout)
         except CellFailed as failure:
             peaks[framework] = f"probe failed: {failure.error}"
     store.set_run_info(run_id, "peak_flops", peaks)
 
 
-def _check_parity(store: ResultStore, run_id: int, settings: RunSettings, workload: Workload,
-                  workload_file: str | None, size: str, progress: Progress) -> None:
+def _check_parity(
+    store: ResultStore,
+    run_id: int,
+    settings: RunSettings,
+    workload: Workload,
+    workload_file: str | None,
+    size: str,
+    progress: Progress,
+) -> None:
     progress("parity", {"workload": workload.name, "size": size})
-    request = _request(settings, kind="parity", workload=workload.name,
-                       workload_file=workload_file, size=size, steps=settings.parity_steps)
+    request = _request(
+        settings,
+        kind="parity",
+        workload=workload.name,
+        workload_file=workload_file,
+        size=size,
+        steps=settings.parity_steps,
+    )
     try:
         summary = one_shot(request, threads=settings.threads, timeout=settings.timeout)
         passed = bool(summary["passed"])
@@ -200,17 +220,25 @@ class _Active:
     spent: float = 0.0
 
 
-def _measure_interleaved(store: ResultStore, run_id: int, settings: RunSettings,
-                         cells: list[Cell], progress: Progress) -> None:
+def _measure_interleaved(
+    store: ResultStore, run_id: int, settings: RunSettings, cells: list[Cell], progress: Progress
+) -> None:
     """Set up every cell's worker, then time them in interleaved rounds until each is done."""
     active: list[_Active] = []
     try:
         for cell in cells:
             progress("setup", {"cell": cell.label})
-            request = _request(settings, kind="cell", workload=cell.workload.name,
-                               workload_file=cell.workload_file, size=cell.size, mode=cell.mode,
-                               phase=cell.phase, allow_tf32=settings.allow_tf32,
-                               compile_mode=settings.torch_compile_mode)
+            request = _request(
+                settings,
+                kind="cell",
+                workload=cell.workload.name,
+                workload_file=cell.workload_file,
+                size=cell.size,
+                mode=cell.mode,
+                phase=cell.phase,
+                allow_tf32=settings.allow_tf32,
+                compile_mode=settings.torch_compile_mode,
+            )
             worker = WorkerProcess(request, threads=settings.threads)
             try:
                 ready = worker.receive(settings.timeout)["ready"]
@@ -253,13 +281,26 @@ def _finish(store: ResultStore, run_id: int, settings: RunSettings, entry: _Acti
         final = {"finish_error": failure.error}
     finally:
         entry.worker.close()
-    metrics = cell_metrics(entry.ready, entry.samples, final, settings, entry.cell,
-                           converged=is_converged(summarize(entry.samples)))
+    metrics = cell_metrics(
+        entry.ready,
+        entry.samples,
+        final,
+        settings,
+        entry.cell,
+        converged=is_converged(summarize(entry.samples)),
+    )
     _record(store, run_id, settings, entry.cell, "ok", None, metrics, entry.samples)
 
 
-def cell_metrics(ready: dict[str, Any], samples: list[float], final: dict[str, Any],
-                 settings: RunSettings, cell: Cell, *, converged: bool) -> dict[str, Any]:
+def cell_metrics(
+    ready: dict[str, Any],
+    samples: list[float],
+    final: dict[str, Any],
+    settings: RunSettings,
+    cell: Cell,
+    *,
+    converged: bool,
+) -> dict[str, Any]:
     """Everything recorded for a measured cell, derived from the worker's raw answers."""
     summary = summarize(samples)
     size = cell.workload.size(cell.size)
@@ -268,27 +309,58 @@ def cell_metrics(ready: dict[str, Any], samples: list[float], final: dict[str, A
         compile_s = max(ready["time_to_first_step_s"] - summary.median, 0.0)
     flops = ready.get("flops_per_step")
     return {
-        "median_s": summary.median, "iqr_s": summary.iqr, "ci_low_s": summary.ci_low,
-        "ci_high_s": summary.ci_high, "n_samples": summary.n, "noisy": summary.noisy,
-        "converged": converged, "block_size": ready["block_size"],
-        "time_to_first_step_s": ready["time_to_first_step_s"], "compile_s": compile_s,
-        "setup_s": ready["setup_s"], "warmup_steps": ready["warmup_steps"],
+        "median_s": summary.median,
+        "iqr_s": summary.iqr,
+        "ci_low_s": summary.ci_low,
+        "ci_high_s": summary.ci_high,
+        "n_samples": summary.n,
+        "noisy": summary.noisy,
+        "converged": converged,
+        "block_size": ready["block_size"],
+        "time_to_first_step_s": ready["time_to_first_step_s"],
+        "compile_s": compile_s,
+        "setup_s": ready["setup_s"],
+        "warmup_steps": ready["warmup_steps"],
         "samples_per_s": size.batch_size / summary.median,
-        "tokens_per_s": (size.batch_size * size.tokens_per_sample / summary.median
-                         if size.tokens_per_sample else None),
+        "tokens_per_s": (
+            size.batch_size * size.tokens_per_sample / summary.median
+            if size.tokens_per_sample
+            else None
+        ),
         "flops_per_step": flops,
         "achieved_flops_per_s": flops / summary.median if flops else None,
         "peak_memory_bytes": final.get("peak_device_bytes") or final.get("peak_rss_bytes"),
         "peak_rss_bytes": final.get("peak_rss_bytes"),
-        "params": ready.get("params"), "twin_loc": ready.get("twin_loc"),
-        "threads": settings.threads, "finish_error": final.get("finish_error"),
+        "params": ready.get("params"),
+        "twin_loc": ready.get("twin_loc"),
+        "threads": settings.threads,
+        "finish_error": final.get("finish_error"),
     }
 
 
-def _record(store: ResultStore, run_id: int, settings: RunSettings, cell: Cell, status: str,
-            error: str | None, metrics: dict[str, Any] | None = None,
-            samples: list[float] | None = None) -> None:
-    store.record_cell(run_id, CellRecord(
-        workload=cell.workload.name, size=cell.size, framework=cell.framework, mode=cell.mode,
-        phase=cell.phase, dtype=settings.dtype, device=settings.device, status=status,
-        error=error, metrics=metrics or {}, samples=samples or []))
+def _record(
+    store: ResultStore,
+    run_id: int,
+    settings: RunSettings,
+    cell: Cell,
+    status: str,
+    error: str | None,
+    metrics: dict[str, Any] | None = None,
+    samples: list[float] | None = None,
+) -> None:
+    store.record_cell(
+        run_id,
+        CellRecord(
+            workload=cell.workload.name,
+            size=cell.size,
+            framework=cell.framework,
+            mode=cell.mode,
+            phase=cell.phase,
+            dtype=settings.dtype,
+            device=settings.device,
+            status=status,
+            error=error,
+            metrics=metrics or {},
+            samples=samples or [],
+        ),
+    )

@@ -49,8 +49,10 @@ def calibrate_block(step: Step, sync: Sync) -> int:
         elapsed = run_steps(step, sync, block)
         if elapsed >= MIN_BLOCK_SECONDS:
             break
-        block = min(MAX_BLOCK_STEPS, max(block * 2, math.ceil(block * MIN_BLOCK_SECONDS
-                                                              / max(elapsed, 1e-9))))
+        block = min(
+            MAX_BLOCK_STEPS,
+            max(block * 2, math.ceil(block * MIN_BLOCK_SECONDS / max(elapsed, 1e-9))),
+        )
     return block
 
 

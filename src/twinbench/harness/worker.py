@@ -45,9 +45,14 @@ def _workload(request: dict[str, Any]) -> Any:
 def _bench(request: dict[str, Any]) -> Any:
     workload = _workload(request)
     size = workload.size(request["size"])
-    common = {"mode": request["mode"], "phase": request["phase"], "dtype": request["dtype"],
-              "device": request["device"], "seed": request["seed"],
-              "allow_tf32": request["allow_tf32"]}
+    common = {
+        "mode": request["mode"],
+        "phase": request["phase"],
+        "dtype": request["dtype"],
+        "device": request["device"],
+        "seed": request["seed"],
+        "allow_tf32": request["allow_tf32"],
+    }
     if MODES[request["mode"]] == "torch":
         import torch
 
@@ -71,8 +76,10 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
     workload = _workload(request)
     size = workload.size(request["size"])
     source = inspect.getsourcefile(workload.twin(MODES[request["mode"]]))  # type: ignore[arg-type]
-    return {"params": parameter_count(canonical_shapes(workload, size)),
-            "twin_loc": count_code_lines(Path(source)) if source else None}
+    return {
+        "params": parameter_count(canonical_shapes(workload, size)),
+        "twin_loc": count_code_lines(Path(source)) if source else None,
+    }
 
 
 def count_code_lines(path: Path) -> int:
@@ -97,18 +104,32 @@ def serve_cell(request: dict[str, Any], send: Any, commands: IO[str]) -> None:
     warmup_steps = timing.warm_up(bench.step, bench.sync)
     block = timing.calibrate_block(bench.step, bench.sync)
     flops = bench.flops_per_step()  # after the timed first step, so it never inflates it
-    send({"ready": {"setup_s": setup_s, "compile_s": compile_s,
-                    "time_to_first_step_s": time_to_first_step, "warmup_steps": warmup_steps,
-                    "block_size": block, "flops_per_step": flops,
-                    **_workload_facts(request)}})
+    send(
+        {
+            "ready": {
+                "setup_s": setup_s,
+                "compile_s": compile_s,
+                "time_to_first_step_s": time_to_first_step,
+                "warmup_steps": warmup_steps,
+                "block_size": block,
+                "flops_per_step": flops,
+                **_workload_facts(request),
+            }
+        }
+    )
     for line in commands:
         command = json.loads(line)
         if command["cmd"] == "measure":
-            send({"samples": timing.time_blocks(bench.step, bench.sync, block,
-                                                command["seconds"])})
+            send({"samples": timing.time_blocks(bench.step, bench.sync, block, command["seconds"])})
         elif command["cmd"] == "finish":
-            send({"final": {"peak_rss_bytes": _peak_rss_bytes(),
-                            "peak_device_bytes": bench.peak_device_memory()}})
+            send(
+                {
+                    "final": {
+                        "peak_rss_bytes": _peak_rss_bytes(),
+                        "peak_device_bytes": bench.peak_device_memory(),
+                    }
+                }
+            )
             return
 
 
@@ -116,16 +137,25 @@ def run_parity(request: dict[str, Any]) -> dict[str, Any]:
     from twinbench.parity import check_workload
 
     workload = _workload(request)
-    result = check_workload(workload, workload.size(request["size"]), dtype=request["dtype"],
-                            steps=request["steps"], seed=request["seed"],
-                            device=request["device"])
+    result = check_workload(
+        workload,
+        workload.size(request["size"]),
+        dtype=request["dtype"],
+        steps=request["steps"],
+        seed=request["seed"],
+        device=request["device"],
+    )
     return result.to_dict()
 
 
 def run_probe(request: dict[str, Any]) -> float:
     n = 4096 if request["device"] == "cuda" else 1024
-    args = {"n": n, "dtype": request["dtype"], "device": request["device"],
-            "seconds": request["seconds"]}
+    args = {
+        "n": n,
+        "dtype": request["dtype"],
+        "device": request["device"],
+        "seconds": request["seconds"],
+    }
     if request["framework"] == "torch":
         from twinbench.backends.torch_timed import matmul_probe
 

@@ -40,5 +40,8 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="mse (tiny), cross-entropy (small, full)",
-    twins={"torch": "twinbench.workloads.mlp.torch_twin", "jax": "twinbench.workloads.mlp.jax_twin"},
+    twins={
+        "torch": "twinbench.workloads.mlp.torch_twin",
+        "jax": "twinbench.workloads.mlp.jax_twin",
+    },
 )

@@ -12,10 +12,12 @@ from flax import nnx
 class MLP(nnx.Module):
     def __init__(self, features: Sequence[int], task: str, *, rngs: nnx.Rngs) -> None:
         self.task = task
-        self.layers = nnx.List([
-            nnx.Linear(d_in, d_out, rngs=rngs)
-            for d_in, d_out in zip(features[:-1], features[1:], strict=True)
-        ])
+        self.layers = nnx.List(
+            [
+                nnx.Linear(d_in, d_out, rngs=rngs)
+                for d_in, d_out in zip(features[:-1], features[1:], strict=True)
+            ]
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:  # (B, d_in) -> (B, d_out)
         for layer in self.layers[:-1]:

@@ -39,7 +39,10 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="binary cross-entropy on logits",
-    twins={"torch": "twinbench.workloads.xor.torch_twin", "jax": "twinbench.workloads.xor.jax_twin"},
+    twins={
+        "torch": "twinbench.workloads.xor.torch_twin",
+        "jax": "twinbench.workloads.xor.jax_twin",
+    },
     optimizers={
         "sgd": OptimizerConfig("sgd", lr=0.5, momentum=0.9),
         "adam": OptimizerConfig("adam", lr=0.05),

@@ -1,0 +1,70 @@
+"""Live progress of a run in the terminal: the current cell, cells done, and an ETA."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+_MESSAGES = {
+    "probe": "probing {framework} matmul peak",
+    "parity": "checking parity of {workload}/{size}",
+    "setup": "setting up and compiling {cell}",
+    "measure": "timing {cell} ({samples} samples)",
+}
+
+
+class RunProgress:
+    """Turns the runner's events into a rich progress bar on stderr."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("starting", total=None)
+
+    def __enter__(self) -> RunProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def update(self, event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            self._progress.update(self._task, total=info["cells"])
+        elif event == "cell-done":
+            self._progress.advance(self._task)
+            if info["status"] != "ok":
+                self._progress.console.print(f"[red]{escape(info['cell'])}: {info['status']}[/red]")
+        elif event == "parity-done" and not info["passed"]:
+            self._progress.console.print(
+                f"[red]parity failed for {info['workload']}/{info['size']}: measured, "
+                "no verdict[/red]"
+            )
+        elif event in _MESSAGES:
+            self._progress.update(self._task, description=escape(_MESSAGES[event].format(**info)))

@@ -1,0 +1,138 @@
+"""Verdicts: which framework is faster for a workload, by what ratio, and how sure we are.
+
+Computed from stored cells only (raw samples included), so any run can be judged again later.
+A ratio is PyTorch time / JAX time: above 1 JAX is faster. Its 95 % CI comes from bootstrapping
+both cells' raw samples; when it contains 1 the verdict is "no significant difference".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twinbench.harness.stats import Ratio, ratio_of_medians
+from twinbench.store import CellRecord
+
+# (label, torch modes considered, JAX modes considered)
+COMPARISONS = (
+    ("best vs best", ("torch-eager", "torch-compile"), ("jax-jit", "jax-eager")),
+    ("eager vs eager", ("torch-eager",), ("jax-eager",)),
+    ("compiled vs compiled", ("torch-compile",), ("jax-jit",)),
+)
+FLOPS_DISAGREEMENT = 0.10
+
+
+@dataclass(frozen=True)
+class Verdict:
+    workload: str
+    size: str
+    phase: str
+    comparison: str
+    torch_mode: str | None
+    jax_mode: str | None
+    ratio: Ratio | None  # torch / jax
+    text: str
+
+
+def _ok(cells: list[CellRecord]) -> dict[str, CellRecord]:
+    return {c.mode: c for c in cells if c.status == "ok" and c.samples}
+
+
+def _describe(torch_mode: str, jax_mode: str, ratio: Ratio) -> str:
+    interval = f"95% CI {ratio.ci_low:.2f}–{ratio.ci_high:.2f}"
+    if not ratio.significant:
+        return (
+            f"no significant difference ({torch_mode} / {jax_mode} = {ratio.ratio:.2f}, {interval})"
+        )
+    if ratio.ratio > 1:
+        return f"{jax_mode} {ratio.ratio:.2f}× faster than {torch_mode} (torch/jax {interval})"
+    return f"{torch_mode} {1 / ratio.ratio:.2f}× faster than {jax_mode} (torch/jax {interval})"
+
+
+def group_verdicts(
+    cells: list[CellRecord], *, parity_passed: bool | None, parity_reason: str = ""
+) -> list[Verdict]:
+    """Step-time and time-to-first-step verdicts for the cells of one (workload, size, phase)."""
+    first = cells[0]
+    key = (first.workload, first.size, first.phase)
+    if parity_passed is False:
+        reason = (
+            f"no verdict: the twins failed parity ({parity_reason})"
+            if parity_reason
+            else ("no verdict: the twins failed parity")
+        )
+        return [Verdict(*key, "best vs best", None, None, None, reason)]
+    ok = _ok(cells)
+    verdicts = []
+    for label, torch_modes, jax_modes in COMPARISONS:
+        torch_cells = [ok[m] for m in torch_modes if m in ok]
+        jax_cells = [ok[m] for m in jax_modes if m in ok]
+        if not torch_cells or not jax_cells:
+            continue
+        best_torch = min(torch_cells, key=lambda c: c.metrics["median_s"])
+        best_jax = min(jax_cells, key=lambda c: c.metrics["median_s"])
+        ratio = ratio_of_medians(best_torch.samples, best_jax.samples)
+        verdicts.append(
+            Verdict(
+                *key,
+                label,
+                best_torch.mode,
+                best_jax.mode,
+                ratio,
+                _describe(best_torch.mode, best_jax.mode, ratio),
+            )
+        )
+    ttfs = {m: c.metrics["time_to_first_step_s"] for m, c in ok.items()}
+    torch_first = [m for m in ("torch-eager", "torch-compile") if m in ttfs]
+    jax_first = [m for m in ("jax-jit", "jax-eager") if m in ttfs]
+    if torch_first and jax_first:
+        t = min(torch_first, key=ttfs.__getitem__)
+        j = min(jax_first, key=ttfs.__getitem__)
+        faster, slower = (t, j) if ttfs[t] < ttfs[j] else (j, t)
+        verdicts.append(
+            Verdict(
+                *key,
+                "time to first step",
+                t,
+                j,
+                None,
+                f"{faster} starts first: {ttfs[faster]:.2f} s vs {ttfs[slower]:.2f} s for {slower} "
+                "(one measurement each, compile included)",
+            )
+        )
+    return verdicts
+
+
+def flops_disagreement(cells: list[CellRecord]) -> float | None:
+    """Relative gap between the two frameworks' FLOP counters for one group, if both counted."""
+    counts: dict[str, float] = {}
+    for cell in cells:
+        flops = cell.metrics.get("flops_per_step")
+        if cell.status == "ok" and flops:
+            counts.setdefault(cell.framework, flops)
+    if len(counts) < 2:
+        return None
+    low, high = sorted(counts.values())
+    return (high - low) / high
+
+
+def verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]]) -> list[Verdict]:
+    """Every verdict of a run, grouped by workload, size and phase in the order measured."""
+    parity_by_key = {(p["workload"], p["size"]): p for p in parity}
+    groups: dict[tuple[str, str, str, str], list[CellRecord]] = {}
+    for cell in cells:
+        groups.setdefault((cell.workload, cell.size, cell.phase, cell.dtype), []).append(cell)
+    verdicts = []
+    for (workload, size, _phase, _dtype), group in groups.items():
+        record = parity_by_key.get((workload, size))
+        passed = None if record is None else bool(record["passed"])
+        reason = _parity_reason(record["summary"]) if record and not passed else ""
+        verdicts += group_verdicts(group, parity_passed=passed, parity_reason=reason)
+    return verdicts
+
+
+def _parity_reason(summary: dict[str, Any]) -> str:
+    if summary.get("error"):
+        return str(summary["error"])
+    failed = [c["name"] for c in summary.get("checks", []) if not c.get("passed")]
+    return "failed: " + ", ".join(failed) if failed else ""
