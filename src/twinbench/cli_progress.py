@@ -43,8 +43,7 @@ class RunProgress:
         self._task = self._progress.add_task("starting", total=None)
 
     def __enter__(self) -> RunProgress:
-        self._progress.start()
-        return self
+        return self  # the display starts with the run, after its settings were accepted
 
     def __exit__(
         self,
@@ -56,6 +55,7 @@ class RunProgress:
 
     def update(self, event: str, info: dict[str, Any]) -> None:
         if event == "start":
+            self._progress.start()
             self._progress.update(self._task, total=info["cells"])
         elif event == "cell-done":
             self._progress.advance(self._task)

@@ -27,22 +27,34 @@ def make_runner(
     return JaxRunner(workload, size, dtype=dtype, device=device)
 
 
-def canonical_shapes(workload: Workload, size: Size) -> dict[str, tuple[int, ...]]:
-    """Canonical parameter shapes, from whichever twin can be built without allocating."""
-    frameworks = available_frameworks()
-    if "torch" in frameworks:
+def canonical_shapes(
+    workload: Workload, size: Size, framework: Framework | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Canonical parameter shapes, read off one twin built without allocating memory.
+
+    Both twins have the same canonical shapes (parity checks it), so any twin will do:
+    ``framework`` names the one to use; by default torch when importable, else JAX.
+    """
+    if framework is None:
+        framework = "torch" if "torch" in available_frameworks() else "jax"
+    if framework == "torch":
         from twinbench.backends import torch_backend
 
         return torch_backend.canonical_shapes(torch_backend.build_on_meta(workload, size))
-    require_framework("jax")  # neither importable: say what to install
+    require_framework(framework)  # say what to install when it is missing
     from twinbench.backends import jax_backend
 
     return jax_backend.canonical_shapes(jax_backend.build_abstract(workload, size))
 
 
-def initial_weights(workload: Workload, size: Size, seed: int = 0) -> Canonical:
-    """The one canonical init both twins load (see `twinbench.canonical.init_canonical`)."""
-    return init_canonical(canonical_shapes(workload, size), seed)
+def initial_weights(
+    workload: Workload, size: Size, seed: int = 0, framework: Framework | None = None
+) -> Canonical:
+    """The one canonical init both twins load (see `twinbench.canonical.init_canonical`).
+
+    It depends on the seed and the shapes only, so it is the same whichever twin gave the shapes.
+    """
+    return init_canonical(canonical_shapes(workload, size, framework), seed)
 
 
 def parameter_counts(workload: Workload) -> dict[str, int]:

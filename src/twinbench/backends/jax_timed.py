@@ -46,7 +46,7 @@ class JaxBench:
         with jax.default_device(target):
             model = twin.build(size.config)
         cast_params(model, DTYPES[dtype])
-        load_canonical(model, initial_weights(workload, size, seed))
+        load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
         batches = [
             to_device(b, target, DTYPES[dtype])
             for b in islice(workload.batches(size, seed), DEVICE_BATCHES)

@@ -40,7 +40,7 @@ class TorchBench:
         self.device = device
         twin = workload.twin("torch")
         model = twin.build(size.config).to(device, DTYPES[dtype])
-        load_canonical(model, initial_weights(workload, size, seed))
+        load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
         batches = [
             to_device(b, device, DTYPES[dtype])
             for b in islice(workload.batches(size, seed), DEVICE_BATCHES)

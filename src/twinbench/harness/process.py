@@ -56,8 +56,9 @@ class WorkerProcess:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
+        with self.proc.stdout:  # closed here, once the worker's output ends
+            for line in self.proc.stdout:
+                self._lines.put(line)
         self._lines.put(None)
 
     def send(self, message: dict[str, Any]) -> None:

@@ -75,9 +75,10 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
 
     workload = _workload(request)
     size = workload.size(request["size"])
-    source = inspect.getsourcefile(workload.twin(MODES[request["mode"]]))  # type: ignore[arg-type]
+    framework = MODES[request["mode"]]
+    source = inspect.getsourcefile(workload.twin(framework))  # type: ignore[arg-type]
     return {
-        "params": parameter_count(canonical_shapes(workload, size)),
+        "params": parameter_count(canonical_shapes(workload, size, framework)),
         "twin_loc": count_code_lines(Path(source)) if source else None,
     }
 

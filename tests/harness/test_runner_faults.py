@@ -1,0 +1,115 @@
+"""A cell that raises, one that aborts (SIGABRT) and one that hangs are recorded; the run goes on."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from twinbench.harness import runner
+from twinbench.harness.runner import RunSettings
+from twinbench.store import DB_NAME, ResultStore
+
+FAULTY_WORKLOAD = '''
+from pathlib import Path
+
+import numpy as np
+
+from twinbench.spec import Size, WorkloadSpec
+
+
+def data(size, rng):
+    while True:
+        x = rng.standard_normal((8, 2)).astype(np.float32)
+        yield {{"x": x, "y": x.sum(axis=1, keepdims=True)}}
+
+
+WORKLOAD = WorkloadSpec(
+    name="faulty_{fault}",
+    description="a linear model whose PyTorch twin {fault}s when built",
+    sizes={{"tiny": Size("tiny", {{}}, batch_size=8)}},
+    data=data,
+    loss="mse",
+    twins={{"torch": "torch_twin.py", "jax": "jax_twin.py"}},
+    root=Path(__file__).parent,
+)
+'''
+
+TORCH_TWIN = '''
+import os
+import time
+
+import torch.nn.functional as F
+from torch import nn
+
+
+def build(config):
+    fault = "{fault}"
+    if fault == "raise":
+        raise RuntimeError("planted failure in the torch twin")
+    if fault == "abort":
+        os.abort()
+    time.sleep(3600)
+
+
+def forward(model, batch):
+    return model(batch["x"])
+
+
+def loss_fn(model, batch):
+    return F.mse_loss(model(batch["x"]), batch["y"])
+'''
+
+JAX_TWIN = '''
+import jax.numpy as jnp
+from flax import nnx
+
+
+def build(config):
+    return nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+
+
+def forward(model, batch):
+    return model(batch["x"])
+
+
+def loss_fn(model, batch):
+    return jnp.mean((model(batch["x"]) - batch["y"]) ** 2)
+'''
+
+
+def write_faulty(root: Path, fault: str) -> Path:
+    folder = root / fault
+    folder.mkdir()
+    (folder / "torch_twin.py").write_text(textwrap.dedent(TORCH_TWIN.format(fault=fault)))
+    (folder / "jax_twin.py").write_text(JAX_TWIN)
+    path = folder / "workload.py"
+    path.write_text(FAULTY_WORKLOAD.format(fault=fault))
+    return path
+
+
+@pytest.fixture
+def quick_probe(monkeypatch):
+    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)
+
+
+def test_raise_abort_and_hang_are_recorded_and_the_run_continues(tmp_path, quick_probe):
+    files = tuple(str(write_faulty(tmp_path, fault)) for fault in ("raise", "abort", "hang"))
+    settings = RunSettings(workload_files=files, sizes=("tiny",), modes=("torch-eager", "jax-jit"),
+                           budget=0.3, timeout=8, out=tmp_path / "out")
+    run_id = runner.run(settings)
+
+    with ResultStore(tmp_path / "out" / DB_NAME) as store:
+        assert store.run(run_id).status == "finished"
+        cells = {(c.workload, c.mode): c for c in store.cells(run_id)}
+        parity = {p["workload"]: p for p in store.parity(run_id)}
+
+    expected = {"faulty_raise": "error", "faulty_abort": "crashed", "faulty_hang": "timeout"}
+    for workload, status in expected.items():
+        torch_cell = cells[(workload, "torch-eager")]
+        assert torch_cell.status == status, torch_cell.error
+        assert torch_cell.samples == []
+        jax_cell = cells[(workload, "jax-jit")]  # the other framework's cell still ran
+        assert jax_cell.status == "ok" and jax_cell.samples, jax_cell.error
+        assert parity[workload]["passed"] is False
+    assert "planted failure" in cells[("faulty_raise", "torch-eager")].error
+    assert "SIGABRT" in cells[("faulty_abort", "torch-eager")].error

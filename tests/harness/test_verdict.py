@@ -1,0 +1,72 @@
+"""Verdicts from synthetic cells with known answers."""
+
+import numpy as np
+
+from twinbench.harness.verdict import flops_disagreement, group_verdicts
+from twinbench.store import CellRecord
+
+
+def cell(mode: str, median: float, *, spread: float = 0.01, seed: int = 0, flops=None,
+         ttfs: float = 1.0) -> CellRecord:
+    rng = np.random.default_rng(seed)
+    samples = list(median * (1 + spread * rng.standard_normal(200)))
+    framework = "torch" if mode.startswith("torch") else "jax"
+    metrics = {"median_s": float(np.median(samples)), "time_to_first_step_s": ttfs,
+               "flops_per_step": flops}
+    return CellRecord("w", "tiny", framework, mode, "train", "float32", "cpu", "ok",
+                      metrics=metrics, samples=samples)
+
+
+def by_comparison(verdicts):
+    return {v.comparison: v for v in verdicts}
+
+
+def test_jax_twice_as_fast_is_a_significant_verdict_for_jax():
+    cells = [cell("torch-eager", 2e-3, seed=1), cell("jax-jit", 1e-3, seed=2)]
+    best = by_comparison(group_verdicts(cells, parity_passed=True))["best vs best"]
+    assert best.ratio is not None and best.ratio.significant
+    assert 1.9 < best.ratio.ratio < 2.1
+    assert best.text.startswith("jax-jit 2.0")
+
+
+def test_torch_faster_names_torch():
+    cells = [cell("torch-compile", 1e-3, seed=1), cell("torch-eager", 3e-3, seed=3),
+             cell("jax-jit", 1.5e-3, seed=2)]
+    verdicts = by_comparison(group_verdicts(cells, parity_passed=True))
+    assert verdicts["best vs best"].torch_mode == "torch-compile"
+    assert verdicts["best vs best"].text.startswith("torch-compile 1.5")
+    assert "compiled vs compiled" in verdicts and "eager vs eager" not in verdicts
+
+
+def test_same_distribution_is_no_significant_difference():
+    cells = [cell("torch-eager", 1e-3, spread=0.05, seed=1),
+             cell("jax-eager", 1e-3, spread=0.05, seed=2)]
+    best = by_comparison(group_verdicts(cells, parity_passed=True))["best vs best"]
+    assert best.ratio is not None and not best.ratio.significant
+    assert best.text.startswith("no significant difference")
+
+
+def test_failed_parity_gives_no_speed_verdict():
+    cells = [cell("torch-eager", 2e-3), cell("jax-jit", 1e-3)]
+    verdicts = group_verdicts(cells, parity_passed=False, parity_reason="failed: outputs")
+    assert len(verdicts) == 1 and verdicts[0].ratio is None
+    assert "failed parity" in verdicts[0].text and "outputs" in verdicts[0].text
+
+
+def test_failed_cells_are_left_out_of_verdicts():
+    broken = CellRecord("w", "tiny", "jax", "jax-jit", "train", "float32", "cpu", "crashed",
+                        error="worker died from SIGABRT")
+    verdicts = group_verdicts([cell("torch-eager", 1e-3), broken], parity_passed=True)
+    assert verdicts == []
+
+
+def test_time_to_first_step_verdict_picks_the_quicker_start():
+    cells = [cell("torch-eager", 2e-3, ttfs=0.01), cell("jax-jit", 1e-3, ttfs=0.5)]
+    ttfs = by_comparison(group_verdicts(cells, parity_passed=True))["time to first step"]
+    assert ttfs.text.startswith("torch-eager starts first")
+
+
+def test_flops_disagreement_is_relative_to_the_larger_count():
+    cells = [cell("torch-eager", 1e-3, flops=80.0), cell("jax-jit", 1e-3, flops=100.0)]
+    assert flops_disagreement(cells) == 0.2
+    assert flops_disagreement([cell("torch-eager", 1e-3, flops=80.0)]) is None
