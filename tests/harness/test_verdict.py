@@ -1,20 +1,36 @@
 """Verdicts from synthetic cells with known answers."""
 
+import re
+
 import numpy as np
 
 from twinbench.harness.verdict import flops_disagreement, group_verdicts
 from twinbench.store import CellRecord
 
 
-def cell(mode: str, median: float, *, spread: float = 0.01, seed: int = 0, flops=None,
-         ttfs: float = 1.0) -> CellRecord:
+def cell(
+    mode: str, median: float, *, spread: float = 0.01, seed: int = 0, flops=None, ttfs: float = 1.0
+) -> CellRecord:
     rng = np.random.default_rng(seed)
     samples = list(median * (1 + spread * rng.standard_normal(200)))
     framework = "torch" if mode.startswith("torch") else "jax"
-    metrics = {"median_s": float(np.median(samples)), "time_to_first_step_s": ttfs,
-               "flops_per_step": flops}
-    return CellRecord("w", "tiny", framework, mode, "train", "float32", "cpu", "ok",
-                      metrics=metrics, samples=samples)
+    metrics = {
+        "median_s": float(np.median(samples)),
+        "time_to_first_step_s": ttfs,
+        "flops_per_step": flops,
+    }
+    return CellRecord(
+        "w",
+        "tiny",
+        framework,
+        mode,
+        "train",
+        "float32",
+        "cpu",
+        "ok",
+        metrics=metrics,
+        samples=samples,
+    )
 
 
 def by_comparison(verdicts):
@@ -30,17 +46,27 @@ def test_jax_twice_as_fast_is_a_significant_verdict_for_jax():
 
 
 def test_torch_faster_names_torch():
-    cells = [cell("torch-compile", 1e-3, seed=1), cell("torch-eager", 3e-3, seed=3),
-             cell("jax-jit", 1.5e-3, seed=2)]
+    cells = [
+        cell("torch-compile", 1e-3, seed=1),
+        cell("torch-eager", 3e-3, seed=3),
+        cell("jax-jit", 1.5e-3, seed=2),
+    ]
     verdicts = by_comparison(group_verdicts(cells, parity_passed=True))
     assert verdicts["best vs best"].torch_mode == "torch-compile"
     assert verdicts["best vs best"].text.startswith("torch-compile 1.5")
+    # the interval is stated for the claimed factor (≈1.5×), not for its inverse
+    low, high = map(
+        float, re.search(r"95% CI ([\d.]+)–([\d.]+)×", verdicts["best vs best"].text).groups()
+    )
+    assert low < 1.5 < high
     assert "compiled vs compiled" in verdicts and "eager vs eager" not in verdicts
 
 
 def test_same_distribution_is_no_significant_difference():
-    cells = [cell("torch-eager", 1e-3, spread=0.05, seed=1),
-             cell("jax-eager", 1e-3, spread=0.05, seed=2)]
+    cells = [
+        cell("torch-eager", 1e-3, spread=0.05, seed=1),
+        cell("jax-eager", 1e-3, spread=0.05, seed=2),
+    ]
     best = by_comparison(group_verdicts(cells, parity_passed=True))["best vs best"]
     assert best.ratio is not None and not best.ratio.significant
     assert best.text.startswith("no significant difference")
@@ -54,8 +80,17 @@ def test_failed_parity_gives_no_speed_verdict():
 
 
 def test_failed_cells_are_left_out_of_verdicts():
-    broken = CellRecord("w", "tiny", "jax", "jax-jit", "train", "float32", "cpu", "crashed",
-                        error="worker died from SIGABRT")
+    broken = CellRecord(
+        "w",
+        "tiny",
+        "jax",
+        "jax-jit",
+        "train",
+        "float32",
+        "cpu",
+        "crashed",
+        error="worker died from SIGABRT",
+    )
     verdicts = group_verdicts([cell("torch-eager", 1e-3), broken], parity_passed=True)
     assert verdicts == []
 
