@@ -1,4 +1,4 @@
-"""A cell that raises, one that aborts (SIGABRT) and one that hangs are recorded; the run goes on."""
+"""Cells that raise, abort (SIGABRT) or hang are recorded; the run goes on."""
 
 import textwrap
 from pathlib import Path

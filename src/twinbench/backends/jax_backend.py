@@ -27,7 +27,7 @@ def _name(path: tuple[Any, ...]) -> str:
 def state_to_canonical(state: nnx.State) -> Canonical:
     """A parameter (or gradient) state as canonical float32 NumPy arrays."""
     return {
-        _name(path): np.asarray(variable.get_value(), dtype=np.float32)
+        _name(path): np.array(variable.get_value(), dtype=np.float32)
         for path, variable in nnx.to_flat_state(state)
     }
 

@@ -72,7 +72,7 @@ def load_canonical(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
     check_compatible(canonical_shapes(model), weights, model=type(model).__name__)
     with torch.no_grad():
         for name, param, _, from_canonical in _canonical_params(model):
-            value = from_canonical(torch.from_numpy(np.asarray(weights[name])))
+            value = from_canonical(torch.from_numpy(np.array(weights[name])))
             param.copy_(value.to(param.dtype))
 
 
