@@ -8,6 +8,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.parity import ParityReport, ParityResult, parity
 from twinbench.registry import builtin, from_file
 from twinbench.spec import OptimizerConfig, Size, Workload, WorkloadSpec
+from twinbench.store import load_results
 
 __all__ = [
     "Canonical",
@@ -20,5 +21,6 @@ __all__ = [
     "WorkloadSpec",
     "builtin",
     "from_file",
+    "load_results",
     "parity",
 ]

@@ -41,6 +41,8 @@ class RunProgress:
             transient=True,
         )
         self._task = self._progress.add_task("starting", total=None)
+        self._done = 0
+        self._total = 0
 
     def __enter__(self) -> RunProgress:
         return self  # the display starts with the run, after its settings were accepted
@@ -54,6 +56,9 @@ class RunProgress:
         self._progress.stop()
 
     def update(self, event: str, info: dict[str, Any]) -> None:
+        if not self._progress.console.is_terminal:
+            self._log(event, info)
+            return
         if event == "start":
             self._progress.start()
             self._progress.update(self._task, total=info["cells"])
@@ -68,3 +73,22 @@ class RunProgress:
             )
         elif event in _MESSAGES:
             self._progress.update(self._task, description=escape(_MESSAGES[event].format(**info)))
+
+    def _log(self, event: str, info: dict[str, Any]) -> None:
+        """Plain lines for logs and CI, where a live display cannot redraw."""
+        console = self._progress.console
+        if event == "start":
+            self._total = info["cells"]
+            console.print(f"run {info['run_id']}: {self._total} cells", highlight=False)
+        elif event == "cell-done":
+            self._done += 1
+            console.print(
+                f"[{self._done}/{self._total}] {info['cell']}: {info['status']}",
+                highlight=False,
+                markup=False,
+            )
+        elif event == "parity-done":
+            verdict = "pass" if info["passed"] else "FAILED (measured, no verdict)"
+            console.print(f"parity {info['workload']}/{info['size']}: {verdict}", highlight=False)
+        elif event in ("probe", "setup"):
+            console.print(_MESSAGES[event].format(**info), highlight=False, markup=False)

@@ -42,6 +42,9 @@ def thread_environment(threads: int) -> dict[str, str]:
         f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
     ).strip()
     env["TWINBENCH_THREADS"] = str(threads)
+    # JAX's GPU client otherwise grabs most of the memory up front, which would make its
+    # allocator peak meaningless; without a GPU this changes nothing.
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     return env
 
 

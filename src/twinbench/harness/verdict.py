@@ -102,7 +102,7 @@ def group_verdicts(
                 t,
                 j,
                 None,
-                f"{faster} starts first: {ttfs[faster]:.2f} s vs {ttfs[slower]:.2f} s for {slower} "
+                f"{faster} starts first: {ttfs[faster]:.3g} s vs {ttfs[slower]:.3g} s for {slower} "
                 "(one measurement each, compile included)",
             )
         )

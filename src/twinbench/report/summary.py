@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from twinbench.harness.runner import MODES
 from twinbench.harness.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
@@ -73,8 +74,8 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
     row["95% CI ms"] = f"{m['ci_low_s'] * 1e3:.4g}–{m['ci_high_s'] * 1e3:.4g}"
     if baseline is not None and baseline.status == "ok":
         row["vs torch-eager"] = f"{baseline.metrics['median_s'] / median:.2f}×"
-    row["first step s"] = f"{m['time_to_first_step_s']:.2f}"
-    row["compile s"] = f"{m['compile_s']:.2f}" if m.get("compile_s") is not None else "—"
+    row["first step s"] = f"{m['time_to_first_step_s']:.3g}"
+    row["compile s"] = f"{m['compile_s']:.3g}" if m.get("compile_s") is not None else "—"
     if m.get("peak_memory_bytes"):
         row["peak MB"] = f"{m['peak_memory_bytes'] / 2**20:.0f}"
     if peak and m.get("achieved_flops_per_s"):
@@ -88,6 +89,19 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
     return row
 
 
+def _display_order(cells: list[CellRecord]) -> Any:
+    """Groups in the order they were measured; within a group, modes in the canonical order."""
+    first_seen: dict[tuple[str, str, str], int] = {}
+    for cell in cells:
+        first_seen.setdefault((cell.workload, cell.size, cell.phase), len(first_seen))
+    mode_rank = {mode: i for i, mode in enumerate(MODES)}
+
+    def key(cell: CellRecord) -> tuple[int, int]:
+        return first_seen[(cell.workload, cell.size, cell.phase)], mode_rank.get(cell.mode, 99)
+
+    return key
+
+
 def summarize_run(
     run: RunRecord, cells: list[CellRecord], parity: list[dict[str, Any]]
 ) -> RunSummary:
@@ -96,6 +110,7 @@ def summarize_run(
     baselines = {
         (c.workload, c.size, c.phase, c.dtype): c for c in cells if c.mode == "torch-eager"
     }
+    cells = sorted(cells, key=_display_order(cells))
     rows = [
         _cell_row(c, baselines.get((c.workload, c.size, c.phase, c.dtype)), peak) for c in cells
     ]
