@@ -96,6 +96,8 @@ class Workload(Protocol):
 
     def twin(self, framework: Framework) -> TwinModule: ...
 
+    def twin_path(self, framework: Framework) -> Path | None: ...
+
     def size(self, name: str) -> Size: ...
 
 
@@ -127,6 +129,19 @@ class WorkloadSpec:
     def batches(self, size: Size, seed: int) -> Iterator[Batch]:
         """An endless, deterministic stream of batches for ``size``, from ``seed``."""
         return self.data(size, np.random.default_rng(seed))
+
+    def twin_path(self, framework: Framework) -> Path | None:
+        """The twin's source file, found without importing it (None if it cannot be located)."""
+        ref = self.twins.get(framework)
+        if ref is None:
+            return None
+        if ref.endswith(".py"):
+            return Path(ref) if Path(ref).is_absolute() or self.root is None else self.root / ref
+        try:
+            spec = importlib.util.find_spec(ref)
+        except ImportError:
+            return None
+        return Path(spec.origin) if spec is not None and spec.origin else None
 
     def twin(self, framework: Framework) -> TwinModule:
         """Import this workload's twin for ``framework``, with errors that say what is missing."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from twinbench.harness.environment import fingerprint, usable_cores
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
 from twinbench.registry import resolve
-from twinbench.spec import Workload
+from twinbench.spec import Size, Workload
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 
 MODES = ("torch-eager", "torch-compile", "jax-jit", "jax-eager")
@@ -56,6 +56,8 @@ class RunSettings:
     seed: int = 0
     parity_steps: int = 20
     out: Path = DEFAULT_DIR
+    batch_sizes: tuple[int, ...] = ()  # a sweep: each group measured at each of these
+    seq_lens: tuple[int, ...] = ()  # a sweep over the config's "seq_len" (sequence workloads)
 
     def validate(self) -> None:
         """Refuse a bad value with one line naming it and what is valid."""
@@ -74,6 +76,10 @@ class RunSettings:
             raise TwinbenchError(f"--budget {self.budget} is invalid; give seconds > 0")
         if self.timeout <= 0:
             raise TwinbenchError(f"--timeout {self.timeout} is invalid; give seconds > 0")
+        for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
+            bad = [v for v in values if v <= 0]
+            if bad:
+                raise TwinbenchError(f"{flag} value {bad[0]} is invalid; give integers > 0")
         if self.device == "cuda" and not fingerprint()["gpus"]:
             raise TwinbenchError("--device cuda: no NVIDIA GPU found on this machine; use cpu")
 
@@ -90,12 +96,51 @@ def _one_of(what: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class Cell:
+class Point:
+    """One workload at one size — in a sweep, with its batch size or sequence length changed."""
+
     workload: Workload
     workload_file: str | None
-    size: str
+    size_name: str
+    batch_size: int | None = None
+    seq_len: int | None = None
+
+    @property
+    def size(self) -> Size:
+        size = self.workload.size(self.size_name)
+        config = {**size.config, "seq_len": self.seq_len} if self.seq_len else size.config
+        tokens = self.seq_len or size.tokens_per_sample
+        return replace(
+            size,
+            config=config,
+            batch_size=self.batch_size or size.batch_size,
+            tokens_per_sample=tokens,
+        )
+
+    @property
+    def label(self) -> str:
+        """The size as stored: ``small``, or ``small bs=64 seq=128`` for a sweep point."""
+        parts = [self.size_name]
+        if self.batch_size:
+            parts.append(f"bs={self.batch_size}")
+        if self.seq_len:
+            parts.append(f"seq={self.seq_len}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Cell:
+    point: Point
     mode: str
     phase: str
+
+    @property
+    def workload(self) -> Workload:
+        return self.point.workload
+
+    @property
+    def size(self) -> str:
+        return self.point.label
 
     @property
     def framework(self) -> str:
@@ -104,6 +149,22 @@ class Cell:
     @property
     def label(self) -> str:
         return f"{self.workload.name}/{self.size} {self.mode} {self.phase}"
+
+    def request(self, settings: RunSettings) -> dict[str, Any]:
+        """What the worker needs to set this cell up."""
+        return _request(
+            settings,
+            kind="cell",
+            workload=self.workload.name,
+            workload_file=self.point.workload_file,
+            size=self.point.size_name,
+            batch_size=self.point.batch_size,
+            seq_len=self.point.seq_len,
+            mode=self.mode,
+            phase=self.phase,
+            allow_tf32=settings.allow_tf32,
+            compile_mode=settings.torch_compile_mode,
+        )
 
 
 class RunInterrupted(Exception):
@@ -121,8 +182,8 @@ def _no_progress(_event: str, _info: dict[str, Any]) -> None:
     pass
 
 
-def plan(settings: RunSettings) -> list[tuple[Workload, str | None, str]]:
-    """The (workload, its file, size) groups a run covers, all validated before any work."""
+def plan(settings: RunSettings) -> list[Point]:
+    """The points a run covers, in order, all validated before any work starts."""
     files = list(settings.workload_files)
     workloads = resolve(list(settings.workloads) or None, files or None)
     file_of = {}
@@ -130,30 +191,43 @@ def plan(settings: RunSettings) -> list[tuple[Workload, str | None, str]]:
         from twinbench.registry import from_file
 
         file_of[from_file(path).name] = str(Path(path).resolve())
-    groups = []
+    points = []
     for workload in workloads:
         for size in settings.sizes:
-            workload.size(size)  # one clear line for a size the workload lacks
-            groups.append((workload, file_of.get(workload.name), size))
-    return groups
+            config = workload.size(size).config  # one clear line for a size it lacks
+            if settings.seq_lens and "seq_len" not in config:
+                raise TwinbenchError(
+                    f"--seq-lens: workload '{workload.name}' has no sequence "
+                    "length (its config has no 'seq_len')"
+                )
+            for batch_size in settings.batch_sizes or (None,):
+                for seq_len in settings.seq_lens or (None,):
+                    points.append(
+                        Point(workload, file_of.get(workload.name), size, batch_size, seq_len)
+                    )
+    return points
 
 
 def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     """Measure every cell of ``settings``; returns the run id in the store."""
     settings.validate()
-    groups = plan(settings)
+    points = plan(settings)
     store = ResultStore(Path(settings.out) / DB_NAME)
     run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
-    cells_total = len(groups) * len(settings.phases) * len(settings.modes)
+    cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
+    store.set_run_info(
+        run_id, "twin_sources", twin_sources({p.workload.name: p.workload for p in points}.values())
+    )
     try:
         _probe_peaks(store, run_id, settings, progress)
-        for workload, workload_file, size in groups:
-            _check_parity(store, run_id, settings, workload, workload_file, size, progress)
+        checked: set[tuple[str, str]] = set()
+        for point in points:
+            if (point.workload.name, point.size_name) not in checked:  # once per sweep
+                checked.add((point.workload.name, point.size_name))
+                _check_parity(store, run_id, settings, point, progress)
             for phase in settings.phases:
-                cells = [
-                    Cell(workload, workload_file, size, mode, phase) for mode in settings.modes
-                ]
+                cells = [Cell(point, mode, phase) for mode in settings.modes]
                 _measure_interleaved(store, run_id, settings, cells, progress)
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted")
@@ -163,6 +237,17 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     store.close()
     progress("done", {"run_id": run_id})
     return run_id
+
+
+def twin_sources(workloads: Iterable[Workload]) -> dict[str, dict[str, str]]:
+    """Each workload's two twin files as text, so reports can show them without the package."""
+    sources: dict[str, dict[str, str]] = {}
+    for workload in workloads:
+        for framework in ("torch", "jax"):
+            path = workload.twin_path(framework)
+            if path is not None and path.is_file():
+                sources.setdefault(workload.name, {})[framework] = path.read_text()
+    return sources
 
 
 def _request(settings: RunSettings, **fields: Any) -> dict[str, Any]:
@@ -185,14 +270,9 @@ def _probe_peaks(
 
 
 def _check_parity(
-    store: ResultStore,
-    run_id: int,
-    settings: RunSettings,
-    workload: Workload,
-    workload_file: str | None,
-    size: str,
-    progress: Progress,
+    store: ResultStore, run_id: int, settings: RunSettings, point: Point, progress: Progress
 ) -> None:
+    workload, workload_file, size = point.workload, point.workload_file, point.size_name
     progress("parity", {"workload": workload.name, "size": size})
     request = _request(
         settings,
@@ -228,18 +308,7 @@ def _measure_interleaved(
     try:
         for cell in cells:
             progress("setup", {"cell": cell.label})
-            request = _request(
-                settings,
-                kind="cell",
-                workload=cell.workload.name,
-                workload_file=cell.workload_file,
-                size=cell.size,
-                mode=cell.mode,
-                phase=cell.phase,
-                allow_tf32=settings.allow_tf32,
-                compile_mode=settings.torch_compile_mode,
-            )
-            worker = WorkerProcess(request, threads=settings.threads)
+            worker = WorkerProcess(cell.request(settings), threads=settings.threads)
             try:
                 ready = worker.receive(settings.timeout)["ready"]
             except CellFailed as failure:
@@ -303,7 +372,7 @@ def cell_metrics(
 ) -> dict[str, Any]:
     """Everything recorded for a measured cell, derived from the worker's raw answers."""
     summary = summarize(samples)
-    size = cell.workload.size(cell.size)
+    size = cell.point.size
     compile_s = ready["compile_s"]
     if cell.mode == "torch-compile":  # compiled lazily: the first call minus a steady step
         compile_s = max(ready["time_to_first_step_s"] - summary.median, 0.0)
@@ -321,6 +390,8 @@ def cell_metrics(
         "compile_s": compile_s,
         "setup_s": ready["setup_s"],
         "warmup_steps": ready["warmup_steps"],
+        "batch_size": size.batch_size,
+        "seq_len": cell.point.seq_len,
         "samples_per_s": size.batch_size / summary.median,
         "tokens_per_s": (
             size.batch_size * size.tokens_per_sample / summary.median

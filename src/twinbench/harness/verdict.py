@@ -130,7 +130,10 @@ def verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]]) -> l
         groups.setdefault((cell.workload, cell.size, cell.phase, cell.dtype), []).append(cell)
     verdicts = []
     for (workload, size, _phase, _dtype), group in groups.items():
-        record = parity_by_key.get((workload, size))
+        # a sweep point ("small bs=64") was checked at its base size ("small")
+        record = parity_by_key.get((workload, size)) or parity_by_key.get(
+            (workload, size.split(" ")[0])
+        )
         passed = None if record is None else bool(record["passed"])
         reason = _parity_reason(record["summary"]) if record and not passed else ""
         verdicts += group_verdicts(group, parity_passed=passed, parity_reason=reason)

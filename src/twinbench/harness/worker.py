@@ -42,9 +42,18 @@ def _workload(request: dict[str, Any]) -> Any:
     return builtin(request["workload"])
 
 
+def _size(request: dict[str, Any]) -> Any:
+    """The cell's size preset with a sweep's batch size or sequence length applied."""
+    from twinbench.harness.runner import Point
+
+    point = Point(
+        _workload(request), None, request["size"], request.get("batch_size"), request.get("seq_len")
+    )
+    return point.workload, point.size
+
+
 def _bench(request: dict[str, Any]) -> Any:
-    workload = _workload(request)
-    size = workload.size(request["size"])
+    workload, size = _size(request)
     common = {
         "mode": request["mode"],
         "phase": request["phase"],
@@ -73,8 +82,7 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
     from twinbench.backends import canonical_shapes
     from twinbench.canonical import parameter_count
 
-    workload = _workload(request)
-    size = workload.size(request["size"])
+    workload, size = _size(request)
     framework = MODES[request["mode"]]
     source = inspect.getsourcefile(workload.twin(framework))  # type: ignore[arg-type]
     return {
