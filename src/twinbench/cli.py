@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -108,6 +108,28 @@ def _print_parity(report: object) -> None:
     console.print("[green]all twins agree[/green]" if report.passed else "[red]parity failed[/red]")
 
 
+Modes = Annotated[
+    list[str] | None,
+    typer.Option("--mode", help="torch-eager, torch-compile, jax-jit, jax-eager (repeatable)."),
+]
+Phases = Annotated[
+    list[str] | None, typer.Option("--phase", help="train and/or infer (default train).")
+]
+Dtype = Annotated[str, typer.Option(help="float32 or bfloat16.")]
+Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+Threads = Annotated[
+    int | None, typer.Option(help="Threads for both frameworks (default: all usable cores).")
+]
+Budget = Annotated[float, typer.Option(help="Seconds of steady-state timing per cell.")]
+Timeout = Annotated[float, typer.Option(help="Seconds a cell may take to set up and compile.")]
+Out = Annotated[Path, typer.Option(help="Directory of the results database and reports.")]
+AllowTf32 = Annotated[
+    bool, typer.Option("--allow-tf32", help="Allow TF32 matmuls, on both sides alike.")
+]
+CompileMode = Annotated[str, typer.Option(help="default, reduce-overhead or max-autotune.")]
+Seed = Annotated[int, typer.Option(help="Seed of the canonical init and the data.")]
+
+
 @app.command()
 def run(
     suite: Annotated[
@@ -116,68 +138,127 @@ def run(
     workload: Annotated[
         list[str] | None, typer.Option(help="Only these workloads (repeatable).")
     ] = None,
-    mode: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="torch-eager, torch-compile, jax-jit, jax-eager (repeatable; default all)."
-        ),
-    ] = None,
-    phase: Annotated[
-        list[str] | None, typer.Option(help="train and/or infer (default train).")
-    ] = None,
+    mode: Modes = None,
+    phase: Phases = None,
     size: Annotated[
         list[str] | None, typer.Option(help="Size presets (overrides --suite).")
     ] = None,
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    threads: Annotated[
-        int | None, typer.Option(help="Threads for both frameworks (default: all cores).")
-    ] = None,
-    budget: Annotated[float, typer.Option(help="Seconds of steady-state timing per cell.")] = 5.0,
-    timeout: Annotated[
-        float, typer.Option(help="Seconds a cell may take to set up and compile.")
-    ] = 900.0,
-    out: Annotated[
-        Path, typer.Option(help="Directory of the results database and reports.")
-    ] = DEFAULT_OUT,
-    allow_tf32: Annotated[
-        bool, typer.Option("--allow-tf32", help="Allow TF32 matmuls on both sides.")
-    ] = False,
-    torch_compile_mode: Annotated[
-        str, typer.Option(help="default, reduce-overhead or max-autotune.")
-    ] = "default",
-    seed: Annotated[int, typer.Option(help="Seed of the canonical init and the data.")] = 0,
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    threads: Threads = None,
+    budget: Budget = 5.0,
+    timeout: Timeout = 900.0,
+    out: Out = DEFAULT_OUT,
+    allow_tf32: AllowTf32 = False,
+    torch_compile_mode: CompileMode = "default",
+    seed: Seed = 0,
     workload_file: WorkloadFiles = None,
 ) -> None:
     """Time every workload in four modes, fairly, and say which framework is faster."""
-    from twinbench.harness.environment import usable_cores
-    from twinbench.harness.runner import MODES, SUITES, RunInterrupted, RunSettings
-    from twinbench.harness.runner import run as run_suite
+    from twinbench.harness.runner import SUITES
 
     if suite not in SUITES:
         raise TwinbenchError(f"unknown suite '{suite}'; valid: {', '.join(SUITES)}")
-    settings = RunSettings(
+    _execute(
+        out,
         workloads=tuple(workload or ()),
         workload_files=tuple(workload_file or ()),
         sizes=tuple(size or (SUITES[suite],)),
-        modes=tuple(mode or MODES),
-        phases=tuple(phase or ("train",)),
+        modes=mode,
+        phases=phase,
         dtype=dtype,
         device=device,
-        threads=usable_cores() if threads is None else threads,
+        threads=threads,
         budget=budget,
         timeout=timeout,
         allow_tf32=allow_tf32,
         torch_compile_mode=torch_compile_mode,
         seed=seed,
-        out=out,
     )
-    interrupted = None
+
+
+@app.command()
+def sweep(
+    workloads: Annotated[list[str], typer.Argument(help="Workloads to sweep.")],
+    batch_sizes: Annotated[
+        str, typer.Option(help="Comma-separated batch sizes, e.g. 1,2,4,8,16.")
+    ] = "",
+    seq_lens: Annotated[
+        str, typer.Option(help="Comma-separated sequence lengths (sequence workloads).")
+    ] = "",
+    size: Annotated[str, typer.Option(help="The size preset the sweep starts from.")] = "small",
+    mode: Modes = None,
+    phase: Phases = None,
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    threads: Threads = None,
+    budget: Budget = 3.0,
+    timeout: Timeout = 900.0,
+    out: Out = DEFAULT_OUT,
+    seed: Seed = 0,
+    workload_file: WorkloadFiles = None,
+) -> None:
+    """Step time, throughput and memory as the batch (or sequence) grows, per mode."""
+    sweep_batch, sweep_seq = (
+        _int_list("--batch-sizes", batch_sizes),
+        _int_list("--seq-lens", seq_lens),
+    )
+    if not sweep_batch and not sweep_seq:
+        raise TwinbenchError("give --batch-sizes and/or --seq-lens, e.g. --batch-sizes 1,2,4,8")
+    _execute(
+        out,
+        workloads=tuple(workloads),
+        workload_files=tuple(workload_file or ()),
+        sizes=(size,),
+        modes=mode,
+        phases=phase,
+        dtype=dtype,
+        device=device,
+        threads=threads,
+        budget=budget,
+        timeout=timeout,
+        seed=seed,
+        batch_sizes=sweep_batch,
+        seq_lens=sweep_seq,
+    )
+
+
+def _int_list(flag: str, text: str) -> tuple[int, ...]:
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise TwinbenchError(
+            f"{flag} '{text}' is invalid; give comma-separated integers > 0, e.g. 1,2,4"
+        ) from None
+
+
+def _execute(
+    out: Path,
+    *,
+    modes: list[str] | None,
+    phases: list[str] | None,
+    threads: int | None,
+    **fields: Any,
+) -> None:
+    """Run the measurement, show progress, then the report; Ctrl-C keeps what finished."""
+    from twinbench.harness.environment import usable_cores
+    from twinbench.harness.runner import MODES, RunInterrupted, RunSettings
+    from twinbench.harness.runner import run as run_suite
+
+    settings = RunSettings(
+        modes=tuple(modes or MODES),
+        phases=tuple(phases or ("train",)),
+        threads=usable_cores() if threads is None else threads,
+        out=out,
+        **fields,
+    )
+    interrupted = False
     with RunProgress(err_console) as progress:
         try:
             run_id = run_suite(settings, progress=progress.update)
         except RunInterrupted as stop:
-            run_id, interrupted = stop.run_id, stop
+            run_id, interrupted = stop.run_id, True
     _report(out, run_id)
     if interrupted:
         err_console.print(f"interrupted: finished cells of run {run_id} are kept in {out}")
