@@ -1,0 +1,62 @@
+"""`twinbench sweep`: one measured point per batch size, parity checked once at the base size."""
+
+import subprocess
+import sys
+
+import pytest
+
+from twinbench.harness.runner import Point
+from twinbench.registry import builtin
+from twinbench.store import DB_NAME, ResultStore
+
+
+def twinbench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "twinbench", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_point_overrides_batch_size_and_labels_itself():
+    mlp = builtin("mlp")
+    base = mlp.size("tiny")
+    point = Point(mlp, None, "tiny", batch_size=3 * base.batch_size)
+    assert point.size.batch_size == 3 * base.batch_size
+    assert point.size.config == base.config
+    assert point.label == f"tiny bs={3 * base.batch_size}"
+    assert Point(mlp, None, "tiny").label == "tiny"
+    batch = next(mlp.batches(point.size, 0))  # the data generator follows the override
+    assert batch["x"].shape[0] == 3 * base.batch_size
+
+
+def test_sweep_measures_each_batch_size(tmp_path):
+    out = tmp_path / "results"
+    done = twinbench("sweep", "mlp", "--size", "tiny", "--batch-sizes", "2,16", "--mode",
+                     "jax-jit", "--mode", "torch-eager", "--budget", "0.3", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    with ResultStore(out / DB_NAME) as store:
+        run_id = store.latest_run_id()
+        cells = store.cells(run_id)
+        parity = store.parity(run_id)
+    assert {(c.size, c.mode) for c in cells} == {
+        (f"tiny bs={n}", m) for n in (2, 16) for m in ("jax-jit", "torch-eager")}
+    for cell in cells:
+        assert cell.status == "ok", cell.error
+        assert cell.metrics["batch_size"] == int(cell.size.split("=")[1])
+        expected = cell.metrics["batch_size"] / cell.metrics["median_s"]
+        assert cell.metrics["samples_per_s"] == pytest.approx(expected)
+    assert [(p["workload"], p["size"]) for p in parity] == [("mlp", "tiny")]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--batch-sizes", "0,2"], "0"),
+        (["--batch-sizes", "two"], "two"),
+        (["--seq-lens", "8"], "seq_len"),
+        ([], "--batch-sizes"),
+    ],
+)
+def test_bad_sweep_values_give_one_line_and_exit_2(tmp_path, args, named):
+    done = twinbench("sweep", "mlp", *args, "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / DB_NAME).exists()
