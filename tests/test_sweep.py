@@ -36,6 +36,12 @@ def test_sweep_measures_each_batch_size(tmp_path):
         run_id = store.latest_run_id()
         cells = store.cells(run_id)
         parity = store.parity(run_id)
+        info = store.run(run_id).info
+    assert info["thread_environment"]["OMP_NUM_THREADS"] == info["thread_environment"][
+        "TWINBENCH_THREADS"]
+    assert "donate_argnums=0" in info["compile_options"]["jax-jit"]
+    assert set(info["twin_sources"]["mlp"]) == {"torch", "jax"}
+    assert "nnx.Module" in info["twin_sources"]["mlp"]["jax"]
     assert {(c.size, c.mode) for c in cells} == {
         (f"tiny bs={n}", m) for n in (2, 16) for m in ("jax-jit", "torch-eager")}
     for cell in cells:

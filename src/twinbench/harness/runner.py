@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from twinbench.errors import TwinbenchError
-from twinbench.harness.environment import fingerprint, usable_cores
+from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
 from twinbench.registry import resolve
@@ -216,8 +216,19 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
     cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
+    unique = {p.workload.name: p.workload for p in points}
+    store.set_run_info(run_id, "twin_sources", twin_sources(unique.values()))
+    # What each cell's process ran with, so the fairness settings can be audited later.
+    store.set_run_info(run_id, "thread_environment", thread_environment(settings.threads))
     store.set_run_info(
-        run_id, "twin_sources", twin_sources({p.workload.name: p.workload for p in points}.values())
+        run_id,
+        "compile_options",
+        {
+            "jax-jit": "jax.jit of the whole step over the split NNX state, donate_argnums=0, "
+            "AOT lower().compile()",
+            "torch-compile": f"torch.compile of the whole step, mode={settings.torch_compile_mode}",
+            "fp32_matmul_precision": "tf32 allowed" if settings.allow_tf32 else "highest (no TF32)",
+        },
     )
     try:
         _probe_peaks(store, run_id, settings, progress)
