@@ -58,20 +58,20 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _command_output(command: list[str]) -> str:
+    """What a short command prints, or "" when it is missing or fails."""
+    if shutil.which(command[0]) is None:
+        return ""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout
+
+
 def _gpu_names() -> list[str]:
     """GPU names from nvidia-smi, without importing a framework (names only, never memory)."""
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    out = _command_output(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"])
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
@@ -80,17 +80,7 @@ def _git_commit() -> str | None:
     source = Path(__file__).resolve().parents[3]
     if not (source / ".git").exists():
         return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.strip() or None
+    return _command_output(["git", "-C", str(source), "rev-parse", "HEAD"]).strip() or None
 
 
 def versions() -> dict[str, str | None]:
