@@ -216,21 +216,8 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
     cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
-    unique = {p.workload.name: p.workload for p in points}
-    store.set_run_info(run_id, "twin_sources", twin_sources(unique.values()))
-    # What each cell's process ran with, so the fairness settings can be audited later.
-    store.set_run_info(run_id, "thread_environment", thread_environment(settings.threads))
-    store.set_run_info(
-        run_id,
-        "compile_options",
-        {
-            "jax-jit": "jax.jit of the whole step over the split NNX state, donate_argnums=0, "
-            "AOT lower().compile()",
-            "torch-compile": f"torch.compile of the whole step, mode={settings.torch_compile_mode}",
-            "fp32_matmul_precision": "tf32 allowed" if settings.allow_tf32 else "highest (no TF32)",
-        },
-    )
     try:
+        _record_run_info(store, run_id, settings, points)
         _probe_peaks(store, run_id, settings, progress)
         checked: set[tuple[str, str]] = set()
         for point in points:
@@ -248,6 +235,26 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     store.close()
     progress("done", {"run_id": run_id})
     return run_id
+
+
+def _record_run_info(
+    store: ResultStore, run_id: int, settings: RunSettings, points: list[Point]
+) -> None:
+    """What reports and audits need besides the cells: twin sources and what each worker ran with."""
+    unique = {p.workload.name: p.workload for p in points}
+    store.set_run_info(run_id, "twin_sources", twin_sources(unique.values()))
+    store.set_run_info(run_id, "thread_environment", thread_environment(settings.threads))
+    precision = "tf32 allowed" if settings.allow_tf32 else "highest (no TF32)"
+    store.set_run_info(
+        run_id,
+        "compile_options",
+        {
+            "jax-jit": "jax.jit of the whole step over the split NNX state, donate_argnums=0, "
+            "AOT lower().compile()",
+            "torch-compile": f"torch.compile of the whole step, mode={settings.torch_compile_mode}",
+            "fp32_matmul_precision": precision,
+        },
+    )
 
 
 def twin_sources(workloads: Iterable[Workload]) -> dict[str, dict[str, str]]:
