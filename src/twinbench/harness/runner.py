@@ -240,7 +240,7 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
 def _record_run_info(
     store: ResultStore, run_id: int, settings: RunSettings, points: list[Point]
 ) -> None:
-    """What reports and audits need besides the cells: twin sources and what each worker ran with."""
+    """What reports and audits need besides cells: twin sources, what each worker ran with."""
     unique = {p.workload.name: p.workload for p in points}
     store.set_run_info(run_id, "twin_sources", twin_sources(unique.values()))
     store.set_run_info(run_id, "thread_environment", thread_environment(settings.threads))
