@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from twinbench.report.recommend import recommend
 from twinbench.report.summary import (
     CELL_COLUMNS,
     NOTE_LEGEND,
@@ -23,7 +24,96 @@ def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def render(summary: RunSummary) -> str:
+def _fmt_s(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def _steps(steps: float | None) -> str:
+    if steps is None:
+        return "never (not faster per step)"
+    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
+
+
+def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
+    from twinbench.report.html import sections  # the same grouping as the HTML page
+
+    lines: list[str] = []
+    for s in sections(summary, with_plots=False):
+        lines += ["", f"### {s.title}", ""]
+        lines += [f"![{kind}]({path})" for kind, path in _images_for(images, s.anchor)]
+        if s.sweep:
+            lines += [""] + _table(
+                ("mode", "batch sizes", "growth exponent", "best samples/s"),
+                [
+                    [
+                        sr.mode,
+                        ", ".join(map(str, sr.batch_sizes)),
+                        f"{sr.exponent:.2f}" if sr.exponent is not None else "—",
+                        f"{max(sr.samples_per_s):,.0f}",
+                    ]
+                    for sr in s.sweep
+                ],
+            )
+        if s.break_evens:
+            lines += ["", "Compile time against steady-state step:", ""]
+            lines += _table(
+                ("size", "compiled mode", "against", "compile", "break-even (steps)"),
+                [
+                    [
+                        size,
+                        b.compiled_mode,
+                        b.eager_mode + (" (across frameworks)" if b.across_frameworks else ""),
+                        _fmt_s(b.compile_s),
+                        _steps(b.steps),
+                    ]
+                    for size, b in s.break_evens
+                ],
+            )
+        for f in s.failures:
+            first = (f.error or "no error text").strip().splitlines()
+            lines += ["", f"- {f.mode} {f.size} **{f.status}**: {_cell(first[0] if first else '')}"]
+        if s.parity is None:
+            lines += ["", "No parity record for this workload in this run."]
+        else:
+            verdict = "twins agree" if s.parity.passed else "parity FAILED"
+            extra = f" — {s.parity.divergence}" if s.parity.divergence else ""
+            lines += ["", f"Parity: **{verdict}**{extra}"]
+            if s.parity.error:
+                lines += ["", f"> {_cell(s.parity.error)}"]
+            if s.parity.checks:
+                lines += [""] + _table(
+                    ("check", "result", "max abs", "max rel", "atol", "rtol"),
+                    [
+                        [
+                            str(c.get("name", "?")),
+                            "pass" if c.get("passed") else "FAIL",
+                            _num(c.get("max_abs")),
+                            _num(c.get("max_rel")),
+                            _num(c.get("atol")),
+                            _num(c.get("rtol")),
+                        ]
+                        for c in s.parity.checks
+                    ],
+                )
+    return lines
+
+
+def _num(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) else "—"
+
+
+def _images_for(images: dict[str, list[str]], anchor: str) -> list[tuple[str, str]]:
+    return [(f"{anchor} {i}", path) for i, path in enumerate(images.get(anchor, []))]
+
+
+def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> str:
+    """The report as Markdown; ``images`` maps a section anchor to plot paths to link."""
+    from twinbench.report.html import verdict_rows
+
     run = summary.run
     lines = [
         f"# twinbench run {run.id}",
@@ -34,7 +124,33 @@ def render(summary: RunSummary) -> str:
         f"- Settings: {settings_line(run)}",
         "",
     ]
-    lines += ["## Verdicts", "", "Ratios are PyTorch time / JAX time (above 1: JAX is faster).", ""]
+    lines += ["## Summary", ""]
+    lines += _table(
+        ("workload", "size", "phase", "faster", "by", "95% CI", "time to first step"),
+        [
+            [
+                v.workload,
+                v.size,
+                v.phase,
+                v.winner or ("no significant difference" if v.ci else "—"),
+                v.factor,
+                v.ci,
+                v.first_step,
+            ]
+            for v in verdict_rows(summary.verdicts)
+        ],
+    )
+    recommendations = recommend(summary)
+    if recommendations:
+        lines += ["", "## Recommendations", ""]
+        lines += [f"- **{r.kind}** — {r.subject}: {r.text}" for r in recommendations]
+    lines += [
+        "",
+        "## Verdicts",
+        "",
+        "Ratios are PyTorch time / JAX time (above 1: JAX is faster).",
+        "",
+    ]
     lines += _table(
         ("workload", "size", "phase", "comparison", "verdict"),
         [[v.workload, v.size, v.phase, v.comparison, v.text] for v in summary.verdicts],
@@ -46,11 +162,48 @@ def render(summary: RunSummary) -> str:
         ("workload", "size", "result"),
         [[p["workload"], p["size"], "pass" if p["passed"] else "FAIL"] for p in summary.parity],
     )
+    lines += ["", "## Per workload"] + _sections(summary, images or {})
     if summary.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in summary.notes]
     return "\n".join(lines) + "\n"
 
 
 def write(summary: RunSummary, path: Path) -> Path:
-    path.write_text(render(summary))
+    """Write the Markdown report and its plots (SVG files in ``<name>-plots/`` beside it)."""
+    from twinbench.report import plots
+    from twinbench.report.html import sections
+    from twinbench.report.summary import ok_cells, peak_flops
+
+    path = Path(path)
+    folder = path.with_name(f"{path.stem}-plots")
+    images: dict[str, list[str]] = {}
+    peak = peak_flops(summary.run)
+    by_key = {}
+    for cell in summary.cells:
+        by_key.setdefault((cell.workload, cell.size, cell.phase), []).append(cell)
+    for s in sections(summary, with_plots=False):
+        figures = []
+        if s.sweep:
+            figures.append(("sweep", plots.sweep_figure(s.sweep)))
+        else:
+            key = next((k for k in by_key if _anchor_of(k) == s.anchor), None)
+            ok = list(ok_cells(by_key[key]).values()) if key else []
+            if ok:
+                figures.append(("steps", plots.workload_figure(ok, peak)))
+        if s.parity is not None:
+            figure = plots.parity_figure(s.parity.checks)
+            if figure is not None:
+                figures.append(("parity", figure))
+        for name, figure in figures:
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{s.anchor}-{name}.svg"
+            plots.save(figure, target)
+            images.setdefault(s.anchor, []).append(f"{folder.name}/{target.name}")
+    path.write_text(render(summary, images), encoding="utf-8")
     return path
+
+
+def _anchor_of(key: tuple[str, str, str]) -> str:
+    from twinbench.report.html import anchor
+
+    return anchor(*key)

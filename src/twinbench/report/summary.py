@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twinbench.harness.runner import MODES
+import numpy as np
+
+from twinbench.harness.runner import FRAMEWORK_OF, MODES
 from twinbench.harness.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
@@ -156,3 +159,163 @@ def environment_line(run: RunRecord) -> str:
         f"Python {e.get('python')}, torch {v.get('torch')}, jax {v.get('jax')}, "
         f"jaxlib {v.get('jaxlib')}, flax {v.get('flax')}, optax {v.get('optax')}"
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Derived views shared by the HTML and Markdown reports and by the recommendations.
+
+COMPILED_MODES = ("torch-compile", "jax-jit")
+EAGER_MODES = ("torch-eager", "jax-eager")
+_SWEEP_BS = re.compile(r"(?:^|\s)bs=(\d+)(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class BreakEven:
+    """How many steady-state steps a compiled mode needs before its compile time has paid off.
+
+    ``steps`` is compile_s / (eager median − compiled median); None when the compiled mode is
+    not faster per step, so compiling never pays off.
+    """
+
+    compiled_mode: str
+    eager_mode: str
+    compile_s: float
+    compiled_median_s: float
+    eager_median_s: float
+
+    @property
+    def steps(self) -> float | None:
+        saving = self.eager_median_s - self.compiled_median_s
+        return self.compile_s / saving if saving > 0 else None
+
+    @property
+    def across_frameworks(self) -> bool:
+        return FRAMEWORK_OF[self.compiled_mode] != FRAMEWORK_OF[self.eager_mode]
+
+
+@dataclass(frozen=True)
+class SweepSeries:
+    """One mode's cells along a batch-size sweep, sorted by batch size."""
+
+    workload: str
+    base: str  # the size label without its "bs=N" part, e.g. "small" or "small seq=128"
+    phase: str
+    mode: str
+    batch_sizes: tuple[int, ...]
+    median_s: tuple[float, ...]
+    ci_low_s: tuple[float, ...]
+    ci_high_s: tuple[float, ...]
+    samples_per_s: tuple[float, ...]
+    peak_memory_bytes: tuple[float | None, ...]
+
+    @property
+    def framework(self) -> str:
+        return FRAMEWORK_OF.get(self.mode, self.mode)
+
+    @property
+    def exponent(self) -> float | None:
+        """Slope of log(step time) against log(batch size): 1 is linear growth."""
+        if len(set(self.batch_sizes)) < 2:
+            return None
+        slope, _ = np.polyfit(np.log(self.batch_sizes), np.log(self.median_s), 1)
+        return float(slope)
+
+
+def ok_cells(cells: list[CellRecord]) -> dict[str, CellRecord]:
+    """The measured cells of one group by mode (cells without samples or a median left out)."""
+    return {c.mode: c for c in cells if c.status == "ok" and c.metrics.get("median_s") is not None}
+
+
+def groups(summary: RunSummary) -> dict[tuple[str, str, str], list[CellRecord]]:
+    """Cells by (workload, size, phase), in the order the run measured them."""
+    out: dict[tuple[str, str, str], list[CellRecord]] = {}
+    for cell in summary.cells:
+        out.setdefault((cell.workload, cell.size, cell.phase), []).append(cell)
+    return out
+
+
+def base_size(size: str) -> str:
+    """``small bs=64 seq=128`` → ``small``: the preset a sweep point starts from."""
+    return size.split(" ")[0]
+
+
+def sweep_batch_size(cell: CellRecord) -> int | None:
+    """The batch size of a batch-sweep point, None for a cell that is not one."""
+    match = _SWEEP_BS.search(cell.size)
+    if match is None or cell.metrics.get("batch_size") is None:
+        return None
+    return int(match.group(1))
+
+
+def parity_record(summary: RunSummary, workload: str, size: str) -> dict[str, Any] | None:
+    """The parity check that covers a group; a sweep point was checked at its base size."""
+    for wanted in (size, base_size(size)):
+        for record in summary.parity:
+            if record["workload"] == workload and record["size"] == wanted:
+                return record
+    return None
+
+
+def break_evens(cells: list[CellRecord]) -> list[BreakEven]:
+    """Every compiled mode against every eager mode measured in the same group."""
+    ok = ok_cells(cells)
+    out = []
+    for compiled in COMPILED_MODES:
+        cell = ok.get(compiled)
+        if cell is None or cell.metrics.get("compile_s") is None:
+            continue
+        for eager in EAGER_MODES:
+            if eager in ok:
+                out.append(
+                    BreakEven(
+                        compiled,
+                        eager,
+                        float(cell.metrics["compile_s"]),
+                        float(cell.metrics["median_s"]),
+                        float(ok[eager].metrics["median_s"]),
+                    )
+                )
+    return out
+
+
+def sweep_series(cells: list[CellRecord]) -> list[SweepSeries]:
+    """Batch-sweep cells grouped per (workload, base, phase, mode); series of 2+ points only."""
+    points: dict[tuple[str, str, str, str], list[tuple[int, CellRecord]]] = {}
+    for cell in cells:
+        bs = sweep_batch_size(cell)
+        if bs is None or cell.status != "ok" or cell.metrics.get("median_s") is None:
+            continue
+        base = " ".join(_SWEEP_BS.sub(" ", cell.size).split())
+        points.setdefault((cell.workload, base, cell.phase, cell.mode), []).append((bs, cell))
+    mode_rank = {mode: i for i, mode in enumerate(MODES)}
+    series = []
+    for (workload, base, phase, mode), found in sorted(
+        points.items(), key=lambda kv: (kv[0][:3], mode_rank.get(kv[0][3], 99))
+    ):
+        if len(found) < 2:
+            continue
+        found.sort(key=lambda p: p[0])
+        ms = [c.metrics for _, c in found]
+        series.append(
+            SweepSeries(
+                workload,
+                base,
+                phase,
+                mode,
+                tuple(bs for bs, _ in found),
+                tuple(float(m["median_s"]) for m in ms),
+                tuple(float(m.get("ci_low_s", m["median_s"])) for m in ms),
+                tuple(float(m.get("ci_high_s", m["median_s"])) for m in ms),
+                tuple(
+                    float(m.get("samples_per_s") or bs / m["median_s"])
+                    for (bs, _), m in zip(found, ms, strict=True)
+                ),
+                tuple(m.get("peak_memory_bytes") for m in ms),
+            )
+        )
+    return series
+
+
+def peak_flops(run: RunRecord) -> float | None:
+    """The machine's measured peak FLOP/s (the best framework's matmul probe), if any."""
+    return _peak(run)

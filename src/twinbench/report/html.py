@@ -1,0 +1,346 @@
+"""The run as one self-contained HTML page: tables, inline SVG plots, twin sources, advice.
+
+Nothing on the page is fetched: styles are inline, plots are inline SVG, fonts are the reader's
+system fonts. Every string that comes from outside twinbench's code (workload names, error texts,
+twin sources) is escaped by jinja2's autoescape; the only unescaped fragments are the SVG that
+matplotlib writes (which escapes its own text) and the HTML pygments writes (which escapes the
+source it highlights).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+from twinbench.harness.verdict import Verdict
+from twinbench.report import plots
+from twinbench.report.recommend import Recommendation, recommend
+from twinbench.report.summary import (
+    CELL_COLUMNS,
+    NOTE_LEGEND,
+    BreakEven,
+    RunSummary,
+    SweepSeries,
+    base_size,
+    break_evens,
+    groups,
+    ok_cells,
+    parity_record,
+    peak_flops,
+    sweep_batch_size,
+    sweep_series,
+)
+from twinbench.store import CellRecord
+
+_FORMATTER = HtmlFormatter(cssclass="hl", linenos="table", wrapcode=True)
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("twinbench.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """A duration with a unit a person reads at a glance: 412 µs, 3.21 ms, 1.5 s."""
+    if seconds is None:
+        return "—"
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def fmt_steps(steps: float | None) -> str:
+    if steps is None:
+        return "never (not faster per step)"
+    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
+
+
+_ENV.filters["seconds"] = fmt_seconds
+_ENV.filters["steps"] = fmt_steps
+
+
+@dataclass
+class VerdictRow:
+    workload: str
+    size: str
+    phase: str
+    winner: str  # a mode, or "" when there is no significant difference or no verdict
+    factor: str  # "1.83×" (how much faster the winner is), or ""
+    ci: str  # "1.79–1.86×"
+    text: str
+    first_step: str  # the time-to-first-step verdict
+    significant: bool
+
+
+@dataclass
+class ParityView:
+    passed: bool
+    error: str | None
+    checks: list[dict[str, Any]]
+    divergence: str | None
+    svg: Markup | None
+
+
+@dataclass
+class Section:
+    """One workload at one size and phase, or one batch sweep."""
+
+    anchor: str
+    title: str
+    rows: list[dict[str, str]]
+    failures: list[CellRecord]
+    svg: Markup | None
+    break_evens: list[tuple[str, BreakEven]]  # (size label, break-even)
+    parity: ParityView | None
+    sweep: list[SweepSeries] = field(default_factory=list)
+
+
+def verdict_rows(verdicts: list[Verdict]) -> list[VerdictRow]:
+    first_step = {
+        (v.workload, v.size, v.phase): v.text
+        for v in verdicts
+        if v.comparison == "time to first step"
+    }
+    rows = []
+    for v in verdicts:
+        if v.comparison != "best vs best":
+            continue
+        key = (v.workload, v.size, v.phase)
+        winner = factor = ci = ""
+        r = v.ratio
+        if r is not None and r.significant:
+            if r.ratio > 1:
+                winner, factor, ci = (
+                    v.jax_mode or "",
+                    f"{r.ratio:.2f}×",
+                    f"{r.ci_low:.2f}–{r.ci_high:.2f}×",
+                )
+            else:
+                winner = v.torch_mode or ""
+                factor, ci = f"{1 / r.ratio:.2f}×", f"{1 / r.ci_high:.2f}–{1 / r.ci_low:.2f}×"
+        elif r is not None:
+            ci = f"{r.ci_low:.2f}–{r.ci_high:.2f}"
+        rows.append(
+            VerdictRow(
+                *key,
+                winner=winner,
+                factor=factor,
+                ci=ci,
+                text=v.text,
+                first_step=first_step.get(key, "—"),
+                significant=bool(r is not None and r.significant),
+            )
+        )
+    seen = {(r.workload, r.size, r.phase) for r in rows}
+    for key, text in first_step.items():  # groups whose best-vs-best verdict is missing
+        if key not in seen:
+            rows.append(VerdictRow(*key, "", "", "", "no step-time verdict", text, False))
+    return rows
+
+
+def _parity_view(record: dict[str, Any] | None, *, with_plot: bool = True) -> ParityView | None:
+    if record is None:
+        return None
+    summary = record.get("summary") or {}
+    checks = [c for c in summary.get("checks") or [] if isinstance(c, dict)]
+    divergence = summary.get("divergence")
+    described = None
+    if isinstance(divergence, dict) and divergence.get("layer"):
+        described = (
+            f"first divergent layer: {divergence['layer']}"
+            + (f" (after {divergence['previous']})" if divergence.get("previous") else "")
+            + (f", max abs diff {divergence['max_abs']:.3g}" if divergence.get("max_abs") else "")
+        )
+    figure = plots.parity_figure(checks) if with_plot else None
+    return ParityView(
+        passed=bool(record["passed"]),
+        error=summary.get("error"),
+        checks=checks,
+        divergence=described,
+        svg=Markup(plots.svg(figure)) if figure is not None else None,
+    )
+
+
+def anchor(*parts: str) -> str:
+    return "w-" + "-".join("".join(ch if ch.isalnum() else "_" for ch in p) for p in parts)
+
+
+def sections(summary: RunSummary, *, with_plots: bool = True) -> list[Section]:
+    """The per-workload sections, in the order the run measured them; sweeps one section each."""
+    peak = peak_flops(summary.run)
+    rows_by_key: dict[tuple[str, str, str], list[dict[str, str]]] = {}
+    for row in summary.rows:
+        rows_by_key.setdefault((row["workload"], row["size"], row["phase"]), []).append(row)
+    out: list[Section] = []
+    sweeps: dict[tuple[str, str, str], Section] = {}
+    all_series = sweep_series(summary.cells)
+    for key, cells in groups(summary).items():
+        workload, size, phase = key
+        failures = [c for c in cells if c.status != "ok"]
+        is_sweep = any(sweep_batch_size(c) is not None for c in cells)
+        if is_sweep:
+            base = base_size(size)
+            section = sweeps.get((workload, base, phase))
+            if section is None:
+                series = [
+                    s
+                    for s in all_series
+                    if (s.workload, base_size(s.base), s.phase) == (workload, base, phase)
+                ]
+                svg = (
+                    Markup(plots.svg(plots.sweep_figure(series))) if series and with_plots else None
+                )
+                section = Section(
+                    anchor=anchor(workload, base, phase, "sweep"),
+                    title=f"{workload} / {base} / {phase} — batch-size sweep",
+                    rows=[],
+                    failures=[],
+                    svg=svg,
+                    break_evens=[],
+                    parity=_parity_view(
+                        parity_record(summary, workload, base), with_plot=with_plots
+                    ),
+                    sweep=series,
+                )
+                sweeps[(workload, base, phase)] = section
+                out.append(section)
+            section.rows += rows_by_key.get(key, [])
+            section.failures += failures
+            section.break_evens += [(size, b) for b in break_evens(cells)]
+            continue
+        ok = list(ok_cells(cells).values())
+        svg = Markup(plots.svg(plots.workload_figure(ok, peak))) if ok and with_plots else None
+        out.append(
+            Section(
+                anchor=anchor(workload, size, phase),
+                title=f"{workload} / {size} / {phase}",
+                rows=rows_by_key.get(key, []),
+                failures=failures,
+                svg=svg,
+                break_evens=[(size, b) for b in break_evens(cells)],
+                parity=_parity_view(parity_record(summary, workload, size), with_plot=with_plots),
+            )
+        )
+    return out
+
+
+def environment_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """(label, value) pairs describing the machine and libraries."""
+    e = summary.run.environment
+    versions = e.get("versions") or {}
+    rows = [
+        ("CPU", f"{e.get('cpu_model', '?')}"),
+        (
+            "cores",
+            f"{e.get('usable_cores', '?')} usable ({e.get('cpu_cores_physical', '?')} physical, "
+            f"{e.get('cpu_cores_logical', '?')} logical)",
+        ),
+        ("GPU", ", ".join(e.get("gpus") or []) or "none"),
+    ]
+    if e.get("memory_bytes"):
+        rows.append(("memory", f"{e['memory_bytes'] / 2**30:.1f} GiB"))
+    rows += [("OS", str(e.get("os", "?"))), ("Python", str(e.get("python", "?")))]
+    rows += [(name, str(version)) for name, version in versions.items()]
+    if e.get("git_commit"):
+        rows.append(("git commit", str(e["git_commit"])[:12]))
+    peaks = summary.run.info.get("peak_flops") or {}
+    for framework, value in peaks.items():
+        shown = f"{value / 1e9:,.1f} GFLOP/s" if isinstance(value, int | float) else str(value)
+        rows.append((f"peak matmul ({framework})", shown))
+    return rows
+
+
+def settings_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """(label, value) pairs: the run's fairness settings, the same for both frameworks."""
+    s = summary.run.settings
+    info = summary.run.info
+    rows = [
+        ("threads", f"{s.get('threads', '?')} for both frameworks"),
+        ("dtype", str(s.get("dtype", "?"))),
+        ("device", str(s.get("device", "?"))),
+        (
+            "matmul precision",
+            (info.get("compile_options") or {}).get("fp32_matmul_precision")
+            or ("TF32 allowed" if s.get("allow_tf32") else "TF32 off on both sides"),
+        ),
+        ("budget", f"{s.get('budget', '?')} s of timing per cell"),
+        ("torch.compile mode", str(s.get("torch_compile_mode", "?"))),
+        ("seed", str(s.get("seed", "?"))),
+        ("parity steps", str(s.get("parity_steps", "?"))),
+        ("modes", ", ".join(s.get("modes") or [])),
+        ("phases", ", ".join(s.get("phases") or [])),
+    ]
+    for mode, text in (info.get("compile_options") or {}).items():
+        if mode != "fp32_matmul_precision":
+            rows.append((f"{mode}", str(text)))
+    threads = info.get("thread_environment") or {}
+    if threads:
+        rows.append(("thread variables", " ".join(f"{k}={v}" for k, v in threads.items())))
+    return rows
+
+
+def sources(summary: RunSummary) -> list[dict[str, Any]]:
+    """Each workload's twin files, highlighted, with their line counts."""
+    out = []
+    for workload, files in (summary.run.info.get("twin_sources") or {}).items():
+        twins = []
+        for framework, label in (("torch", "PyTorch twin"), ("jax", "JAX twin")):
+            text = files.get(framework) if isinstance(files, dict) else None
+            if text is None:
+                continue
+            twins.append(
+                {
+                    "label": label,
+                    "lines": len(text.splitlines()),
+                    "html": Markup(highlight(text, PythonLexer(), _FORMATTER)),
+                }
+            )
+        if twins:
+            out.append({"workload": workload, "anchor": anchor("src", workload), "twins": twins})
+    return out
+
+
+def context(summary: RunSummary) -> dict[str, Any]:
+    """Everything the template shows, computed from the summary alone."""
+    recommendations: list[Recommendation] = recommend(summary)
+    failed = [c for c in summary.cells if c.status != "ok"]
+    return {
+        "run": summary.run,
+        "environment": environment_rows(summary),
+        "settings": settings_rows(summary),
+        "verdicts": verdict_rows(summary.verdicts),
+        "all_verdicts": summary.verdicts,
+        "recommendations": recommendations,
+        "sections": sections(summary),
+        "sources": sources(summary),
+        "failed": failed,
+        "notes": summary.notes,
+        "columns": [c for c in CELL_COLUMNS if c not in ("workload", "size", "phase")],
+        "legend": NOTE_LEGEND,
+        "n_ok": sum(1 for c in summary.cells if c.status == "ok"),
+        "n_cells": len(summary.cells),
+        "highlight_css": Markup(_FORMATTER.get_style_defs(".hl")),
+    }
+
+
+def render(summary: RunSummary) -> str:
+    """The whole report as one HTML document."""
+    return _ENV.get_template("report.html.j2").render(**context(summary))
+
+
+def write(summary: RunSummary, path: Path) -> Path:
+    """Write the report to ``path`` (UTF-8) and return the path."""
+    path = Path(path)
+    path.write_text(render(summary), encoding="utf-8")
+    return path

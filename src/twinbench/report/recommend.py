@@ -1,0 +1,256 @@
+"""Advice derived from one run's measurements — never written in advance.
+
+``recommend(summary)`` is a pure function of the RunSummary: every sentence it returns quotes the
+numbers it follows from, so a reader can check it, and different numbers give different advice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from twinbench.harness.verdict import Verdict
+from twinbench.report.summary import (
+    COMPILED_MODES,
+    RunSummary,
+    SweepSeries,
+    base_size,
+    groups,
+    ok_cells,
+    parity_record,
+    sweep_batch_size,
+    sweep_series,
+)
+from twinbench.store import CellRecord
+
+# Kinds, in the order a reader should see them.
+KINDS = (
+    "parity",  # the twins disagree: fix before reading any speed number
+    "failed",  # a cell errored, crashed or timed out
+    "long-training",  # the fastest steady-state mode, when the difference is significant
+    "short-runs",  # a mode that starts sooner wins runs shorter than the break-even
+    "indistinguishable",  # the frameworks' best modes are within noise of each other
+    "noisy",  # cells too noisy to judge
+    "sweep",  # batch-size sweeps: where throughput peaks, how step time grows
+    "run",  # about the run as a whole (interrupted, nothing measured)
+)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    kind: str
+    subject: str  # "mlp/small train", or "run" for run-wide advice
+    text: str
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def _fmt_steps(steps: float) -> str:
+    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
+
+
+def _one_time_cost(cell: CellRecord) -> float:
+    """What a mode pays once before its steady state: compile time (0 for eager modes)."""
+    compile_s = cell.metrics.get("compile_s")
+    return float(compile_s) if compile_s is not None and cell.mode in COMPILED_MODES else 0.0
+
+
+def _median(cell: CellRecord) -> float:
+    return float(cell.metrics["median_s"])
+
+
+def _best_verdict(verdicts: list[Verdict], key: tuple[str, str, str]) -> Verdict | None:
+    for v in verdicts:
+        if (v.workload, v.size, v.phase) == key and v.comparison == "best vs best":
+            return v
+    return None
+
+
+def _group_advice(
+    summary: RunSummary, key: tuple[str, str, str], cells: list[CellRecord]
+) -> list[Recommendation]:
+    workload, size, phase = key
+    subject = f"{workload}/{size} {phase}"
+    out: list[Recommendation] = []
+    for cell in cells:
+        if cell.status != "ok":
+            first = (cell.error or "no error text").strip().splitlines()
+            out.append(
+                Recommendation(
+                    "failed",
+                    subject,
+                    f"{cell.mode} {cell.status}: {first[0][:200] if first else ''} — "
+                    "no timing for this mode; fix or exclude it before comparing.",
+                )
+            )
+    record = parity_record(summary, workload, size)
+    if record is not None and not record["passed"]:
+        out.append(
+            Recommendation(
+                "parity",
+                subject,
+                "the twins do not compute the same thing, so their speeds are not comparable: "
+                "fix the twin named in the parity section, then measure again.",
+            )
+        )
+        return out
+    ok = ok_cells(cells)
+    if not ok:
+        return out
+    verdict = _best_verdict(summary.verdicts, key)
+    fastest = min(ok.values(), key=_median)
+    significant = verdict is not None and verdict.ratio is not None and verdict.ratio.significant
+    noisy = [c for c in ok.values() if c.metrics.get("noisy") or not c.metrics.get("converged")]
+    if verdict is not None and verdict.ratio is not None and not significant:
+        r = verdict.ratio
+        out.append(
+            Recommendation(
+                "indistinguishable",
+                subject,
+                f"{verdict.torch_mode} and {verdict.jax_mode} are indistinguishable in steady "
+                f"state (time ratio {r.ratio:.2f}, 95% CI {r.ci_low:.2f}–{r.ci_high:.2f} holds "
+                "1): choose the framework on other grounds.",
+            )
+        )
+    elif len(ok) > 1:
+        others = sorted((c for c in ok.values() if c is not fastest), key=_median)
+        runner_up = others[0]
+        lead = _median(runner_up) / _median(fastest)
+        claim = ""
+        if significant and verdict is not None and verdict.ratio is not None:
+            r = verdict.ratio
+            low, high = (r.ci_low, r.ci_high) if r.ratio > 1 else (1 / r.ci_high, 1 / r.ci_low)
+            pair = {verdict.torch_mode, verdict.jax_mode}
+            if pair == {fastest.mode, runner_up.mode}:
+                claim = f" (95% CI {low:.2f}–{high:.2f}×)"
+            else:
+                claim = f"; across frameworks: {verdict.text}"
+        out.append(
+            Recommendation(
+                "long-training",
+                subject,
+                f"for long training use {fastest.mode}: {_fmt_s(_median(fastest))} per step, "
+                f"{lead:.2f}× faster than the next mode, {runner_up.mode}{claim}.",
+            )
+        )
+    # Short runs: a mode with a smaller one-time cost finishes n steps sooner for small n.
+    for cell in sorted(ok.values(), key=_one_time_cost):
+        extra = _one_time_cost(fastest) - _one_time_cost(cell)
+        slower = _median(cell) - _median(fastest)
+        if cell is fastest or extra <= 0 or slower <= 0:
+            continue
+        steps = extra / slower
+        out.append(
+            Recommendation(
+                "short-runs",
+                subject,
+                f"for runs shorter than about {_fmt_steps(steps)} steps use {cell.mode}: "
+                f"{fastest.mode} spends {_fmt_s(_one_time_cost(fastest))} compiling and saves "
+                f"{_fmt_s(slower)} per step, which pays off only after {_fmt_steps(steps)} "
+                "steps.",
+            )
+        )
+        break
+    else:
+        if fastest.mode in COMPILED_MODES and len(ok) > 1:
+            out.append(
+                Recommendation(
+                    "short-runs",
+                    subject,
+                    f"{fastest.mode} wins short runs too: no other mode measured here starts "
+                    "cheaper and is fast enough to finish first.",
+                )
+            )
+    if noisy and not significant:
+        names = ", ".join(
+            f"{c.mode} (IQR {100 * c.metrics.get('iqr_s', 0) / _median(c):.0f}% of median)"
+            for c in noisy
+        )
+        out.append(
+            Recommendation(
+                "noisy",
+                subject,
+                f"too noisy to judge: {names}; measure again with a longer --budget on a "
+                "quieter machine before drawing a conclusion.",
+            )
+        )
+    return out
+
+
+def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
+    out = []
+    series = sweep_series(summary.cells)
+    by_group: dict[tuple[str, str, str], list[SweepSeries]] = {}
+    for s in series:
+        by_group.setdefault((s.workload, s.base, s.phase), []).append(s)
+    for (workload, base, phase), members in by_group.items():
+        best_tp, best_bs, best_mode = max(
+            (tp, bs, s.mode)
+            for s in members
+            for tp, bs in zip(s.samples_per_s, s.batch_sizes, strict=True)
+        )
+        growth = "; ".join(
+            f"{s.mode} step time ∝ batch^{s.exponent:.2f}"
+            for s in members
+            if s.exponent is not None
+        )
+        top = max(max(s.batch_sizes) for s in members)
+        where = "the largest batch measured" if best_bs == top else f"batch {best_bs}"
+        hint = (
+            " — throughput may still grow beyond it"
+            if best_bs == top
+            else " — larger batches lost throughput"
+        )
+        out.append(
+            Recommendation(
+                "sweep",
+                f"{workload}/{base} {phase}",
+                f"best throughput: {best_mode} at {where} ({best_tp:,.0f} samples/s){hint}. "
+                f"{growth} (1 = linear; below 1, bigger batches are cheaper per sample).",
+            )
+        )
+    return out
+
+
+def recommend(summary: RunSummary) -> list[Recommendation]:
+    """Every recommendation the run's numbers support, ordered by KINDS."""
+    out: list[Recommendation] = []
+    sweep_parity: set[tuple[str, str]] = set()
+    for key, cells in groups(summary).items():
+        advice = _group_advice(summary, key, cells)
+        if any(sweep_batch_size(c) is not None for c in cells):
+            # a sweep point: its speed advice is given per sweep, its parity once per sweep
+            for r in advice:
+                if r.kind == "parity" and (key[0], base_size(key[1])) not in sweep_parity:
+                    sweep_parity.add((key[0], base_size(key[1])))
+                    out.append(replace(r, subject=f"{key[0]}/{base_size(key[1])} sweep"))
+            advice = [r for r in advice if r.kind == "failed"]
+        out += advice
+    out += _sweep_advice(summary)
+    run = summary.run
+    if run.status != "finished":
+        measured = sum(1 for c in summary.cells if c.status == "ok")
+        out.append(
+            Recommendation(
+                "run",
+                "run",
+                f"the run is {run.status}: advice covers only the {measured} cells it measured; "
+                "run it again to complete the picture.",
+            )
+        )
+    if not any(c.status == "ok" for c in summary.cells):
+        out.append(
+            Recommendation(
+                "run",
+                "run",
+                "no cell was measured successfully, so there is nothing to recommend on speed; "
+                "see the failures above.",
+            )
+        )
+    rank = {kind: i for i, kind in enumerate(KINDS)}
+    return sorted(out, key=lambda r: rank[r.kind])
