@@ -140,7 +140,7 @@ def test_newer_schema_is_refused(tmp_path):
 
 
 def test_report_of_an_empty_store_or_bad_run_id(tmp_path):
-    done = twinbench("report", "--out", str(tmp_path / "none"))
+    done = twinbench("report", "--results", str(tmp_path / "none"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    done = twinbench("report", "abc", "--out", str(tmp_path))
+    done = twinbench("report", "abc", "--results", str(tmp_path))
     assert done.returncode == 2 and "abc" in done.stderr
