@@ -281,9 +281,7 @@ _LABELS = {
     "json": "JSON export",
     "csv": "CSV export",
 }
-Results = Annotated[
-    Path, typer.Option("--results", help="Directory of the results database.")
-]
+Results = Annotated[Path, typer.Option("--results", help="Directory of the results database.")]
 TensorBoardDir = Annotated[
     Path | None,
     typer.Option(
@@ -475,11 +473,13 @@ def compare(
         regressed = comparison.regressions(fail_on_regression / 100)
         if regressed:
             names = ", ".join(
-                f"{r.workload}/{r.size} {r.mode} {r.phase} ×{r.ratio:.2f}" for r in regressed
+                f"{r.workload}/{r.size} {r.mode} {r.phase} "
+                + ("failed in B" if r.broke_in_b else f"×{r.ratio:.2f}")
+                for r in regressed
             )
             err_console.print(
                 f"[red]regression:[/red] {len(regressed)} cells slower by more than "
-                f"{fail_on_regression:g}%: {escape(names)}",
+                f"{fail_on_regression:g}% or failing in RUN_B: {escape(names)}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -164,6 +164,7 @@ def test_added_removed_and_failed_cells(tmp_path):
     ]
     with _store(tmp_path, run_a, run_b) as store:
         comparison = compare_runs(store, 1, 2)
+        reverse = compare_runs(store, 2, 1)
     by_mode = {row.mode: row for row in comparison.rows}
     assert by_mode["jax-jit"].change == "unchanged" and by_mode["jax-jit"].ratio == 1.0
     assert by_mode["torch-eager"].change == "failed"
@@ -181,7 +182,9 @@ def test_added_removed_and_failed_cells(tmp_path):
         "added": 1,
         "removed": 1,
     }
-    assert comparison.regressions(0.0) == []
+    # a cell that worked in A and crashes in B fails a CI gate; the reverse is a repair
+    assert [row.mode for row in comparison.regressions(0.0)] == ["torch-eager"]
+    assert reverse.regressions(0.0) == []
 
 
 def test_cells_are_matched_by_their_whole_key(tmp_path):

@@ -68,6 +68,11 @@ class CompareRow:
         """Significantly slower in B by a factor above 1 + fraction (for CI gates)."""
         return self.significant and self.ratio is not None and self.ratio > 1.0 + fraction
 
+    @property
+    def broke_in_b(self) -> bool:
+        """Measured in A, failed (error, crash, timeout) in B."""
+        return self.change == "failed" and self.median_a_s is not None and self.median_b_s is None
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "significant": self.significant}
 
@@ -90,8 +95,9 @@ class Comparison:
         return counts
 
     def regressions(self, fraction: float) -> list[CompareRow]:
-        """Rows significantly slower in B by more than ``fraction`` (0.05 = 5 %)."""
-        return [row for row in self.rows if row.regressed_by_more_than(fraction)]
+        """Rows significantly slower in B by more than ``fraction`` (0.05 = 5 %), and cells that
+        worked in A but failed in B — a crash is a regression to a CI gate too."""
+        return [row for row in self.rows if row.regressed_by_more_than(fraction) or row.broke_in_b]
 
     def to_dict(self) -> dict[str, Any]:
         return {
