@@ -486,6 +486,134 @@ def compare(
             raise typer.Exit(1)
 
 
+def _csv(values: list[str] | None) -> list[str] | None:
+    """Repeatable options that also accept comma-separated values."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _store_suite(out: Path, run_id: int, text: str) -> None:
+    """Keep the suite's rendered tables with its run, so `twinbench report` shows them later."""
+    from twinbench.store import DB_NAME, ResultStore
+
+    with ResultStore(out / DB_NAME) as store:
+        store.set_run_info(run_id, "suite_report", text)
+    console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def optim(
+    problem: Annotated[
+        list[str] | None, typer.Option(help="linreg, logreg, rosenbrock (repeatable).")
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="newton, bfgs, lbfgs (repeatable).")
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Problem dimension (default per problem).")
+    ] = None,
+    gtol: Annotated[float, typer.Option(help="Gradient-norm tolerance (inf-norm).")] = 1e-6,
+    max_iter: Annotated[int, typer.Option(help="Iteration cap per solve.")] = 500,
+    repeats: Annotated[int, typer.Option(help="Timed repetitions per solve.")] = 5,
+    workload: Annotated[
+        list[str] | None, typer.Option(help="First-order workloads (default linreg, mlp, xor).")
+    ] = None,
+    optimizer: Annotated[
+        list[str] | None, typer.Option(help="sgd, sgd_momentum, adam, adamw (repeatable).")
+    ] = None,
+    size: Annotated[str, typer.Option(help="Size preset of the first-order workloads.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="First-order steps compared.")] = 200,
+    quick: Annotated[bool, typer.Option("--quick", help="Small problems, one timed call.")] = False,
+    no_first_order: Annotated[bool, typer.Option("--no-first-order")] = False,
+    no_second_order: Annotated[bool, typer.Option("--no-second-order")] = False,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
+    from twinbench.optim_suite import render_markdown, run_optim_suite, save
+
+    with err_console.status("running the optimizer suite…") as status:
+        report = run_optim_suite(
+            problems=_csv(problem),
+            methods=_csv(method),
+            dim=dim,
+            gtol=gtol,
+            max_iter=max_iter,
+            repeats=repeats,
+            workloads=_csv(workload),
+            optimizers=_csv(optimizer),
+            size=size,
+            steps=steps,
+            seed=seed,
+            quick=quick,
+            first_order=not no_first_order,
+            second_order=not no_second_order,
+            progress=lambda m: status.update(escape(m)),
+        )
+    text = render_markdown(report)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    _store_suite(out, save(report, out), text)
+
+
+@app.command()
+def autodiff(
+    function: Annotated[
+        list[str] | None, typer.Option(help="mlp, rosenbrock (repeatable).")
+    ] = None,
+    transform: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="grad, jvp, vjp, jacfwd, jacrev, hessian, hvp, per_example_grad, "
+            "checkpoint, per_example_checkpoint (repeatable; default all)."
+        ),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes and short budgets.")] = False,
+    dim: Annotated[int | None, typer.Option(help="Rosenbrock dimension for timing.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="MLP hidden width for timing.")] = None,
+    batch: Annotated[int | None, typer.Option(help="MLP batch for timing.")] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Per-example-gradient batch sizes, e.g. 1,4,16,64,256.")
+    ] = "",
+    mode: Annotated[list[str] | None, typer.Option(help="eager and/or compiled.")] = None,
+    threads: Threads = None,
+    budget: Annotated[float | None, typer.Option(help="Seconds of timing per measurement.")] = None,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory step.")] = False,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
+    from twinbench.autodiff import FUNCTIONS, MODES, TRANSFORMS, format_summary, run_suite, save
+
+    with err_console.status("running the autodiff suite…") as status:
+        report = run_suite(
+            functions=_csv(function) or FUNCTIONS,
+            transforms=_csv(transform) or TRANSFORMS,
+            quick=quick,
+            dim=dim,
+            hidden=hidden,
+            batch=batch,
+            batch_sizes=_int_list("--batch-sizes", batch_sizes) or None,
+            modes=_csv(mode) or MODES,
+            threads=threads,
+            budget_s=budget,
+            memory=not no_memory,
+            seed=seed,
+            progress=lambda m: status.update(escape(m)),
+        )
+    text = format_summary(report)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    _store_suite(out, save(report, out), text)
+
+
 @app.command()
 def env() -> None:
     """The environment fingerprint a run records: machine, versions, threads."""

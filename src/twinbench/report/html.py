@@ -30,10 +30,12 @@ from twinbench.report.summary import (
     SweepSeries,
     base_size,
     break_evens,
+    environment_line,
     groups,
     ok_cells,
     parity_record,
     peak_flops,
+    suite_section,
     sweep_batch_size,
     sweep_series,
 )
@@ -334,8 +336,22 @@ def context(summary: RunSummary) -> dict[str, Any]:
     }
 
 
+_SUITE_PAGE = _ENV.from_string(
+    "<!doctype html><html><head><meta charset='utf-8'><title>twinbench run {{ id }}</title>"
+    "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;}"
+    "pre{background:#f6f8fa;padding:1rem;overflow-x:auto;}</style></head><body>"
+    "<h1>twinbench run {{ id }}: the {{ kind }} suite</h1><p>{{ machine }}</p>"
+    "<pre>{{ text }}</pre></body></html>"
+)
+
+
 def render(summary: RunSummary) -> str:
     """The whole report as one HTML document."""
+    suite = suite_section(summary.run)
+    if suite is not None:  # a suite run has no cells: show its stored tables as text
+        return _SUITE_PAGE.render(
+            id=summary.run.id, kind=suite[0], text=suite[1], machine=environment_line(summary.run)
+        )
     return _ENV.get_template("report.html.j2").render(**context(summary))
 
 

@@ -11,6 +11,7 @@ from twinbench.report.summary import (
     RunSummary,
     environment_line,
     settings_line,
+    suite_section,
 )
 
 
@@ -124,6 +125,9 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
         f"- Settings: {settings_line(run)}",
         "",
     ]
+    suite = suite_section(run)
+    if suite is not None:
+        return "\n".join([*lines, f"## The {suite[0]} suite", "", suite[1], ""])
     lines += ["## Summary", ""]
     lines += _table(
         ("workload", "size", "phase", "faster", "by", "95% CI", "time to first step"),

@@ -142,6 +142,9 @@ def summarize_run(
 
 def settings_line(run: RunRecord) -> str:
     s = run.settings
+    if s.get("kind"):  # a suite run keeps its own settings: list the simple ones
+        scalars = (str, int, float, bool)
+        return ", ".join(f"{k} {v}" for k, v in s.items() if isinstance(v, scalars))
     tf32 = "TF32 allowed" if s.get("allow_tf32") else "TF32 off on both sides"
     return (
         f"threads {s.get('threads')}, dtype {s.get('dtype')}, device {s.get('device')}, "
@@ -319,3 +322,13 @@ def sweep_series(cells: list[CellRecord]) -> list[SweepSeries]:
 def peak_flops(run: RunRecord) -> float | None:
     """The machine's measured peak FLOP/s (the best framework's matmul probe), if any."""
     return _peak(run)
+
+
+def suite_section(run: RunRecord) -> tuple[str, str] | None:
+    """(kind, Markdown) of an `optim` or `autodiff` suite run, as rendered when it ran."""
+    text = run.info.get("suite_report")
+    if not text:
+        return None
+    kind = str(run.settings.get("kind", "suite"))
+    # the optimizer suite renders Markdown tables; the autodiff summary is aligned plain text
+    return kind, text if kind == "optim" else f"```text\n{text}\n```"

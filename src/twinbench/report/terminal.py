@@ -12,6 +12,7 @@ from twinbench.report.summary import (
     RunSummary,
     environment_line,
     settings_line,
+    suite_section,
 )
 
 _GROUP = ("workload", "size", "phase")
@@ -21,6 +22,10 @@ _COLUMNS = tuple(c for c in CELL_COLUMNS if c not in _GROUP)
 def print_summary(summary: RunSummary, console: Console) -> None:
     run = summary.run
     console.print(f"[bold]twinbench run {run.id}[/bold] ({run.status})")
+    suite = suite_section(run)
+    if suite is not None:
+        console.print(run.info["suite_report"], markup=False, highlight=False, soft_wrap=True)
+        return
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for row in summary.rows:
         groups.setdefault(tuple(row[k] for k in _GROUP), []).append(row)
