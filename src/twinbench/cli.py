@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -493,10 +494,18 @@ def _csv(values: list[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _store_suite(out: Path, run_id: int, text: str) -> None:
-    """Keep the suite's rendered tables with its run, so `twinbench report` shows them later."""
+def _publish_suite(
+    out: Path, report: Any, text: str, save: Callable[[Any, Path], int], *, as_json: bool
+) -> None:
+    """Print a suite's result, store it as a run, and keep its rendered tables with the run so
+    that `twinbench report` shows them later."""
     from twinbench.store import DB_NAME, ResultStore
 
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    run_id = save(report, out)
     with ResultStore(out / DB_NAME) as store:
         store.set_run_info(run_id, "suite_report", text)
     console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
@@ -552,12 +561,7 @@ def optim(
             second_order=not no_second_order,
             progress=lambda m: status.update(escape(m)),
         )
-    text = render_markdown(report)
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-    _store_suite(out, save(report, out), text)
+    _publish_suite(out, report, render_markdown(report), save, as_json=as_json)
 
 
 @app.command()
@@ -606,12 +610,7 @@ def autodiff(
             seed=seed,
             progress=lambda m: status.update(escape(m)),
         )
-    text = format_summary(report)
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
-    _store_suite(out, save(report, out), text)
+    _publish_suite(out, report, format_summary(report), save, as_json=as_json)
 
 
 @app.command()
