@@ -28,7 +28,7 @@ def from_file(path: str | Path) -> Workload:
     workload = getattr(module, "WORKLOAD", None)
     if workload is None:
         raise TwinbenchError(f"workload file {path} defines no WORKLOAD (a twinbench.WorkloadSpec)")
-    for attribute in ("name", "description", "sizes", "batches", "twin", "size"):
+    for attribute in ("name", "description", "sizes", "batches", "twin", "twin_path", "size"):
         if not hasattr(workload, attribute):
             raise TwinbenchError(f"WORKLOAD in {path} lacks '{attribute}'; see ADDING_WORKLOADS.md")
     return workload  # type: ignore[no-any-return]
