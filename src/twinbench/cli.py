@@ -636,11 +636,6 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        # typer >= 0.25 vendors click: its usage errors derive from typer.TyperException
-        if isinstance(exc, click.ClickException | typer.TyperException):
-            exc.show()  # type: ignore[union-attr]
-            sys.exit(getattr(exc, "exit_code", 2))
-        raise
+    except typer.TyperException as exc:  # usage errors (typer vendors click since 0.25)
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
