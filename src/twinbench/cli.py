@@ -29,6 +29,7 @@ console = Console()
 DEFAULT_OUT = Path("twinbench-results")
 err_console = Console(stderr=True)
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
 WorkloadFiles = Annotated[
     list[str] | None,
     typer.Option("--workload-file", help="Python file defining a WORKLOAD (repeatable)."),
@@ -58,9 +59,7 @@ def parity(
     steps: Annotated[int, typer.Option(help="Optimizer steps in the loss-curve check.")] = 20,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed of the canonical init and the data.")] = 0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a machine-readable result.")
-    ] = False,
+    as_json: AsJson = False,
     workload_file: WorkloadFiles = None,
 ) -> None:
     """Prove that the twins agree: outputs, loss, gradients and loss curves (SGD and Adam)."""
@@ -538,7 +537,7 @@ def optim(
     no_second_order: Annotated[bool, typer.Option("--no-second-order")] = False,
     seed: Seed = 0,
     out: Out = DEFAULT_OUT,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
     from twinbench.optim_suite import render_markdown, run_optim_suite, save
@@ -589,7 +588,7 @@ def autodiff(
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory step.")] = False,
     seed: Seed = 0,
     out: Out = DEFAULT_OUT,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
     from twinbench.autodiff import FUNCTIONS, MODES, TRANSFORMS, format_summary, run_suite, save
