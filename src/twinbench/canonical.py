@@ -15,7 +15,8 @@ Embedding      ``embedding (vocab, d)``     ``weight (vocab, d)``        ``embed
 =============  ===========================  ===========================  ====================
 
 A parameter a twin declares directly (not inside one of these layers) keeps its name and layout on
-both sides. The converters themselves live in the backends; this module only imports NumPy.
+both sides. Model-level converters live in the backends; layer-by-layer converters for porting a
+torch state_dict (BatchNorm, LSTM, GRU, attention too) in `twinbench.converters`. NumPy only here.
 """
 
 from __future__ import annotations
