@@ -53,7 +53,7 @@ def load_canonical(model: nnx.Module, weights: Mapping[str, np.ndarray]) -> None
         path: nnx.Param(jnp.asarray(weights[_name(path)], dtype=variable.get_value().dtype))
         for path, variable in flat
     }
-    nnx.update(model, nnx.State.from_flat_path(new))
+    nnx.update(model, nnx.from_flat_state(new))
 
 
 def cast_params(model: nnx.Module, dtype: Any) -> None:
