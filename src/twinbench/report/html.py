@@ -31,6 +31,8 @@ from twinbench.report.summary import (
     base_size,
     break_evens,
     environment_line,
+    fmt_seconds,
+    fmt_steps,
     groups,
     ok_cells,
     parity_record,
@@ -49,23 +51,6 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    """A duration with a unit a person reads at a glance: 412 µs, 3.21 ms, 1.5 s."""
-    if seconds is None:
-        return "—"
-    if seconds >= 1:
-        return f"{seconds:.3g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} µs"
-
-
-def fmt_steps(steps: float | None) -> str:
-    if steps is None:
-        return "never (not faster per step)"
-    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
 
 
 _ENV.filters["seconds"] = fmt_seconds

@@ -10,6 +10,8 @@ from twinbench.report.summary import (
     NOTE_LEGEND,
     RunSummary,
     environment_line,
+    fmt_seconds,
+    fmt_steps,
     settings_line,
     suite_section,
 )
@@ -23,20 +25,6 @@ def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
-
-
-def _fmt_s(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.3g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} µs"
-
-
-def _steps(steps: float | None) -> str:
-    if steps is None:
-        return "never (not faster per step)"
-    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
 
 
 def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
@@ -68,8 +56,8 @@ def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
                         size,
                         b.compiled_mode,
                         b.eager_mode + (" (across frameworks)" if b.across_frameworks else ""),
-                        _fmt_s(b.compile_s),
-                        _steps(b.steps),
+                        fmt_seconds(b.compile_s),
+                        fmt_steps(b.steps),
                     ]
                     for size, b in s.break_evens
                 ],

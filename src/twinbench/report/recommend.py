@@ -14,6 +14,8 @@ from twinbench.report.summary import (
     RunSummary,
     SweepSeries,
     base_size,
+    fmt_seconds,
+    fmt_steps,
     groups,
     ok_cells,
     parity_record,
@@ -40,18 +42,6 @@ class Recommendation:
     kind: str
     subject: str  # "mlp/small train", or "run" for run-wide advice
     text: str
-
-
-def _fmt_s(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.3g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} µs"
-
-
-def _fmt_steps(steps: float) -> str:
-    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
 
 
 def _one_time_cost(cell: CellRecord) -> float:
@@ -134,7 +124,7 @@ def _group_advice(
             Recommendation(
                 "long-training",
                 subject,
-                f"for long training use {fastest.mode}: {_fmt_s(_median(fastest))} per step, "
+                f"for long training use {fastest.mode}: {fmt_seconds(_median(fastest))} per step, "
                 f"{lead:.2f}× faster than the next mode, {runner_up.mode}{claim}.",
             )
         )
@@ -149,9 +139,9 @@ def _group_advice(
             Recommendation(
                 "short-runs",
                 subject,
-                f"for runs shorter than about {_fmt_steps(steps)} steps use {cell.mode}: "
-                f"{fastest.mode} spends {_fmt_s(_one_time_cost(fastest))} compiling and saves "
-                f"{_fmt_s(slower)} per step, which pays off only after {_fmt_steps(steps)} "
+                f"for runs shorter than about {fmt_steps(steps)} steps use {cell.mode}: "
+                f"{fastest.mode} spends {fmt_seconds(_one_time_cost(fastest))} compiling and saves "
+                f"{fmt_seconds(slower)} per step, which pays off only after {fmt_steps(steps)} "
                 "steps.",
             )
         )

@@ -332,3 +332,20 @@ def suite_section(run: RunRecord) -> tuple[str, str] | None:
     kind = str(run.settings.get("kind", "suite"))
     # the optimizer suite renders Markdown tables; the autodiff summary is aligned plain text
     return kind, text if kind == "optim" else f"```text\n{text}\n```"
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """A duration with a unit a person reads at a glance: 412 µs, 3.21 ms, 1.5 s."""
+    if seconds is None:
+        return "—"
+    if seconds >= 1:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def fmt_steps(steps: float | None) -> str:
+    if steps is None:
+        return "never (not faster per step)"
+    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
