@@ -5,14 +5,23 @@ twins of a workload use the same attribute names. Layouts follow the mathematica
 ``y = x @ kernel + bias`` — the layout Flax already uses — so the JAX side converts by flattening
 and the PyTorch side transposes where its layout differs:
 
-=============  ===========================  ===========================  ====================
-layer kind     canonical                    PyTorch                      Flax NNX
-=============  ===========================  ===========================  ====================
-Linear         ``kernel (in, out)``, bias   ``weight (out, in)``, bias   ``kernel (in, out)``
-Conv2d         ``kernel (H, W, in, out)``   ``weight (out, in, H, W)``   ``kernel`` HWIO
-LayerNorm      ``scale``, ``bias``          ``weight``, ``bias``         ``scale``, ``bias``
-Embedding      ``embedding (vocab, d)``     ``weight (vocab, d)``        ``embedding``
-=============  ===========================  ===========================  ====================
+==========  ==============================  ==============================  ===================
+layer kind  canonical                       PyTorch                         Flax NNX
+==========  ==============================  ==============================  ===================
+Linear      ``kernel (in, out)``, ``bias``  ``weight (out, in)``, ``bias``  ``nnx.Linear``
+Conv2d      ``kernel (H, W, in, out)``      ``weight (out, in, H, W)``      ``nnx.Conv`` (HWIO)
+LayerNorm   ``scale``, ``bias``             ``weight``, ``bias``            ``nnx.LayerNorm``
+Embedding   ``embedding (vocab, d)``        ``weight (vocab, d)``           ``nnx.Embed``
+BatchNorm   ``scale``, ``bias``,            ``weight``, ``bias``,           ``nnx.BatchNorm``
+            ``mean``, ``var``               ``running_mean``, ``_var``      names
+LSTM, GRU   ``k.dense_i.kernel (in, G·H)``, ``weight_ih_lk (G·H, in)``,     two ``nnx.Linear``
+(layer k)   ``k.dense_h.kernel (H, G·H)``,  ``weight_hh_lk (G·H, H)``,      per layer in the
+            ``k.dense_i|dense_h.bias``      ``bias_ih_lk``, ``bias_hh_lk``  twin's own cell
+==========  ==============================  ==============================  ===================
+
+BatchNorm's running statistics are part of the canonical weights (a twin loaded with them must
+normalise identically in eval mode); they have no gradients. ``G`` is 4 for LSTM (gates i, f, g, o)
+and 3 for GRU (r, z, n), in PyTorch's order.
 
 A parameter a twin declares directly (not inside one of these layers) keeps its name and layout on
 both sides. Model-level converters live in the backends; layer-by-layer converters for porting a
@@ -58,7 +67,8 @@ def init_canonical(shapes: Mapping[str, tuple[int, ...]], seed: int) -> Canonica
     """The one init both twins load, drawn with NumPy from ``seed``.
 
     Kernels and their biases follow PyTorch's default, U(±1/√fan_in) with fan_in the product of
-    all but the last kernel dimension; LayerNorm scales start at one; embeddings at N(0, 1). Each
+    all but the last kernel dimension; norm scales start at one; embeddings at N(0, 1); BatchNorm
+    running means at zero and variances at one, as a fresh layer has them. Each
     tensor has its own generator keyed by its name, so adding a layer leaves the others unchanged.
     """
     weights: Canonical = {}
@@ -66,8 +76,10 @@ def init_canonical(shapes: Mapping[str, tuple[int, ...]], seed: int) -> Canonica
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         prefix, _, leaf = name.rpartition(".")
         kernel = shapes.get(f"{prefix}.kernel" if prefix else "kernel")
-        if leaf == "scale":
+        if leaf in ("scale", "var"):
             value = np.ones(shape)
+        elif leaf == "mean":
+            value = np.zeros(shape)
         elif leaf == "embedding":
             value = rng.standard_normal(shape)
         elif leaf == "bias" and kernel is None:

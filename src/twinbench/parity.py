@@ -2,9 +2,11 @@
 
 Same canonical weights and same batches in both twins, then compare (a) forward outputs, (b) the
 loss, (c) every parameter's gradient and (d) the loss curve over N optimizer steps for each
-parity optimizer. When outputs, loss or gradients disagree, the layer-by-layer comparison names the
-first module whose output diverges and tells whether the module itself computes differently or
-receives an input that already differs.
+parity optimizer, all in train mode. Twins with running statistics (BatchNorm) are also compared on
+(e) the statistics after one training step and (f) eval-mode outputs, which normalise with them.
+When outputs, loss or gradients disagree, the layer-by-layer comparison names the first module
+whose output diverges and tells whether the module itself computes differently or receives an input
+that already differs.
 
 Tolerances (``TOLERANCES``) are per dtype. An element passes when ``|a - b| <= atol + rtol·|b|``
 (NumPy's ``allclose`` rule). The float32 values sit between the defaults of
@@ -185,13 +187,17 @@ def _violation(reference: np.ndarray, other: np.ndarray, tol: Tolerance) -> floa
 
 
 def compare_gradients(
-    torch_grads: Mapping[str, np.ndarray], jax_grads: Mapping[str, np.ndarray], tol: Tolerance
+    torch_grads: Mapping[str, np.ndarray],
+    jax_grads: Mapping[str, np.ndarray],
+    tol: Tolerance,
+    name: str = "gradients",
 ) -> Check:
-    """Every parameter's gradient; names the parameter furthest out of tolerance."""
+    """Every tensor of two canonical mappings (the parameters' gradients by default); names the
+    tensor furthest out of tolerance."""
     missing = sorted(set(torch_grads) ^ set(jax_grads))
     if missing:
         return Check(
-            "gradients",
+            name,
             False,
             np.inf,
             np.inf,
@@ -199,7 +205,7 @@ def compare_gradients(
             tol.rtol,
             detail=f"parameters present in one twin only: {', '.join(missing)}",
         )
-    checks = {name: compare(name, torch_grads[name], jax_grads[name], tol) for name in torch_grads}
+    checks = {n: compare(n, torch_grads[n], jax_grads[n], tol) for n in torch_grads}
     worst = max(
         checks,
         key=lambda n: (
@@ -210,9 +216,9 @@ def compare_gradients(
     passed = all(c.passed for c in checks.values())
     max_abs = max(c.max_abs for c in checks.values())
     max_rel = max(c.max_rel for c in checks.values())
-    detail = "" if passed else f"worst parameter '{worst}': {checks[worst].detail}"
+    detail = "" if passed else f"worst tensor '{worst}': {checks[worst].detail}"
     return Check(
-        "gradients",
+        name,
         passed,
         max_abs,
         max_rel,
@@ -304,23 +310,48 @@ def check_workload(
     runners = [
         make_runner(fw, workload, size, dtype=dtype, device=device) for fw in ("torch", "jax")
     ]
-    try:
+    torch_runner, jax_runner = runners
+
+    def fresh(train: bool = True) -> None:
+        """Both twins back to the initial weights and statistics, in train or eval mode."""
         for runner in runners:
             runner.load(weights)
-        torch_runner, jax_runner = runners
+            runner.set_mode(train)
+
+    try:
         first = batches[0]
+        fresh()
         result.checks.append(
             compare("outputs", torch_runner.outputs(first), jax_runner.outputs(first), tol.outputs)
         )
+        fresh()
         torch_loss, torch_grads = torch_runner.loss_and_grads(first)
         jax_loss, jax_grads = jax_runner.loss_and_grads(first)
         result.checks.append(compare("loss", np.array(torch_loss), np.array(jax_loss), tol.outputs))
         result.checks.append(compare_gradients(torch_grads, jax_grads, tol.gradients))
+        if torch_runner.statistics() or jax_runner.statistics():
+            # Running statistics after one training forward pass (BatchNorm's momentum and
+            # unbiased-variance conventions), then eval mode, which normalises with them.
+            result.checks.append(
+                compare_gradients(
+                    torch_runner.statistics(), jax_runner.statistics(), tol.outputs, "statistics"
+                )
+            )
+            for runner in runners:
+                runner.set_mode(False)
+            result.checks.append(
+                compare(
+                    "outputs[eval]",
+                    torch_runner.outputs(batches[-1]),
+                    jax_runner.outputs(batches[-1]),
+                    tol.outputs,
+                )
+            )
         if not all(c.passed for c in result.checks):
+            fresh()
             result.divergence = find_divergence(torch_runner, jax_runner, first, tol.outputs)
         for opt_name, config in workload.optimizers.items():
-            for runner in runners:
-                runner.load(weights)
+            fresh()
             result.checks.append(
                 compare_curves(
                     f"curve[{opt_name}]",

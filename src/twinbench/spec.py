@@ -10,6 +10,11 @@ A twin is a module (a file) that defines three functions::
     def loss_fn(model: Model, batch: Batch) -> Scalar     # the training loss, mean over the batch
 
 Batches are dicts of NumPy arrays; each backend moves them to its device before calling the twin.
+Images travel channels-last (NHWC, JAX's layout); keys a workload lists in ``image_keys`` reach the
+PyTorch twin as NCHW, PyTorch's layout, permuted once when the batch is placed on the device.
+
+Both backends call ``model.train()`` / ``model.eval()`` before a train or an inference step, so
+layers with a mode (BatchNorm, dropout) follow the phase being measured.
 """
 
 from __future__ import annotations
@@ -118,13 +123,33 @@ class WorkloadSpec:
     optimizers: Mapping[str, OptimizerConfig] = field(default_factory=lambda: DEFAULT_OPTIMIZERS)
     train_optimizer: str = "adam"
     root: Path | None = None
+    # Analytic FLOPs of one training step (forward + backward), the figure the framework counters
+    # are checked against; the workload's docstring states the formula.
+    flops: Callable[[Size], float] | None = None
+    # Raises a one-line TwinbenchError naming the constraint a config breaks (heads not dividing
+    # the width, a sequence longer than the position table); sweeps call it on every point.
+    validate: Callable[[Size], None] | None = None
+    image_keys: tuple[str, ...] = ()  # batch keys holding NHWC images (see the module docstring)
 
     def size(self, name: str) -> Size:
         """The size preset called ``name``; a one-line error lists the valid ones."""
         if name not in self.sizes:
             valid = ", ".join(self.sizes)
             raise TwinbenchError(f"workload '{self.name}' has no size '{name}'; valid: {valid}")
-        return self.sizes[name]
+        size = self.sizes[name]
+        self.check(size)
+        return size
+
+    def check(self, size: Size) -> None:
+        """Refuse a size whose config cannot work, with one line naming the constraint."""
+        if size.batch_size < 1:
+            raise TwinbenchError(f"{self.name}: batch size {size.batch_size} is invalid; give >= 1")
+        if self.validate is not None:
+            self.validate(size)
+
+    def flops_per_step(self, size: Size) -> float | None:
+        """Analytic FLOPs of one training step at ``size``, when the workload states them."""
+        return None if self.flops is None else float(self.flops(size))
 
     def batches(self, size: Size, seed: int) -> Iterator[Batch]:
         """An endless, deterministic stream of batches for ``size``, from ``seed``."""
@@ -157,6 +182,24 @@ class WorkloadSpec:
                 "a twin defines build(config), forward(model, batch) and loss_fn(model, batch)"
             )
         return module  # type: ignore[return-value]
+
+
+def image_keys_of(workload: Workload) -> tuple[str, ...]:
+    """The batch keys ``workload`` declares as NHWC images (none for a minimal Workload)."""
+    return tuple(getattr(workload, "image_keys", ()))
+
+
+def check_size(workload: Workload, size: Size) -> None:
+    """``workload.check(size)`` where the workload has it (a minimal Workload may not)."""
+    check = getattr(workload, "check", None)
+    if check is not None:
+        check(size)
+
+
+def analytic_flops(workload: Workload, size: Size) -> float | None:
+    """The workload's analytic FLOPs per training step, or None when it states none."""
+    flops_per_step = getattr(workload, "flops_per_step", None)
+    return None if flops_per_step is None else flops_per_step(size)
 
 
 def require_framework(framework: Framework) -> None:

@@ -32,25 +32,34 @@ def state_to_canonical(state: nnx.State) -> Canonical:
     }
 
 
+# Canonical weights are the parameters plus the running statistics (BatchNorm's mean and var).
+WEIGHTS = (nnx.Param, nnx.BatchStat)
+
+
 def to_canonical(model: nnx.Module) -> Canonical:
-    """The model's parameters in canonical names and layouts."""
-    return state_to_canonical(nnx.state(model, nnx.Param))
+    """The model's parameters and running statistics in canonical names and layouts."""
+    return state_to_canonical(nnx.state(model, WEIGHTS))
+
+
+def statistics_to_canonical(model: nnx.Module) -> Canonical:
+    """Only the running statistics (BatchStat variables), canonical."""
+    return state_to_canonical(nnx.state(model, nnx.BatchStat))
 
 
 def canonical_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
-    """Canonical name -> shape of the model's parameters."""
+    """Canonical name -> shape of the model's parameters and running statistics."""
     return {
         _name(path): tuple(variable.get_value().shape)
-        for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param))
+        for path, variable in nnx.to_flat_state(nnx.state(model, WEIGHTS))
     }
 
 
 def load_canonical(model: nnx.Module, weights: Mapping[str, np.ndarray]) -> None:
-    """Copy canonical weights into ``model`` in place, keeping each parameter's dtype."""
-    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    """Copy canonical weights into ``model`` in place, keeping each variable's type and dtype."""
+    flat = nnx.to_flat_state(nnx.state(model, WEIGHTS))
     check_compatible(canonical_shapes(model), weights, model=type(model).__name__)
     new = {
-        path: nnx.Param(jnp.asarray(weights[_name(path)], dtype=variable.get_value().dtype))
+        path: type(variable)(jnp.asarray(weights[_name(path)], dtype=variable.get_value().dtype))
         for path, variable in flat
     }
     nnx.update(model, nnx.from_flat_state(new))
@@ -128,6 +137,15 @@ class JaxRunner:
 
     def weights(self) -> Canonical:
         return to_canonical(self.model)
+
+    def statistics(self) -> Canonical:
+        return statistics_to_canonical(self.model)
+
+    def set_mode(self, train: bool) -> None:
+        if train:
+            self.model.train()
+        else:
+            self.model.eval()
 
     def _batch(self, batch: Batch) -> dict[str, jax.Array]:
         return to_device(batch, self.device, self.dtype)

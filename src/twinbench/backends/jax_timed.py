@@ -56,6 +56,7 @@ class JaxBench:
 
         objects: Any
         if phase == "train":
+            model.train()
             optimizer = nnx.Optimizer(
                 model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
             )
@@ -74,6 +75,7 @@ class JaxBench:
 
             donate: tuple[int, ...] = (0,)
         else:
+            model.eval()
             objects = model
 
             def eager_step(batch: dict[str, jax.Array]) -> jax.Array:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -10,39 +11,96 @@ import torch
 from torch import nn
 
 from twinbench.canonical import Canonical, check_compatible
-from twinbench.spec import Batch, OptimizerConfig, Size, Workload
+from twinbench.errors import TwinbenchError
+from twinbench.spec import Batch, OptimizerConfig, Size, Workload, image_keys_of
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
-# Per layer kind: torch parameter name -> (canonical name, torch->canonical, canonical->torch).
-_LAYER_RULES: dict[type[nn.Module], dict[str, tuple[str, Transform, Transform]]] = {
-    nn.Linear: {
-        "weight": ("kernel", lambda w: w.T, lambda k: k.T),
-        "bias": ("bias", lambda b: b, lambda b: b),
-    },
+# A torch tensor's canonical leaf name with its two layout transforms (torch->canonical, back).
+Rule = tuple[str, Transform, Transform]
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _transpose(t: torch.Tensor) -> torch.Tensor:
+    return t.T
+
+
+_NORM = {"weight": ("scale", _same, _same), "bias": ("bias", _same, _same)}
+_BATCHNORM = {
+    **_NORM,
+    # Running statistics are buffers in torch and BatchStat variables in Flax: both canonical.
+    "running_mean": ("mean", _same, _same),
+    "running_var": ("var", _same, _same),
+}
+# Per layer kind: torch tensor name -> rule. Buffers not listed here are not canonical weights.
+_LAYER_RULES: dict[type[nn.Module], dict[str, Rule]] = {
+    nn.Linear: {"weight": ("kernel", _transpose, _transpose), "bias": ("bias", _same, _same)},
     nn.Conv2d: {
         "weight": ("kernel", lambda w: w.permute(2, 3, 1, 0), lambda k: k.permute(3, 2, 0, 1)),
-        "bias": ("bias", lambda b: b, lambda b: b),
+        "bias": ("bias", _same, _same),
     },
-    nn.LayerNorm: {
-        "weight": ("scale", lambda w: w, lambda s: s),
-        "bias": ("bias", lambda b: b, lambda b: b),
-    },
-    nn.Embedding: {"weight": ("embedding", lambda w: w, lambda e: e)},
+    nn.LayerNorm: _NORM,
+    nn.BatchNorm1d: _BATCHNORM,
+    nn.BatchNorm2d: _BATCHNORM,
+    nn.BatchNorm3d: _BATCHNORM,
+    nn.Embedding: {"weight": ("embedding", _same, _same)},
 }
+# nn.LSTM / nn.GRU: "weight_ih_l1" -> "1.dense_i.kernel" (transposed), "bias_hh_l0" ->
+# "0.dense_h.bias"; torch's gate order is kept (see twinbench.converters for the layout).
+_RNN_TENSOR = re.compile(r"(weight|bias)_(ih|hh)_l(\d+)")
 
 
-def _canonical_params(model: nn.Module) -> Iterable[tuple[str, nn.Parameter, Transform, Transform]]:
-    """Every parameter with its canonical name and the two layout transforms."""
+def _rnn_rule(leaf: str) -> Rule | None:
+    match = _RNN_TENSOR.fullmatch(leaf)
+    if match is None:
+        return None
+    kind, source, layer = match.groups()
+    dense = "dense_i" if source == "ih" else "dense_h"
+    if kind == "weight":
+        return f"{layer}.{dense}.kernel", _transpose, _transpose
+    return f"{layer}.{dense}.bias", _same, _same
+
+
+def _rule(module: nn.Module, leaf: str) -> Rule | None:
+    if isinstance(module, nn.LSTM | nn.GRU):
+        if module.bidirectional or getattr(module, "proj_size", 0):
+            raise TwinbenchError(
+                f"{type(module).__name__}: bidirectional layers and proj_size have no canonical "
+                "layout yet; use a unidirectional layer without projection"
+            )
+        return _rnn_rule(leaf)
+    return _LAYER_RULES.get(type(module), {}).get(leaf)
+
+
+def _canonical_tensors(
+    model: nn.Module, *, statistics: bool = True
+) -> Iterable[tuple[str, torch.Tensor, Transform, Transform]]:
+    """Every parameter (and, with ``statistics``, every running statistic) with its canonical name
+    and the two layout transforms. Shared parameters appear once, under their first name."""
+    seen: set[int] = set()
     for prefix, module in model.named_modules():
-        rules = _LAYER_RULES.get(type(module), {})
-        for leaf, param in module.named_parameters(recurse=False):
-            canonical_leaf, to_canonical, from_canonical = rules.get(
-                leaf, (leaf, lambda t: t, lambda t: t)
+        tensors = list(module.named_parameters(recurse=False))
+        if statistics:
+            tensors += [
+                (leaf, buffer)
+                for leaf, buffer in module.named_buffers(recurse=False)
+                if _rule(module, leaf) is not None
+            ]
+        for leaf, tensor in tensors:
+            if id(tensor) in seen:
+                continue
+            seen.add(id(tensor))
+            canonical_leaf, to_canonical, from_canonical = _rule(module, leaf) or (
+                leaf,
+                _same,
+                _same,
             )
             name = f"{prefix}.{canonical_leaf}" if prefix else canonical_leaf
-            yield name, param, to_canonical, from_canonical
+            yield name, tensor, to_canonical, from_canonical
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -50,30 +108,36 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def to_canonical(model: nn.Module) -> Canonical:
-    """The model's parameters in canonical names and layouts (float32 NumPy)."""
-    return {name: _to_numpy(to_c(p)) for name, p, to_c, _ in _canonical_params(model)}
+    """The model's parameters and running statistics in canonical names and layouts (float32)."""
+    return {name: _to_numpy(to_c(t)) for name, t, to_c, _ in _canonical_tensors(model)}
+
+
+def statistics_to_canonical(model: nn.Module) -> Canonical:
+    """Only the running statistics (BatchNorm means and variances), canonical."""
+    parameters = {name for name, *_ in _canonical_tensors(model, statistics=False)}
+    return {k: v for k, v in to_canonical(model).items() if k not in parameters}
 
 
 def grads_to_canonical(model: nn.Module) -> Canonical:
     """The gradients from the last ``backward()``, in canonical layout (zeros where none)."""
     return {
         name: _to_numpy(to_c(p.grad if p.grad is not None else torch.zeros_like(p)))
-        for name, p, to_c, _ in _canonical_params(model)
+        for name, p, to_c, _ in _canonical_tensors(model, statistics=False)
     }
 
 
 def canonical_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, without copying any data (works on the meta device)."""
-    return {name: tuple(to_c(p).shape) for name, p, to_c, _ in _canonical_params(model)}
+    return {name: tuple(to_c(t).shape) for name, t, to_c, _ in _canonical_tensors(model)}
 
 
 def load_canonical(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
     """Copy canonical weights into ``model`` in place, checking every name and shape."""
     check_compatible(canonical_shapes(model), weights, model=type(model).__name__)
     with torch.no_grad():
-        for name, param, _, from_canonical in _canonical_params(model):
+        for name, tensor, _, from_canonical in _canonical_tensors(model):
             value = from_canonical(torch.from_numpy(np.array(weights[name])))
-            param.copy_(value.to(param.dtype))
+            tensor.copy_(value.to(tensor.dtype))
 
 
 def make_optimizer(
@@ -100,13 +164,18 @@ def make_optimizer(
     )
 
 
-def to_device(batch: Batch, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def to_device(
+    batch: Batch, device: str, dtype: torch.dtype, image_keys: Iterable[str] = ()
+) -> dict[str, torch.Tensor]:
     """Batch arrays as tensors on ``device``: floats in the run's dtype, integers as int64 (the
-    index dtype torch's losses and embeddings expect)."""
+    index dtype torch's losses and embeddings expect), ``image_keys`` from NHWC to NCHW."""
+    images = set(image_keys)
     tensors = {}
     for key, array in batch.items():
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         tensor = tensor.to(dtype) if tensor.is_floating_point() else tensor.long()
+        if key in images:
+            tensor = tensor.permute(0, 3, 1, 2).contiguous()
         tensors[key] = tensor.to(device)
     return tensors
 
@@ -129,6 +198,7 @@ class TorchRunner:
         self.size = size
         self.device = device
         self.dtype = DTYPES[dtype]
+        self.image_keys = image_keys_of(workload)
         self.model: nn.Module = self.twin.build(size.config).to(device, self.dtype)
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
@@ -137,8 +207,20 @@ class TorchRunner:
     def weights(self) -> Canonical:
         return to_canonical(self.model)
 
+    def statistics(self) -> Canonical:
+        return statistics_to_canonical(self.model)
+
+    def set_mode(self, train: bool) -> None:
+        self.model.train(train)
+
     def _batch(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return to_device(batch, self.device, self.dtype)
+        return to_device(batch, self.device, self.dtype, self.image_keys)
+
+    def _channels_last(self, tensor: torch.Tensor) -> np.ndarray:
+        """An activation in the JAX twin's layout: image workloads' 4-D maps NCHW -> NHWC."""
+        if self.image_keys and tensor.dim() == 4:
+            tensor = tensor.permute(0, 2, 3, 1)
+        return _to_numpy(tensor)
 
     def outputs(self, batch: Batch) -> np.ndarray:
         with torch.no_grad():
@@ -171,8 +253,8 @@ class TorchRunner:
                 if name in recorded or not isinstance(output, torch.Tensor):
                     return  # a module called twice is compared on its first call
                 single = inputs[0] if len(inputs) == 1 else None
-                x = _to_numpy(single) if isinstance(single, torch.Tensor) else None
-                recorded[name] = (_to_numpy(output), x)
+                x = self._channels_last(single) if isinstance(single, torch.Tensor) else None
+                recorded[name] = (self._channels_last(output), x)
 
             return record
 

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import DTYPES, load_canonical, make_optimizer, to_device
-from twinbench.spec import Size, Workload
+from twinbench.spec import Size, Workload, image_keys_of
 
 DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
 
@@ -42,7 +42,7 @@ class TorchBench:
         model = twin.build(size.config).to(device, DTYPES[dtype])
         load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
         batches = [
-            to_device(b, device, DTYPES[dtype])
+            to_device(b, device, DTYPES[dtype], image_keys_of(workload))
             for b in islice(workload.batches(size, seed), DEVICE_BATCHES)
         ]
         self._batches = cycle(batches)

@@ -1,0 +1,97 @@
+"""Model-level converters of the backends against the layer converters and the frameworks.
+
+`twinbench.converters` is a separate, layer-by-layer implementation of the same layouts, so
+agreement between the two is a real check, not a restatement.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import twinbench
+from twinbench import converters as cv
+from twinbench.backends import torch_backend
+from twinbench.canonical import init_canonical
+from twinbench.errors import TwinbenchError
+from twinbench.registry import from_file
+
+BN_STOCK = Path(__file__).parent / "fixtures" / "bn_stock" / "workload.py"
+
+
+def _state_dict(module: nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in module.state_dict().items()}
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: type[nn.Module], **kwargs: object) -> None:
+        super().__init__()
+        self.rnn = cell(3, 5, num_layers=2, batch_first=True, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cell", "from_torch"), [(nn.LSTM, cv.lstm_from_torch), (nn.GRU, cv.gru_from_torch)]
+)
+def test_recurrent_layers_match_the_layer_converters(cell, from_torch):
+    model = Recurrent(cell)
+    canonical = torch_backend.to_canonical(model)
+    expected = from_torch(_state_dict(model), prefix="rnn")
+    assert canonical.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_array_equal(canonical[name], value, err_msg=name)
+
+
+def test_recurrent_round_trip_through_canonical_is_exact():
+    source, target = Recurrent(nn.GRU), Recurrent(nn.GRU)
+    torch_backend.load_canonical(target, torch_backend.to_canonical(source))
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_bidirectional_recurrent_layers_are_refused_by_name():
+    with pytest.raises(TwinbenchError, match="bidirectional"):
+        torch_backend.to_canonical(Recurrent(nn.LSTM, bidirectional=True))
+
+
+def test_batchnorm_statistics_are_canonical_weights_without_gradients():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4))
+    model(torch.randn(3, 2, 6, 6))  # train mode: moves the running statistics off their init
+    canonical = torch_backend.to_canonical(model)
+    expected = cv.batchnorm2d_from_torch(_state_dict(model), prefix="1")
+    for name, value in expected.items():
+        np.testing.assert_array_equal(canonical[name], value, err_msg=name)
+    assert "1.num_batches_tracked" not in canonical
+    assert set(torch_backend.statistics_to_canonical(model)) == {"1.mean", "1.var"}
+    model(torch.randn(3, 2, 6, 6)).sum().backward()
+    assert "1.var" not in torch_backend.grads_to_canonical(model)
+
+
+def test_loading_canonical_weights_restores_the_running_statistics():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    weights = init_canonical(torch_backend.canonical_shapes(model), seed=1)
+    np.testing.assert_array_equal(weights["1.mean"], np.zeros(4, np.float32))
+    np.testing.assert_array_equal(weights["1.var"], np.ones(4, np.float32))
+    weights["1.var"] = np.full(4, 2.5, np.float32)
+    torch_backend.load_canonical(model, weights)
+    np.testing.assert_array_equal(model[1].running_var.numpy(), weights["1.var"])
+
+
+def test_image_keys_reach_torch_as_nchw():
+    batch = {"x": np.arange(2 * 4 * 5 * 3, dtype=np.float32).reshape(2, 4, 5, 3)}
+    tensors = torch_backend.to_device(batch, "cpu", torch.float32, image_keys=("x",))
+    assert tensors["x"].shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(tensors["x"].numpy(), batch["x"].transpose(0, 3, 1, 2))
+
+
+def test_flax_stock_batchnorm_fails_the_running_statistics_check():
+    """Same train-mode maths, different running-variance rule: only the statistics and the
+    eval-mode outputs may fail, and the report must name the variance, not the mean."""
+    result = twinbench.parity([from_file(BN_STOCK)], size="tiny").results[0]
+    checks = {c.name: c for c in result.checks}
+    for name in ("outputs", "loss", "gradients", "curve[sgd]", "curve[adam]"):
+        assert checks[name].passed, checks[name].detail
+    assert not checks["statistics"].passed
+    assert checks["statistics"].worst_parameter == "bn.var"
+    assert not checks["outputs[eval]"].passed
