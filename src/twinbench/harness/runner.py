@@ -19,7 +19,7 @@ from twinbench.harness.environment import fingerprint, thread_environment, usabl
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
 from twinbench.registry import resolve
-from twinbench.spec import Size, Workload
+from twinbench.spec import Size, Workload, analytic_flops, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 
 MODES = ("torch-eager", "torch-compile", "jax-jit", "jax-eager")
@@ -202,9 +202,9 @@ def plan(settings: RunSettings) -> list[Point]:
                 )
             for batch_size in settings.batch_sizes or (None,):
                 for seq_len in settings.seq_lens or (None,):
-                    points.append(
-                        Point(workload, file_of.get(workload.name), size, batch_size, seq_len)
-                    )
+                    point = Point(workload, file_of.get(workload.name), size, batch_size, seq_len)
+                    check_size(workload, point.size)  # e.g. a seq_len past the position table
+                    points.append(point)
     return points
 
 
@@ -418,6 +418,7 @@ def cell_metrics(
         ),
         "flops_per_step": flops,
         "achieved_flops_per_s": flops / summary.median if flops else None,
+        "analytic_flops_per_step": _analytic_flops(cell),
         "peak_memory_bytes": final.get("peak_device_bytes") or final.get("peak_rss_bytes"),
         "peak_rss_bytes": final.get("peak_rss_bytes"),
         "params": ready.get("params"),
@@ -425,6 +426,15 @@ def cell_metrics(
         "threads": settings.threads,
         "finish_error": final.get("finish_error"),
     }
+
+
+def _analytic_flops(cell: Cell) -> float | None:
+    """The workload's own FLOP formula for this cell's step (a forward pass is a third of a
+    training step under the formulas' 2x-forward backward)."""
+    flops = analytic_flops(cell.point.workload, cell.point.size)
+    if flops is None:
+        return None
+    return flops if cell.phase == "train" else flops / 3
 
 
 def _record(
