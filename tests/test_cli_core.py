@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 
 from twinbench import builtin
-from twinbench.registry import BUILTIN
+from twinbench.registry import BUILTIN, EXAMPLES
 
 Runs = dict[str, subprocess.CompletedProcess[str]]
 CHECKS = ["outputs", "loss", "gradients", "curve[sgd]", "curve[adam]"]
@@ -85,10 +85,12 @@ def test_list_shows_every_workload_with_parameter_counts(runs: Runs) -> None:
     assert expected_counts("mlp")["small"] == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
     result = runs["list"]
     assert result.returncode == 0, result.stderr
-    for name in BUILTIN:
+    for name in EXAMPLES:  # the zoo's counts are checked in tests/workloads
         row = row_of(result.stdout, name)
         for size, count in expected_counts(name).items():
             assert f"{size} ({count:,})" in row
+    for name in BUILTIN:
+        assert re.search(r"tiny \([\d,]+\)", row_of(result.stdout, name))
 
 
 def test_list_includes_a_workload_file(runs: Runs) -> None:

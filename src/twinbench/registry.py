@@ -8,8 +8,11 @@ from pathlib import Path
 from twinbench.errors import TwinbenchError
 from twinbench.spec import Workload, load_module_from_path
 
-# The built-in workloads, in the order `twinbench list` and the default suite show them.
-BUILTIN = ("linreg", "mlp", "xor")
+# The built-in workloads, in the order `twinbench list` and the default suite show them: the
+# seeds' own examples, then the model zoo.
+EXAMPLES = ("linreg", "mlp", "xor")
+ZOO = ("resnet", "bert", "gpt", "lstm", "gru")
+BUILTIN = EXAMPLES + ZOO
 
 
 def builtin(name: str) -> Workload:

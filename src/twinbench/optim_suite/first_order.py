@@ -17,7 +17,7 @@ import numpy as np
 from twinbench.backends import initial_weights, make_runner
 from twinbench.errors import TwinbenchError
 from twinbench.parity import TOLERANCES, compare_curves
-from twinbench.registry import BUILTIN, builtin
+from twinbench.registry import EXAMPLES, builtin
 from twinbench.spec import OptimizerConfig
 
 FIRST_ORDER = ("sgd", "sgd_momentum", "adam", "adamw")
@@ -53,8 +53,8 @@ class FirstOrderResult:
 
 def validate_first_order(workload: str, optimizer: str) -> None:
     """One-line TwinbenchError for an unknown workload or optimizer name."""
-    if workload not in BUILTIN:
-        raise TwinbenchError(f"unknown workload '{workload}'; valid: {', '.join(BUILTIN)}")
+    if workload not in EXAMPLES:
+        raise TwinbenchError(f"unknown workload '{workload}'; valid: {', '.join(EXAMPLES)}")
     if optimizer not in FIRST_ORDER:
         raise TwinbenchError(f"unknown optimizer '{optimizer}'; valid: {', '.join(FIRST_ORDER)}")
 

@@ -38,7 +38,7 @@ from twinbench.optim_suite.problems import (
     make_problem,
     validate_problem,
 )
-from twinbench.registry import BUILTIN
+from twinbench.registry import EXAMPLES
 from twinbench.spec import SIZE_NAMES
 
 SECOND_ORDER_FRAMEWORKS = ("torch", "jax")
@@ -213,7 +213,8 @@ def run_optim_suite(
     """Run the optimizer suite and return its report. Every input is checked before any work.
 
     First order: each optimizer in ``optimizers`` (default all of `FIRST_ORDER`) on each
-    workload (default all built-ins) at ``size`` for ``steps`` steps. Second order: each method
+    workload (default the seeds' examples, `twinbench.registry.EXAMPLES`) at ``size`` for
+    ``steps`` steps. Second order: each method
     (default all of `METHODS`) on each problem (default all of `PROBLEMS`) in ``dim`` unknowns
     (default per problem, `DEFAULT_DIMS`), to ∞-norm gradient ``gtol``, at most ``max_iter``
     iterations, timed over ``repeats`` calls. ``quick`` uses `QUICK_DIMS` and one timed call.
@@ -221,7 +222,7 @@ def run_optim_suite(
     """
     problem_names = _check_names("problem", problems or PROBLEMS, PROBLEMS)
     method_names = _check_names("method", methods or METHODS, METHODS)
-    workload_names = _check_names("workload", workloads or BUILTIN, BUILTIN)
+    workload_names = _check_names("workload", workloads or EXAMPLES, EXAMPLES)
     optimizer_names = _check_names("optimizer", optimizers or FIRST_ORDER, FIRST_ORDER)
     if size not in SIZE_NAMES:
         raise TwinbenchError(f"unknown size '{size}'; valid: {', '.join(SIZE_NAMES)}")
