@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import cycle, islice
 from time import perf_counter
 from typing import Any
 
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from twinbench.backends import initial_weights
@@ -14,6 +16,28 @@ from twinbench.backends.torch_backend import DTYPES, load_canonical, make_optimi
 from twinbench.spec import Size, Workload, image_keys_of
 
 DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
+
+
+def _as_registered(formula: Callable[..., int]) -> Callable[..., int]:
+    """A formula torch already registered (shape-wrapped), marked so it is not wrapped twice."""
+
+    def count(*args: Any, **kwargs: Any) -> int:
+        return formula(*args, **kwargs)
+
+    count._get_raw = True  # type: ignore[attr-defined]
+    return count
+
+
+# FlopCounterMode counts the CUDA fused-attention kernels but has no formula for the CPU one, so
+# scaled_dot_product_attention on a CPU would count as zero FLOPs; same formulas as the CUDA ones.
+_CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _as_registered(
+        flop_counter.sdpa_flop
+    ),
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _as_registered(
+        flop_counter.sdpa_backward_flop
+    ),
+}
 
 
 class TorchBench:
@@ -83,7 +107,7 @@ class TorchBench:
 
     def flops_per_step(self) -> float | None:
         """FLOPs of one step, from torch.utils.flop_counter (runs one eager step)."""
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter:
             self._eager_step(self._first_batch)
         return float(counter.get_total_flops())
 
