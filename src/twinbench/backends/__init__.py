@@ -28,23 +28,30 @@ def make_runner(
 
 
 def canonical_shapes(
-    workload: Workload, size: Size, framework: Framework | None = None
+    workload: Workload,
+    size: Size,
+    framework: Framework | None = None,
+    *,
+    statistics: bool = True,
 ) -> dict[str, tuple[int, ...]]:
-    """Canonical parameter shapes, read off one twin built without allocating memory.
+    """Canonical weight shapes, read off one twin built without allocating memory.
 
     Both twins have the same canonical shapes (parity checks it), so any twin will do:
-    ``framework`` names the one to use; by default torch when importable, else JAX.
+    ``framework`` names the one to use; by default torch when importable, else JAX. Without
+    ``statistics``, only the trainable parameters (no BatchNorm running means and variances).
     """
     if framework is None:
         framework = "torch" if "torch" in available_frameworks() else "jax"
     if framework == "torch":
         from twinbench.backends import torch_backend
 
-        return torch_backend.canonical_shapes(torch_backend.build_on_meta(workload, size))
+        model = torch_backend.build_on_meta(workload, size)
+        return torch_backend.canonical_shapes(model, statistics=statistics)
     require_framework(framework)  # say what to install when it is missing
     from twinbench.backends import jax_backend
 
-    return jax_backend.canonical_shapes(jax_backend.build_abstract(workload, size))
+    model = jax_backend.build_abstract(workload, size)
+    return jax_backend.canonical_shapes(model, statistics=statistics)
 
 
 def initial_weights(
@@ -62,6 +69,6 @@ def parameter_counts(workload: Workload) -> dict[str, int]:
     from twinbench.canonical import parameter_count
 
     return {
-        name: parameter_count(canonical_shapes(workload, size))
+        name: parameter_count(canonical_shapes(workload, size, statistics=False))
         for name, size in workload.sizes.items()
     }

@@ -46,11 +46,12 @@ def statistics_to_canonical(model: nnx.Module) -> Canonical:
     return state_to_canonical(nnx.state(model, nnx.BatchStat))
 
 
-def canonical_shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
-    """Canonical name -> shape of the model's parameters and running statistics."""
+def canonical_shapes(model: nnx.Module, *, statistics: bool = True) -> dict[str, tuple[int, ...]]:
+    """Canonical name -> shape of the model's parameters (and, by default, running statistics)."""
+    state = nnx.state(model, WEIGHTS if statistics else nnx.Param)
     return {
         _name(path): tuple(variable.get_value().shape)
-        for path, variable in nnx.to_flat_state(nnx.state(model, WEIGHTS))
+        for path, variable in nnx.to_flat_state(state)
     }
 
 

@@ -126,9 +126,12 @@ def grads_to_canonical(model: nn.Module) -> Canonical:
     }
 
 
-def canonical_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+def canonical_shapes(model: nn.Module, *, statistics: bool = True) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, without copying any data (works on the meta device)."""
-    return {name: tuple(to_c(t).shape) for name, t, to_c, _ in _canonical_tensors(model)}
+    return {
+        name: tuple(to_c(t).shape)
+        for name, t, to_c, _ in _canonical_tensors(model, statistics=statistics)
+    }
 
 
 def load_canonical(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:

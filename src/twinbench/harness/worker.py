@@ -86,7 +86,7 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
     framework = MODES[request["mode"]]
     source = inspect.getsourcefile(workload.twin(framework))  # type: ignore[arg-type]
     return {
-        "params": parameter_count(canonical_shapes(workload, size, framework)),
+        "params": parameter_count(canonical_shapes(workload, size, framework, statistics=False)),
         "twin_loc": count_code_lines(Path(source)) if source else None,
     }
 
