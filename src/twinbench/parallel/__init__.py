@@ -1,0 +1,1 @@
+"""The parallel suite behind ``twinbench parallel``."""

@@ -1,0 +1,123 @@
+"""What the torch and JAX parallel workers share: the request, the data, the fault hook, the
+result files. Imports no framework.
+
+Every worker process of a cell reads the same request file, generates the same global batches
+from the seed (so no process ships data to another) and takes its own rows. Rank 0 writes
+``result.json`` and the final weights as ``.npz`` files into the request's ``out_dir``; a rank that
+fails writes ``error-rank<r>.txt`` there before it exits, which is how the launcher names the
+worker's error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import statistics
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinbench.spec import Batch, OptimizerConfig, Size, Workload
+
+RESULT_FILE = "result.json"
+TIMED_BATCHES = 4  # distinct global batches cycled through while timing
+
+
+def load_request(path: str) -> dict[str, Any]:
+    request: dict[str, Any] = json.loads(Path(path).read_text())
+    return request
+
+
+def workload_and_size(request: dict[str, Any]) -> tuple[Workload, Size]:
+    """The workload's size preset with the cell's global batch size."""
+    from twinbench.registry import builtin, from_file
+
+    if request.get("workload_file"):
+        workload = from_file(request["workload_file"])
+    else:
+        workload = builtin(request["workload"])
+    size = dataclasses.replace(workload.size(request["size"]), batch_size=request["global_batch"])
+    return workload, size
+
+
+def global_batches(workload: Workload, size: Size, seed: int, count: int) -> list[Batch]:
+    """The first ``count`` global batches of the workload's seeded stream."""
+    return list(islice(workload.batches(size, seed), count))
+
+
+def rows(batch: Batch, rank: int, world: int) -> Batch:
+    """Rank ``rank``'s contiguous share of a global batch (the batch divides by ``world``)."""
+    n = next(iter(batch.values())).shape[0] // world
+    return {key: value[rank * n : (rank + 1) * n] for key, value in batch.items()}
+
+
+def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
+    """The workload's own settings for ``name`` when it has them, else the parity defaults."""
+    from twinbench.spec import DEFAULT_OPTIMIZERS, OptimizerConfig
+
+    if name in workload.optimizers:
+        return workload.optimizers[name]
+    if name in DEFAULT_OPTIMIZERS:
+        return DEFAULT_OPTIMIZERS[name]
+    return OptimizerConfig(name, lr=1e-3, weight_decay=0.01)  # type: ignore[arg-type]
+
+
+def maybe_fail(request: dict[str, Any], rank: int, step: int) -> None:
+    """Tests only: make rank ``fault.rank`` die (SIGKILL) or raise at training step ``fault.step``."""
+    fault = request.get("fault")
+    if not fault or fault["rank"] != rank or fault["step"] != step:
+        return
+    if fault.get("kind") == "raise":
+        raise RuntimeError(f"injected fault at step {step}")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def summarise(samples: list[float]) -> dict[str, Any]:
+    """Median and interquartile range of per-step seconds, with the raw samples."""
+    q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else (samples * 3)
+    return {
+        "median_s": statistics.median(samples),
+        "iqr_s": q3 - q1,
+        "samples": samples,
+    }
+
+
+def save_weights(out_dir: str, label: str, weights: dict[str, np.ndarray]) -> str:
+    name = f"{label}.npz"
+    np.savez(Path(out_dir) / name, **weights)
+    return name
+
+
+def write_result(out_dir: str, result: dict[str, Any]) -> None:
+    target = Path(out_dir) / RESULT_FILE
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=float))
+    tmp.replace(target)  # the launcher never reads half a file
+
+
+def error_file(out_dir: str, rank: int) -> Path:
+    return Path(out_dir) / f"error-rank{rank}.txt"
+
+
+def run_reporting_errors(out_dir: str, rank: int, main: Callable[[], None]) -> None:
+    """Run ``main``; on an exception leave its one-line summary for the launcher, then exit 1."""
+    try:
+        main()
+    except Exception as exc:
+        traceback.print_exc()
+        error_file(out_dir, rank).write_text(f"{type(exc).__name__}: {exc}")
+        sys.stderr.flush()
+        os._exit(1)  # skip atexit hooks that could wait on peers that are gone
+
+
+def cycle(items: list[Any]) -> Iterator[Any]:
+    while True:
+        yield from items

@@ -1,0 +1,374 @@
+"""The parallel suite: launch every cell, check parity across devices, derive the scaling table,
+render it, store it. Imports no framework (the workers do).
+
+Parity: each cell trains ``parity_steps`` steps per optimizer on N devices and, on rank 0, the
+plain model on one device with the same global batches; the final canonical weights are compared
+tensor by tensor with `twinbench.parity.compare` at the float32 gradient tolerance (the update of
+a step is a gradient times a learning rate; K steps of it stay well inside). Where both frameworks
+ran the same strategy, N and batch, their N-device weights are compared with each other too.
+
+Scaling: throughput is global batch / median step time; efficiency is throughput at N over N times
+the throughput at N = 1 of the same implementation — for strong scaling (fixed global batch) that
+is speed-up / N, for weak scaling (fixed per-device batch) it is t(1) / t(N). The communication
+share of data parallelism is 1 − t(step without the gradient all-reduce) / t(step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinbench.errors import TwinbenchError
+from twinbench.parallel import launcher, plan
+from twinbench.parallel.plan import Cell, ParallelSettings
+
+PARITY_TOLERANCE = "gradients"  # which of twinbench.parity.TOLERANCES["float32"] applies
+
+
+@dataclass
+class CellResult:
+    """One launch: what it was, how it ended, its parity checks and its timing."""
+
+    framework: str
+    impl: str
+    strategy: str
+    devices: int
+    global_batch: int
+    scalings: list[str]
+    status: str = "ok"
+    error: str | None = None
+    processes: int | None = None
+    platform: str | None = None
+    param_specs: dict[str, str] = field(default_factory=dict)
+    parity: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.framework}/{self.impl} {self.strategy} N={self.devices}"
+
+
+@dataclass
+class ParallelReport:
+    """Everything one ``twinbench parallel`` found."""
+
+    settings: dict[str, Any]
+    simulated: bool
+    cores: int
+    cells: list[CellResult] = field(default_factory=list)
+    cross: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[CellResult]:
+        return [c for c in self.cells if c.status != "ok"]
+
+    @property
+    def parity_passed(self) -> bool:
+        checks = [p for c in self.cells for p in c.parity] + self.cross
+        return all(p["passed"] for p in checks)
+
+    def scaling(self) -> list[dict[str, Any]]:
+        return scaling_rows(self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite(
+            {
+                "settings": self.settings,
+                "simulated": self.simulated,
+                "cores": self.cores,
+                "cells": [asdict(c) for c in self.cells],
+                "cross": self.cross,
+                "scaling": self.scaling(),
+            }
+        )
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _probe(settings: ParallelSettings) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Canonical shapes and the size preset's batch size (imports one framework for shapes)."""
+    from twinbench.backends import canonical_shapes
+    from twinbench.registry import builtin, from_file
+
+    workload = (
+        from_file(settings.workload_file) if settings.workload_file else builtin(settings.workload)
+    )
+    size = workload.size(settings.size)
+    return canonical_shapes(workload, size), size.batch_size
+
+
+def _gpu_count(settings: ParallelSettings) -> int:
+    if settings.device != "cuda":
+        return 0
+    from twinbench.harness.environment import fingerprint
+
+    return len(fingerprint()["gpus"])
+
+
+def compare_weights(
+    name: str, reference: dict[str, np.ndarray], other: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Every tensor compared; the row keeps the worst tensor's name and the largest differences."""
+    from twinbench.parity import TOLERANCES, compare
+
+    tol = getattr(TOLERANCES["float32"], PARITY_TOLERANCE)
+    if set(reference) != set(other):
+        missing = ", ".join(sorted(set(reference) ^ set(other)))
+        return {"check": name, "passed": False, "max_abs": None, "max_rel": None,
+                "atol": tol.atol, "rtol": tol.rtol, "detail": f"tensors differ: {missing}"}  # fmt: skip
+    checks = {key: compare(key, reference[key], other[key], tol) for key in reference}
+    worst = max(checks, key=lambda k: checks[k].max_abs)
+    failed = [k for k, c in checks.items() if not c.passed]
+    return {
+        "check": name,
+        "passed": not failed,
+        "max_abs": max(c.max_abs for c in checks.values()),
+        "max_rel": max(c.max_rel for c in checks.values()),
+        "atol": tol.atol,
+        "rtol": tol.rtol,
+        "worst": worst,
+        "detail": "; ".join(f"{k}: {checks[k].detail}" for k in failed[:3]),
+    }
+
+
+def _load(out_dir: Path, name: str) -> dict[str, np.ndarray]:
+    with np.load(out_dir / name) as data:
+        return {key: data[key] for key in data.files}
+
+
+def run_cell(
+    settings: ParallelSettings, cell: Cell
+) -> tuple[CellResult, dict[str, dict[str, np.ndarray]]]:
+    """Launch one cell; its result and its N-device weights per parity optimizer."""
+    result = CellResult(
+        cell.framework, cell.impl, cell.strategy, cell.devices, cell.global_batch,
+        list(cell.scalings),
+    )  # fmt: skip
+    weights: dict[str, dict[str, np.ndarray]] = {}
+    with launcher.cell_directory() as scratch:
+        out_dir = Path(scratch)
+        try:
+            found = launcher.launch(settings, cell, plan.request(settings, cell, scratch))
+        except launcher.LaunchFailed as failure:
+            result.status, result.error = failure.status, failure.error
+            return result, weights
+        if found is None:  # multi-node: rank 0, and with it the result, lives on another node
+            result.status, result.error = "skipped", "rank 0 ran on another node, which stores it"
+            return result, weights
+        result.processes, result.platform = found.get("processes"), found.get("platform")
+        result.param_specs = found.get("param_specs", {})
+        result.timing = found.get("timing")
+        for optimizer, entry in found["parity"].items():
+            parallel = _load(out_dir, entry["parallel"])
+            single = _load(out_dir, entry["single"])
+            weights[optimizer] = parallel
+            row = compare_weights(f"{cell.devices} devices vs 1", single, parallel)
+            row.update(optimizer=optimizer, steps=settings.parity_steps,
+                       final_loss_parallel=entry["parallel_losses"][-1],
+                       final_loss_single=entry["single_losses"][-1])  # fmt: skip
+            result.parity.append(row)
+    return result, weights
+
+
+def run_parallel_suite(
+    settings: ParallelSettings, *, progress: Callable[[str], None] | None = None
+) -> ParallelReport:
+    """Validate everything, then launch every cell in turn; a failed cell is recorded, and the
+    suite goes on. Raises TwinbenchError for bad input or an unreachable coordinator."""
+    from twinbench.harness.environment import usable_cores
+
+    shapes, batch_size = _probe(settings)
+    plan.validate(settings, shapes, batch_size, _gpu_count(settings))
+    say = progress or (lambda _line: None)
+    report = ParallelReport(
+        settings=settings.to_dict(), simulated=settings.device == "cpu", cores=usable_cores()
+    )
+    by_key: dict[tuple[str, int, int, str], list[tuple[CellResult, dict[str, np.ndarray]]]] = {}
+    for cell in plan.cells(settings, batch_size):
+        say(f"{cell.label}")
+        result, weights = run_cell(settings, cell)
+        report.cells.append(result)
+        for optimizer, w in weights.items():
+            key = (cell.strategy, cell.devices, cell.global_batch, optimizer)
+            by_key.setdefault(key, []).append((result, w))
+    for (strategy, n, batch, optimizer), found in by_key.items():
+        torch_runs = [(r, w) for r, w in found if r.framework == "torch"]
+        for result, w in (p for p in found if p[0].framework == "jax"):
+            for reference, rw in torch_runs:
+                row = compare_weights("torch vs jax", rw, w)
+                row.update(strategy=strategy, devices=n, global_batch=batch, optimizer=optimizer,
+                           torch=reference.impl, jax=result.impl)  # fmt: skip
+                report.cross.append(row)
+    return report
+
+
+def scaling_rows(cells: list[CellResult]) -> list[dict[str, Any]]:
+    """One row per (implementation, strategy, scaling, N) that was timed."""
+    rows = []
+    for cell in cells:
+        if cell.status != "ok" or not cell.timing:
+            continue
+        for scaling in cell.scalings:
+            base = next(
+                (
+                    c for c in cells
+                    if (c.framework, c.impl, c.strategy, c.devices) ==
+                    (cell.framework, cell.impl, cell.strategy, 1)
+                    and scaling in c.scalings and c.status == "ok" and c.timing
+                ),
+                None,
+            )  # fmt: skip
+            step = cell.timing["step"]["median_s"]
+            throughput = cell.global_batch / step
+            row: dict[str, Any] = {
+                "framework": cell.framework, "impl": cell.impl, "strategy": cell.strategy,
+                "scaling": scaling, "devices": cell.devices, "global_batch": cell.global_batch,
+                "per_device_batch": cell.global_batch // cell.devices
+                if cell.strategy == "dp" else cell.global_batch,
+                "step_s": step, "iqr_s": cell.timing["step"]["iqr_s"],
+                "first_step_s": cell.timing.get("step_first_s"),
+                "throughput": throughput, "speedup": None, "efficiency": None,
+                "comm_share": None,
+            }  # fmt: skip
+            if base is not None:
+                base_step = base.timing["step"]["median_s"]  # type: ignore[index]
+                base_throughput = base.global_batch / base_step
+                row["efficiency"] = throughput / (cell.devices * base_throughput)
+                row["speedup"] = base_step / step if scaling == "strong" else None
+            no_comm = cell.timing.get("no_comm")
+            if no_comm and cell.devices > 1:
+                row["comm_share"] = max(0.0, 1.0 - no_comm["median_s"] / step)
+            rows.append(row)
+    rows.sort(key=lambda r: (r["strategy"], r["scaling"], r["framework"], r["impl"], r["devices"]))
+    return rows
+
+
+# ---- Markdown ---------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    if value is None:
+        return "—"
+    return format(value, spec) if isinstance(value, float) else str(value)
+
+
+def _ms(seconds: float | None) -> str:
+    from twinbench.report.summary import fmt_seconds
+
+    return fmt_seconds(seconds)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def devices_line(data: dict[str, Any]) -> str:
+    """What the devices were — simulated devices say so."""
+    if data["simulated"]:
+        return (
+            f"Devices are **simulated**: N XLA host devices (JAX) or N gloo processes (PyTorch) "
+            f"sharing the same {data['cores']} CPU core(s), so the timings show the frameworks' "
+            "parallel overhead, not what N real devices would gain."
+        )
+    return "Devices are real: one GPU per device."
+
+
+def render_markdown(report: ParallelReport | dict[str, Any]) -> str:
+    """The suite's tables as Markdown (from a report or its stored ``to_dict``)."""
+    data = report.to_dict() if isinstance(report, ParallelReport) else report
+    s = data["settings"]
+    lines = [
+        f"# twinbench parallel: {s['workload']} ({s['size']})",
+        "",
+        devices_line(data),
+        "",
+        f"## Parity across devices: N devices vs one, {s['parity_steps']} steps, same global batch",
+        "",
+    ]
+    parity = [
+        [f"{c['framework']}/{c['impl']}", c["strategy"], str(c["devices"]),
+         str(c["global_batch"]), p["optimizer"], _fmt(p["max_abs"], ".2g"),
+         _fmt(p["max_rel"], ".2g"), f"{p['atol']:.0e} / {p['rtol']:.0e}",
+         "pass" if p["passed"] else f"FAIL ({p['detail']})"]
+        for c in data["cells"] for p in c["parity"]
+    ]  # fmt: skip
+    lines += _table(
+        ["implementation", "strategy", "N", "global batch", "optimizer", "max abs", "max rel",
+         "atol / rtol", "result"],
+        parity,
+    ) if parity else ["No parity checks ran."]  # fmt: skip
+    if data["cross"]:
+        lines += ["", "## Parity between the frameworks' N-device runs", ""]
+        lines += _table(
+            ["strategy", "N", "global batch", "optimizer", "torch", "jax", "max abs", "result"],
+            [[r["strategy"], str(r["devices"]), str(r["global_batch"]), r["optimizer"],
+              r["torch"], r["jax"], _fmt(r["max_abs"], ".2g"),
+              "pass" if r["passed"] else f"FAIL ({r['detail']})"] for r in data["cross"]],
+        )  # fmt: skip
+    rows = data["scaling"]
+    if rows:
+        lines += ["", "## Scaling", ""]
+        lines += _table(
+            ["implementation", "strategy", "scaling", "N", "global batch", "per device",
+             "step (median)", "IQR", "samples/s", "speed-up", "efficiency", "comm share"],
+            [[f"{r['framework']}/{r['impl']}", r["strategy"], r["scaling"], str(r["devices"]),
+              str(r["global_batch"]), str(r["per_device_batch"]), _ms(r["step_s"]),
+              _ms(r["iqr_s"]), _fmt(r["throughput"], ",.0f"), _fmt(r["speedup"], ".2f"),
+              _fmt(r["efficiency"], ".0%"), _fmt(r["comm_share"], ".0%")] for r in rows],
+        )  # fmt: skip
+        lines += [
+            "",
+            "Efficiency: throughput at N / (N × throughput at 1) of the same implementation "
+            "(strong scaling: speed-up / N; weak: t(1) / t(N)). Comm share (data parallel): "
+            "1 − t(step without the gradient all-reduce) / t(step). Tensor parallelism is "
+            "strong scaling only (the batch is not split).",
+        ]
+    failed = [c for c in data["cells"] if c["status"] != "ok"]
+    if failed:
+        lines += ["", "## Failed cells", ""]
+        lines += [
+            f"- {c['framework']}/{c['impl']} {c['strategy']} N={c['devices']}: "
+            f"{c['status']} — {c['error']}"
+            for c in failed
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def save(report: ParallelReport, out_dir: str | Path) -> int:
+    """Store ``report`` as a run of kind ``parallel``; returns the run id."""
+    from twinbench.harness.environment import fingerprint
+    from twinbench.store import DB_NAME, ResultStore
+
+    settings = {
+        k: v for k, v in report.settings.items() if not isinstance(v, dict) and k != "fault"
+    }
+    with ResultStore(Path(out_dir) / DB_NAME) as store:
+        run_id = store.start_run(
+            environment=fingerprint(), settings={"kind": "parallel", **_finite(settings)}
+        )
+        store.set_run_info(run_id, "parallel", report.to_dict())
+        store.finish_run(run_id, status="failed" if report.failures else "finished")
+    return run_id
+
+
+def require_ok(report: ParallelReport) -> None:
+    """For scripts: TwinbenchError naming the first failed cell, if any."""
+    if report.failures:
+        cell = report.failures[0]
+        raise TwinbenchError(f"{cell.label} {cell.status}: {cell.error}")
