@@ -1,1 +1,47 @@
-"""The parallel suite behind ``twinbench parallel``."""
+"""The parallel suite behind ``twinbench parallel``: data and tensor parallelism over N devices in
+both frameworks, proven equal to one device, then timed for weak and strong scaling.
+
+Importing this package imports no framework; the workers import torch or JAX in their own
+processes (`torch_parallel`, launched by ``torch.distributed.run``; `jax_parallel`).
+"""
+
+from twinbench.parallel.launcher import LaunchFailed, wait_reachable
+from twinbench.parallel.plan import (
+    FRAMEWORKS,
+    SCALINGS,
+    STRATEGIES,
+    Cell,
+    MultiNode,
+    ParallelSettings,
+    cells,
+    tp_plan,
+    validate,
+)
+from twinbench.parallel.suite import (
+    CellResult,
+    ParallelReport,
+    render_markdown,
+    run_parallel_suite,
+    save,
+    scaling_rows,
+)
+
+__all__ = [
+    "FRAMEWORKS",
+    "SCALINGS",
+    "STRATEGIES",
+    "Cell",
+    "CellResult",
+    "LaunchFailed",
+    "MultiNode",
+    "ParallelReport",
+    "ParallelSettings",
+    "cells",
+    "render_markdown",
+    "run_parallel_suite",
+    "save",
+    "scaling_rows",
+    "tp_plan",
+    "validate",
+    "wait_reachable",
+]

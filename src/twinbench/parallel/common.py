@@ -70,7 +70,7 @@ def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
 
 
 def maybe_fail(request: dict[str, Any], rank: int, step: int) -> None:
-    """Tests only: make rank ``fault.rank`` die (SIGKILL) or raise at training step ``fault.step``."""
+    """Tests only: rank ``fault.rank`` dies (SIGKILL) or raises at training step ``fault.step``."""
     fault = request.get("fault")
     if not fault or fault["rank"] != rank or fault["step"] != step:
         return

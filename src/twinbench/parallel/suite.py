@@ -127,8 +127,9 @@ def compare_weights(
     tol = getattr(TOLERANCES["float32"], PARITY_TOLERANCE)
     if set(reference) != set(other):
         missing = ", ".join(sorted(set(reference) ^ set(other)))
+        detail = f"tensors differ: {missing}"
         return {"check": name, "passed": False, "max_abs": None, "max_rel": None,
-                "atol": tol.atol, "rtol": tol.rtol, "detail": f"tensors differ: {missing}"}  # fmt: skip
+                "atol": tol.atol, "rtol": tol.rtol, "detail": detail}  # fmt: skip
     checks = {key: compare(key, reference[key], other[key], tol) for key in reference}
     worst = max(checks, key=lambda k: checks[k].max_abs)
     failed = [k for k, c in checks.items() if not c.passed]

@@ -326,7 +326,7 @@ _SUITE_PAGE = _ENV.from_string(
     "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;}"
     "pre{background:#f6f8fa;padding:1rem;overflow-x:auto;}</style></head><body>"
     "<h1>twinbench run {{ id }}: the {{ kind }} suite</h1><p>{{ machine }}</p>"
-    "<pre>{{ text }}</pre></body></html>"
+    "<pre>{{ text }}</pre>{% for figure in figures %}{{ figure }}{% endfor %}</body></html>"
 )
 
 
@@ -335,7 +335,11 @@ def render(summary: RunSummary) -> str:
     suite = suite_section(summary.run)
     if suite is not None:  # a suite run has no cells: show its stored tables as text
         return _SUITE_PAGE.render(
-            id=summary.run.id, kind=suite[0], text=suite[1], machine=environment_line(summary.run)
+            id=summary.run.id,
+            kind=suite[0],
+            text=suite[1],
+            machine=environment_line(summary.run),
+            figures=[Markup(plots.svg(f)) for _, f in plots.suite_figures(summary.run)],
         )
     return _ENV.get_template("report.html.j2").render(**context(summary))
 

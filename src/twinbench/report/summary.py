@@ -325,13 +325,13 @@ def peak_flops(run: RunRecord) -> float | None:
 
 
 def suite_section(run: RunRecord) -> tuple[str, str] | None:
-    """(kind, Markdown) of an `optim` or `autodiff` suite run, as rendered when it ran."""
+    """(kind, Markdown) of an `optim`, `autodiff` or `parallel` suite run, as rendered then."""
     text = run.info.get("suite_report")
     if not text:
         return None
     kind = str(run.settings.get("kind", "suite"))
     # the optimizer suite renders Markdown tables; the autodiff summary is aligned plain text
-    return kind, text if kind == "optim" else f"```text\n{text}\n```"
+    return kind, text if kind in ("optim", "parallel") else f"```text\n{text}\n```"
 
 
 def fmt_seconds(seconds: float | None) -> str:
