@@ -130,6 +130,7 @@ AllowTf32 = Annotated[
     bool, typer.Option("--allow-tf32", help="Allow TF32 matmuls, on both sides alike.")
 ]
 CompileMode = Annotated[str, typer.Option(help="default, reduce-overhead or max-autotune.")]
+EXECUTORS = ("local", "ray")
 Seed = Annotated[int, typer.Option(help="Seed of the canonical init and the data.")]
 
 
@@ -157,12 +158,32 @@ def run(
     seed: Seed = 0,
     workload_file: WorkloadFiles = None,
     tensorboard: TensorBoardDir = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (this machine) or ray: each (workload, size) group becomes a Ray task "
+            "(one GPU with --device cuda), parity first and every cell in its own subprocess as "
+            "here; a node times one group at a time, since timing two at once on shared cores "
+            'would corrupt both. Needs pip install "twinbench\\[ray]".'
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: HOST:PORT of a running cluster's head (default: start a "
+            "local Ray instance on the loopback interface)."
+        ),
+    ] = None,
 ) -> None:
     """Time every workload in four modes, fairly, and say which framework is faster."""
     from twinbench.harness.runner import SUITES
 
     if suite not in SUITES:
         raise TwinbenchError(f"unknown suite '{suite}'; valid: {', '.join(SUITES)}")
+    if executor not in EXECUTORS:
+        raise TwinbenchError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise TwinbenchError("--ray-address needs --executor ray")
     _execute(
         out,
         workloads=tuple(workload or ()),
@@ -179,6 +200,8 @@ def run(
         torch_compile_mode=torch_compile_mode,
         seed=seed,
         tensorboard=tensorboard,
+        executor=executor,
+        ray_address=ray_address,
     )
 
 
@@ -247,13 +270,21 @@ def _execute(
     phases: list[str] | None,
     threads: int | None,
     tensorboard: Path | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     **fields: Any,
 ) -> None:
     """Run the measurement, show progress, then the report; Ctrl-C keeps what finished."""
+    from functools import partial
+
     from twinbench.harness.environment import usable_cores
     from twinbench.harness.runner import MODES, RunInterrupted, RunSettings
     from twinbench.harness.runner import run as run_suite
 
+    if executor == "ray":
+        from twinbench.harness import ray_executor
+
+        run_suite = partial(ray_executor.run, address=ray_address)
     settings = RunSettings(
         modes=tuple(modes or MODES),
         phases=tuple(phases or ("train",)),
@@ -610,6 +641,98 @@ def autodiff(
             progress=lambda m: status.update(escape(m)),
         )
     _publish_suite(out, report, format_summary(report), save, as_json=as_json)
+
+
+@app.command()
+def parallel(
+    workload: Annotated[str, typer.Option(help="The workload trained in parallel.")] = "mlp",
+    size: Annotated[str, typer.Option(help="Size preset.")] = "tiny",
+    framework: Annotated[list[str] | None, typer.Option(help="torch, jax (repeatable).")] = None,
+    strategy: Annotated[
+        list[str] | None, typer.Option(help="dp (data parallel), tp (tensor parallel).")
+    ] = None,
+    devices: Annotated[str, typer.Option(help="Device counts N, e.g. 1,2,4.")] = "1,2,4",
+    scaling: Annotated[
+        list[str] | None, typer.Option(help="weak (fixed per-device batch), strong (fixed global).")
+    ] = None,
+    jax_launch: Annotated[
+        list[str] | None,
+        typer.Option(help="mesh (one process, N devices), processes (jax.distributed)."),
+    ] = None,
+    device: Device = "cpu",
+    per_device_batch: Annotated[int | None, typer.Option(help="Weak scaling batch.")] = None,
+    global_batch: Annotated[int | None, typer.Option(help="Strong scaling / tp batch.")] = None,
+    steps: Annotated[int, typer.Option(help="Steps of the parity check (0: none).")] = 5,
+    optimizer: Annotated[
+        list[str] | None, typer.Option(help="Parity optimizers: sgd, adam, adamw.")
+    ] = None,
+    no_timing: Annotated[bool, typer.Option("--no-timing", help="Parity only.")] = False,
+    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed samples per cell.")] = 10,
+    block: Annotated[int, typer.Option(help="Steps per timed sample.")] = 5,
+    threads: Annotated[int, typer.Option(help="Threads per device.")] = 1,
+    timeout: Annotated[float, typer.Option(help="Seconds a cell may take in all.")] = 300.0,
+    nnodes: Annotated[int, typer.Option(help="torch: machines in the run.")] = 1,
+    node_rank: Annotated[int, typer.Option(help="torch: this machine's rank.")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="torch: HOST:PORT of the c10d rendezvous (node 0).")
+    ] = None,
+    coordinator_address: Annotated[
+        str | None, typer.Option(help="JAX: HOST:PORT of process 0's coordinator.")
+    ] = None,
+    num_processes: Annotated[int | None, typer.Option(help="JAX: processes in all.")] = None,
+    process_id: Annotated[int | None, typer.Option(help="JAX: this process's id.")] = None,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a coordinator/rendezvous.")
+    ] = 60.0,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: AsJson = False,
+    workload_file: Annotated[
+        str | None, typer.Option("--workload-file", help="Python file defining a WORKLOAD.")
+    ] = None,
+) -> None:
+    """Data and tensor parallelism compared: parity with one device, then scaling (exit 1 if a
+    parity check or a cell fails)."""
+    from twinbench.parallel import MultiNode, ParallelSettings, render_markdown, run_parallel_suite
+    from twinbench.parallel import save as save_parallel
+
+    settings = ParallelSettings(
+        workload=workload,
+        workload_file=workload_file,
+        size=size,
+        frameworks=tuple(_csv(framework) or ("torch", "jax")),
+        strategies=tuple(_csv(strategy) or ("dp", "tp")),
+        devices=_int_list("--devices", devices),
+        scalings=tuple(_csv(scaling) or ("weak", "strong")),
+        jax_launch=tuple(_csv(jax_launch) or ("mesh",)),
+        device=device,
+        per_device_batch=per_device_batch,
+        global_batch=global_batch,
+        parity_steps=steps,
+        parity_optimizers=tuple(_csv(optimizer) or ("sgd", "adam")),
+        timing=not no_timing,
+        warmup=warmup,
+        repeats=repeats,
+        block=block,
+        threads=threads,
+        seed=seed,
+        timeout_s=timeout,
+        multinode=MultiNode(
+            nnodes=nnodes,
+            node_rank=node_rank,
+            rdzv_endpoint=rdzv_endpoint,
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            connect_timeout_s=connect_timeout,
+        ),
+    )
+    with err_console.status("running the parallel suite…") as status:
+        report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
+    _publish_suite(out, report, render_markdown(report), save_parallel, as_json=as_json)
+    if report.failures or not report.parity_passed:
+        raise typer.Exit(1)
 
 
 @app.command()

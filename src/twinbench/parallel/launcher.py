@@ -37,6 +37,7 @@ from twinbench.parallel.plan import Cell, ParallelSettings
 
 POLL_S = 0.1
 STDERR_TAIL = 1500
+ERROR_CHARS = 400  # of each rank's error message
 
 
 class LaunchFailed(Exception):
@@ -147,13 +148,11 @@ def _rank_errors(out_dir: Path) -> list[str]:
     return errors
 
 
-def _torchrun_failure(log: Path) -> str:
-    """The failed ranks from torchrun's own report (exit codes and signals)."""
-    text = _tail(log)
-    found = []
-    for rank, code in re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", text):
-        found.append(f"rank {rank}: {describe_exit(int(code))}")
-    return "; ".join(dict.fromkeys(found))
+def _torchrun_exits(log: Path) -> dict[int, int]:
+    """Rank -> exit code of the failed ranks in torchrun's own report."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    found = re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", text)
+    return {int(rank): int(code) for rank, code in found}
 
 
 def _wait(tree: ProcessTree, timeout_s: float, describe: Any) -> None:
@@ -163,11 +162,9 @@ def _wait(tree: ProcessTree, timeout_s: float, describe: Any) -> None:
         while True:
             tree.refresh()
             codes = [p.poll() for p in tree.roots]
-            failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
-            if failed:
-                index, code = failed[0]
+            if any(c not in (None, 0) for c in codes):
                 time.sleep(0.5)  # let the others' error files land before naming the cause
-                raise LaunchFailed("error" if code > 0 else "crashed", describe(index, code))
+                raise LaunchFailed(*describe([p.poll() for p in tree.roots]))
             if all(c == 0 for c in codes):
                 return
             if time.monotonic() > deadline:
@@ -206,17 +203,19 @@ def launch(
 
 
 def _describer(out_dir: Path, logs: list[Path], torchrun: bool) -> Any:
-    def describe(index: int, code: int) -> str:
-        errors = _rank_errors(out_dir)
-        if errors:
-            return "; ".join(errors)
-        if torchrun:
-            reported = _torchrun_failure(logs[0])
-            if reported:
-                return reported
+    def describe(codes: list[int | None]) -> tuple[str, str]:
+        """(cell status, error). A rank killed by a signal is named first: the others' errors
+        ("connection closed by peer") are what its death did to them."""
+        exits = _torchrun_exits(logs[0]) if torchrun else dict(enumerate(codes))
+        killed = [f"rank {r}: {describe_exit(c)}" for r, c in exits.items() if c and c < 0]
+        raised = [e[:ERROR_CHARS] for e in _rank_errors(out_dir)]
+        if killed or raised:
+            return ("crashed" if killed else "error"), "; ".join(killed + raised)
+        index, code = next((i, c) for i, c in enumerate(codes) if c)
         tail = _tail(logs[index])
         who = "torchrun" if torchrun else f"process {index}"
-        return f"{who}: {describe_exit(code)}" + (f"; output: {tail}" if tail else "")
+        text = f"{who}: {describe_exit(code or 0)}" + (f"; output: {tail}" if tail else "")
+        return "error", text
 
     return describe
 

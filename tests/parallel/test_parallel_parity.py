@@ -1,0 +1,96 @@
+"""Data and tensor parallelism on N = 2 simulated devices end where one device ends, in both
+frameworks; a worker that dies is a failed cell with its error, and leaves no process behind."""
+
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from twinbench.cli import main
+from twinbench.parallel import ParallelSettings, run_parallel_suite
+from twinbench.store import DB_NAME, ResultStore
+
+QUICK = {"devices": (2,), "scalings": ("strong",), "timing": False}
+
+
+@pytest.fixture(scope="module")
+def report():
+    """torch DDP and DTensor, JAX Mesh dp and tp: four launches, parity only."""
+    return run_parallel_suite(ParallelSettings(**QUICK))
+
+
+def no_children_left() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+
+
+def test_every_implementation_ran(report):
+    assert [(c.framework, c.impl, c.strategy, c.status) for c in report.cells] == [
+        ("torch", "ddp", "dp", "ok"), ("torch", "dtensor", "tp", "ok"),
+        ("jax", "mesh", "dp", "ok"), ("jax", "mesh", "tp", "ok")]  # fmt: skip
+
+
+def test_two_devices_match_one_device_after_sgd_and_adam(report):
+    for cell in report.cells:
+        assert {p["optimizer"] for p in cell.parity} == {"sgd", "adam"}, cell.label
+        for check in cell.parity:
+            assert check["passed"], (cell.label, check)
+            assert check["steps"] == 5
+            assert check["max_abs"] < 1e-6, (cell.label, check)  # fp32 rounding, nothing more
+
+
+def test_the_frameworks_agree_with_each_other_on_two_devices(report):
+    assert {(r["strategy"], r["optimizer"]) for r in report.cross} == {
+        ("dp", "sgd"), ("dp", "adam"), ("tp", "sgd"), ("tp", "adam")}  # fmt: skip
+    assert all(r["passed"] for r in report.cross)
+
+
+def test_tensor_parallel_really_shards_the_weights(report):
+    torch_tp, jax_tp = (c for c in report.cells if c.strategy == "tp")
+    assert torch_tp.param_specs["layers.0.weight"] == "(Shard(dim=0),)"  # torch (out, in)
+    assert torch_tp.param_specs["layers.1.weight"] == "(Shard(dim=1),)"
+    assert jax_tp.param_specs["layers.0.kernel"] == "P(None, 'model')"  # canonical (in, out)
+    assert jax_tp.param_specs["layers.1.kernel"] == "P('model',)"
+    jax_dp = next(c for c in report.cells if (c.framework, c.strategy) == ("jax", "dp"))
+    assert set(jax_dp.param_specs.values()) == {"P()"}  # data parallel: replicated
+
+
+@pytest.mark.parametrize("kind", ["kill", pytest.param("raise", marks=pytest.mark.slow)])
+def test_a_dead_worker_fails_its_cell_and_leaves_no_process(kind):
+    fault = {"rank": 1, "step": 2, "kind": kind}
+    settings = ParallelSettings(frameworks=("torch",), strategies=("dp",), fault=fault, **QUICK)
+    (cell,) = run_parallel_suite(settings).cells
+    assert cell.status == ("crashed" if kind == "kill" else "error")
+    if kind == "kill":
+        assert "rank 1: worker died from SIGKILL" in cell.error
+    else:
+        assert "rank 1: RuntimeError: injected fault at step 2" in cell.error
+    assert no_children_left() == []
+
+
+def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
+    """N local processes through jax.distributed, timed, stored and reported from the CLI."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "twinbench", "parallel", "--framework", "jax", "--strategy", "dp",
+         "--jax-launch", "processes", "--devices", "1,2", "--scaling", "strong", "--steps", "2",
+         "--optimizer", "sgd", "--warmup", "1", "--repeats", "2", "--block", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with ResultStore(out / DB_NAME) as store:
+        run = store.run(store.latest_run_id())
+    assert run.settings["kind"] == "parallel"
+    data = run.info["parallel"]
+    assert [c["processes"] for c in data["cells"]] == [1, 2]
+    assert [r["devices"] for r in data["scaling"]] == [1, 2]
+    assert data["scaling"][0]["efficiency"] == 1.0
+    assert data["scaling"][1]["comm_share"] is not None
+    monkeypatch.setattr(sys, "argv", ["twinbench", "report", "--results", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    markdown = (out / f"report-run{run.id}.md").read_text()
+    assert "## The parallel suite" in markdown and "simulated" in markdown
+    assert (out / f"report-run{run.id}-plots" / "suite-scaling.svg").is_file()
