@@ -1,0 +1,150 @@
+"""``bert`` in JAX with Flax NNX: a BERT encoder (post-LN, fused attention) classifying from [CLS].
+
+Attribute names match the PyTorch twin (Hugging Face BERT's, ``attention.self`` included), so
+canonical names agree. No token-type table, as in the PyTorch twin.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+LN_EPS = 1e-12  # BERT's layer_norm_eps; Flax's default is 1e-6
+
+
+def layer_norm(d_model: int, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    # Two-pass variance, as torch computes it (Flax's fast E[x²]−E[x]² rounds differently).
+    return nnx.LayerNorm(d_model, epsilon=LN_EPS, use_fast_variance=False, rngs=rngs)
+
+
+class BertEmbeddings(nnx.Module):
+    def __init__(self, vocab_size: int, max_positions: int, d_model: int, *, rngs: nnx.Rngs):
+        self.word_embeddings = nnx.Embed(vocab_size, d_model, rngs=rngs)
+        self.position_embeddings = nnx.Embed(max_positions, d_model, rngs=rngs)
+        self.LayerNorm = layer_norm(d_model, rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, T, d)
+        positions = self.position_embeddings(jnp.arange(tokens.shape[1]))[None]
+        return self.LayerNorm(self.word_embeddings(tokens) + positions)
+
+
+class BertSelfAttention(nnx.Module):
+    def __init__(self, d_model: int, n_heads: int, *, rngs: nnx.Rngs) -> None:
+        self.n_heads = n_heads
+        self.query = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.key = nnx.Linear(d_model, d_model, rngs=rngs)
+        self.value = nnx.Linear(d_model, d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, d) -> (B, T, d)
+        B, T, d = x.shape
+
+        def heads(t: jax.Array) -> jax.Array:  # (B, T, d) -> (B, T, nh, hs)
+            return t.reshape(B, T, self.n_heads, d // self.n_heads)
+
+        # No padding, so no mask: every token attends to every token.
+        y = jax.nn.dot_product_attention(
+            heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        )
+        return y.reshape(B, T, d)
+
+
+class BertResidualOutput(nnx.Module):
+    """Dense, then LayerNorm of the residual sum: BERT's post-LN ``*.output`` block."""
+
+    def __init__(self, d_in: int, d_model: int, *, rngs: nnx.Rngs) -> None:
+        self.dense = nnx.Linear(d_in, d_model, rngs=rngs)
+        self.LayerNorm = layer_norm(d_model, rngs)
+
+    def __call__(self, hidden: jax.Array, residual: jax.Array) -> jax.Array:
+        return self.LayerNorm(self.dense(hidden) + residual)
+
+
+class BertAttention(nnx.Module):
+    def __init__(self, d_model: int, n_heads: int, *, rngs: nnx.Rngs) -> None:
+        self.self = BertSelfAttention(d_model, n_heads, rngs=rngs)  # HF's name, legal here too
+        self.output = BertResidualOutput(d_model, d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.output(self.self(x), x)
+
+
+class BertIntermediate(nnx.Module):
+    def __init__(self, d_model: int, *, rngs: nnx.Rngs) -> None:
+        self.dense = nnx.Linear(d_model, 4 * d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jax.nn.gelu(self.dense(x), approximate=False)  # BERT's exact (erf) GELU
+
+
+class BertLayer(nnx.Module):
+    def __init__(self, d_model: int, n_heads: int, *, rngs: nnx.Rngs) -> None:
+        self.attention = BertAttention(d_model, n_heads, rngs=rngs)
+        self.intermediate = BertIntermediate(d_model, rngs=rngs)
+        self.output = BertResidualOutput(4 * d_model, d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.attention(x)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(nnx.Module):
+    def __init__(self, d_model: int, n_heads: int, n_layers: int, *, rngs: nnx.Rngs) -> None:
+        self.layer = nnx.List([BertLayer(d_model, n_heads, rngs=rngs) for _ in range(n_layers)])
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layer:
+            x = layer(x)
+        return x
+
+
+class BertPooler(nnx.Module):
+    def __init__(self, d_model: int, *, rngs: nnx.Rngs) -> None:
+        self.dense = nnx.Linear(d_model, d_model, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, d) -> (B, d), from [CLS]
+        return jnp.tanh(self.dense(x[:, 0]))
+
+
+class Bert(nnx.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_positions: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        n_classes: int,
+        *,
+        rngs: nnx.Rngs,
+    ) -> None:
+        self.embeddings = BertEmbeddings(vocab_size, max_positions, d_model, rngs=rngs)
+        self.encoder = BertEncoder(d_model, n_heads, n_layers, rngs=rngs)
+        self.pooler = BertPooler(d_model, rngs=rngs)
+        self.classifier = nnx.Linear(d_model, n_classes, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, n_classes)
+        return self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+
+
+def build(config: Mapping[str, Any]) -> Bert:
+    return Bert(
+        config["vocab_size"],
+        config["max_positions"],
+        config["d_model"],
+        config["n_heads"],
+        config["n_layers"],
+        config["n_classes"],
+        rngs=nnx.Rngs(0),
+    )
+
+
+def forward(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
+    return model(batch["tokens"])
+
+
+def loss_fn(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
+    logits = model(batch["tokens"])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]).mean()

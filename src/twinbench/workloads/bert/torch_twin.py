@@ -1,0 +1,151 @@
+"""``bert`` in PyTorch: a BERT encoder (post-LN blocks, fused attention) classifying from [CLS].
+
+Module names follow Hugging Face's BertForSequenceClassification without its ``bert.`` prefix
+(``embeddings.word_embeddings``, ``encoder.layer.0.attention.self.query``, ``pooler.dense``,
+``classifier``), so a BERT state dict maps by name. There is no token-type table: every sequence
+is one segment, and a single token type would only add a constant vector.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LN_EPS = 1e-12  # BERT's layer_norm_eps
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, vocab_size: int, max_positions: int, d_model: int) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, d_model)
+        self.position_embeddings = nn.Embedding(max_positions, d_model)
+        self.LayerNorm = nn.LayerNorm(d_model, eps=LN_EPS)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, d)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        return self.LayerNorm(self.word_embeddings(tokens) + self.position_embeddings(positions))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        B, T, d = x.shape
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, nh, T, hs)
+            return t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+        # No padding, so no mask: every token attends to every token.
+        y = F.scaled_dot_product_attention(
+            heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        )
+        return y.transpose(1, 2).reshape(B, T, d)
+
+
+class BertResidualOutput(nn.Module):
+    """Dense, then LayerNorm of the residual sum: BERT's post-LN ``*.output`` block."""
+
+    def __init__(self, d_in: int, d_model: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_in, d_model)
+        self.LayerNorm = nn.LayerNorm(d_model, eps=LN_EPS)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dense(hidden) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.self = BertSelfAttention(d_model, n_heads)
+        self.output = BertResidualOutput(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(x), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_model, 4 * d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(x), approximate="none")  # BERT's exact (erf) GELU
+
+
+class BertLayer(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.attention = BertAttention(d_model, n_heads)
+        self.intermediate = BertIntermediate(d_model)
+        self.output = BertResidualOutput(4 * d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attention(x)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, n_layers: int) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(d_model, n_heads) for _ in range(n_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            x = layer(x)
+        return x
+
+
+class BertPooler(nn.Module):
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, d), from [CLS]
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+class Bert(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        max_positions: int,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        n_classes: int,
+    ) -> None:
+        super().__init__()
+        self.embeddings = BertEmbeddings(vocab_size, max_positions, d_model)
+        self.encoder = BertEncoder(d_model, n_heads, n_layers)
+        self.pooler = BertPooler(d_model)
+        self.classifier = nn.Linear(d_model, n_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, n_classes)
+        return self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+
+
+def build(config: Mapping[str, Any]) -> Bert:
+    return Bert(
+        config["vocab_size"],
+        config["max_positions"],
+        config["d_model"],
+        config["n_heads"],
+        config["n_layers"],
+        config["n_classes"],
+    )
+
+
+def forward(model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["tokens"])
+
+
+def loss_fn(model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return F.cross_entropy(model(batch["tokens"]), batch["labels"])

@@ -1,0 +1,92 @@
+"""``gpt`` in PyTorch: a GPT-2 style decoder (pre-LN blocks, causal fused attention, tied head).
+
+Module names follow Hugging Face's GPT2LMHeadModel (``wte``, ``wpe``, ``h.0.ln_1``,
+``h.0.attn.c_attn``, ``h.0.mlp.c_fc``, ``ln_f``), so a GPT-2 state dict maps by name; HF's Conv1D
+stores ``weight`` as (in, out), which is already the canonical kernel layout.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.c_attn = nn.Linear(d_model, 3 * d_model)  # fused q, k, v
+        self.c_proj = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+        B, T, d = x.shape
+        q, k, v = self.c_attn(x).split(d, dim=2)
+        # (B, T, d) -> (B, nh, T, hs): the layout scaled_dot_product_attention wants
+        q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(d_model, 4 * d_model)
+        self.c_proj = nn.Linear(4 * d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # GPT-2's "gelu_new"
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.attn = CausalSelfAttention(d_model, n_heads)
+        self.ln_2 = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.mlp = MLP(d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(
+        self, vocab_size: int, max_positions: int, d_model: int, n_heads: int, n_layers: int
+    ) -> None:
+        super().__init__()
+        self.wte = nn.Embedding(vocab_size, d_model)
+        self.wpe = nn.Embedding(max_positions, d_model)
+        self.h = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(d_model, eps=LN_EPS)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, vocab)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.wte(tokens) + self.wpe(positions)
+        for block in self.h:
+            x = block(x)
+        # The language-model head is tied to the token embedding, as in GPT-2.
+        return F.linear(self.ln_f(x), self.wte.weight)
+
+
+def build(config: Mapping[str, Any]) -> GPT:
+    return GPT(
+        config["vocab_size"],
+        config["max_positions"],
+        config["d_model"],
+        config["n_heads"],
+        config["n_layers"],
+    )
+
+
+def forward(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model(batch["tokens"])
+
+
+def loss_fn(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = model(batch["tokens"])
+    return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())
