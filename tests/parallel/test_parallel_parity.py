@@ -94,3 +94,56 @@ def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
     markdown = (out / f"report-run{run.id}.md").read_text()
     assert "## The parallel suite" in markdown and "simulated" in markdown
     assert (out / f"report-run{run.id}-plots" / "suite-scaling.svg").is_file()
+
+
+@pytest.mark.slow
+def test_gpt_mlp_block_tensor_parallel_matches_one_device():
+    """gpt's c_fc column-wise / c_proj row-wise; Adam's noise-driven key biases are counted."""
+    settings = ParallelSettings(workload="gpt", strategies=("tp",), **QUICK)
+    report = run_parallel_suite(settings)
+    assert all(c.status == "ok" for c in report.cells)
+    assert report.parity_passed
+    adam = [p for c in report.cells for p in c.parity if p["optimizer"] == "adam"]
+    assert all(p["noise_elements"] > 0 for p in adam)  # the attention key biases
+
+
+def two_nodes(*per_node_args, out):
+    """Two `twinbench parallel` processes on this machine, as two nodes would run them."""
+    base = [sys.executable, "-m", "twinbench", "parallel", "--strategy", "dp", "--devices", "2",
+            "--scaling", "strong", "--steps", "2", "--optimizer", "sgd", "--no-timing"]  # fmt: skip
+    nodes = [
+        subprocess.Popen(
+            [*base, *args, "--out", str(out / f"node{i}")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i, args in enumerate(per_node_args)
+    ]
+    return [(node.wait(timeout=600), node.communicate()[1]) for node in nodes]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_two_nodes_on_localhost_use_the_multi_node_flags(tmp_path, framework):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    if framework == "torch":
+        flags = [["--nnodes", "2", "--node-rank", str(r), "--rdzv-endpoint", address]
+                 for r in (0, 1)]  # fmt: skip
+    else:
+        flags = [["--coordinator-address", address, "--num-processes", "2", "--process-id",
+                  str(r)] for r in (0, 1)]  # fmt: skip
+    ended = two_nodes(*[["--framework", framework, *f] for f in flags], out=tmp_path)
+    assert [code for code, _ in ended] == [0, 0], ended
+    stored = [n for n in ("node0", "node1") if (tmp_path / n / DB_NAME).exists()]
+    assert len(stored) == 2
+    cells = []
+    for node in stored:
+        with ResultStore(tmp_path / node / DB_NAME) as store:
+            cells += store.run(store.latest_run_id()).info["parallel"]["cells"]
+    ok = [c for c in cells if c["status"] == "ok"]
+    assert len(ok) == 1 and all(p["passed"] for p in ok[0]["parity"])

@@ -78,16 +78,17 @@ class Setup:
         self.params = jax.tree_util.tree_map_with_path(put, params)
         self.rest = jax.tree_util.tree_map_with_path(lambda _p, a: place("", np.asarray(a)), rest)
 
+    def loss_of(self, params: Any, rest: Any, batch: Any) -> Any:
+        from flax import nnx
+
+        return self.twin.loss_fn(nnx.merge(self.graphdef, params, rest), batch)
+
     def step_fn(self, tx: Any) -> Callable[..., Any]:
         """One optimizer step (not yet jitted): (params, opt_state, rest, batch) -> new + loss."""
         import jax
         import optax
-        from flax import nnx
 
-        graphdef, loss_fn = self.graphdef, self.twin.loss_fn
-
-        def loss_of(params: Any, rest: Any, batch: Any) -> Any:
-            return loss_fn(nnx.merge(graphdef, params, rest), batch)
+        loss_of = self.loss_of
 
         def step(params: Any, opt_state: Any, rest: Any, batch: Any) -> Any:
             loss, grads = jax.value_and_grad(loss_of)(params, rest, batch)
@@ -173,9 +174,16 @@ def run(request: dict[str, Any]) -> None:
     }
     steps = request["parity_steps"]
     batches = common.global_batches(workload, size, request["seed"], max(steps, 1))
+    if steps and rank == 0:  # the first step's gradient, which tells Adam's noise-driven elements
+        single = Setup(workload, size, request["seed"], on_one)
+        grads = jax.jit(jax.grad(single.loss_of))(
+            single.params, single.rest, batch_on_one(batches[0])
+        )
+        result["grad0"] = common.save_weights(request["out_dir"], "grad0", _canonical(grads, 1))
     for opt_name in request["parity_optimizers"] if steps else []:
-        tx = make_tx(common.optimizer_config(workload, opt_name))
-        entry: dict[str, Any] = {}
+        config = common.optimizer_config(workload, opt_name)
+        tx = make_tx(config)
+        entry: dict[str, Any] = {"lr": config.lr}
         for label, place, put_batch in (
             ("parallel", on_mesh, batch_on_mesh),
             ("single", on_one, batch_on_one),

@@ -199,6 +199,10 @@ def run(request: dict[str, Any]) -> None:
         "parity": {},
     }
     steps = request["parity_steps"]
+    if steps and rank == 0:  # the first step's gradient, which tells Adam's noise-driven elements
+        result["grad0"] = common.save_weights(
+            request["out_dir"], "grad0", _first_gradient(request, env)
+        )
     for opt_name in request["parity_optimizers"] if steps else []:
         trainer = Trainer(request, env, opt_name)
         batches = common.global_batches(trainer.workload, trainer.size, request["seed"], steps)
@@ -208,7 +212,7 @@ def run(request: dict[str, Any]) -> None:
             losses.append(trainer.global_loss(trainer.step(trainer.batch(batch))))
         weights = trainer.weights()
         result["param_specs"] = trainer.shardings()
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {"lr": trainer.optimizer.param_groups[0]["lr"]}
         if rank == 0:
             entry["parallel"] = common.save_weights(
                 request["out_dir"], f"{opt_name}-parallel", weights
@@ -226,6 +230,16 @@ def run(request: dict[str, Any]) -> None:
     if rank == 0:
         common.write_result(request["out_dir"], result)
     dist.destroy_process_group()
+
+
+def _first_gradient(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
+    """Canonical gradient of the plain model on the first global batch."""
+    from twinbench.backends.torch_backend import grads_to_canonical
+
+    single = Trainer(request, {**env, "distributed": False}, "sgd")
+    (batch,) = common.global_batches(single.workload, single.size, request["seed"], 1)
+    single.twin.loss_fn(single.model, single.batch(batch)).backward()
+    return grads_to_canonical(single.model)
 
 
 def _time(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
