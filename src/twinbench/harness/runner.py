@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from twinbench.errors import TwinbenchError
 from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
@@ -219,14 +219,7 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     try:
         _record_run_info(store, run_id, settings, points)
         _probe_peaks(store, run_id, settings, progress)
-        checked: set[tuple[str, str]] = set()
-        for point in points:
-            if (point.workload.name, point.size_name) not in checked:  # once per sweep
-                checked.add((point.workload.name, point.size_name))
-                _check_parity(store, run_id, settings, point, progress)
-            for phase in settings.phases:
-                cells = [Cell(point, mode, phase) for mode in settings.modes]
-                _measure_interleaved(store, run_id, settings, cells, progress)
+        measure_group(store, run_id, settings, points, progress)
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted")
         store.close()
@@ -235,6 +228,41 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     store.close()
     progress("done", {"run_id": run_id})
     return run_id
+
+
+class Recorder(Protocol):
+    """Where measured results go: the `ResultStore`, or (on a Ray node) a stream to the driver."""
+
+    def set_run_info(self, run_id: int, key: str, value: Any) -> None: ...
+
+    def record_parity(
+        self, run_id: int, *, workload: str, size: str, passed: bool, summary: dict[str, Any]
+    ) -> None: ...
+
+    def record_cell(self, run_id: int, cell: CellRecord) -> int: ...
+
+
+def measure_group(
+    store: Recorder,
+    run_id: int,
+    settings: RunSettings,
+    points: list[Point],
+    progress: Progress = _no_progress,
+) -> None:
+    """Parity, then timing, of ``points``: the unit of work of both executors.
+
+    Each (workload, size) gets its parity check once (once per sweep), before any of its cells
+    is timed; then each point's cells are timed phase by phase in interleaved rounds. `run`
+    passes every point of the plan; the Ray executor passes one (workload, size) group per task.
+    """
+    checked: set[tuple[str, str]] = set()
+    for point in points:
+        if (point.workload.name, point.size_name) not in checked:  # once per sweep
+            checked.add((point.workload.name, point.size_name))
+            _check_parity(store, run_id, settings, point, progress)
+        for phase in settings.phases:
+            cells = [Cell(point, mode, phase) for mode in settings.modes]
+            _measure_interleaved(store, run_id, settings, cells, progress)
 
 
 def _record_run_info(
@@ -272,9 +300,7 @@ def _request(settings: RunSettings, **fields: Any) -> dict[str, Any]:
     return {"dtype": settings.dtype, "device": settings.device, "seed": settings.seed, **fields}
 
 
-def _probe_peaks(
-    store: ResultStore, run_id: int, settings: RunSettings, progress: Progress
-) -> None:
+def _probe_peaks(store: Recorder, run_id: int, settings: RunSettings, progress: Progress) -> None:
     """Each framework's best matmul FLOP/s at the run's dtype: the peak cells are compared to."""
     peaks: dict[str, float | str] = {}
     for framework in sorted({FRAMEWORK_OF[m] for m in settings.modes}):
@@ -288,7 +314,7 @@ def _probe_peaks(
 
 
 def _check_parity(
-    store: ResultStore, run_id: int, settings: RunSettings, point: Point, progress: Progress
+    store: Recorder, run_id: int, settings: RunSettings, point: Point, progress: Progress
 ) -> None:
     workload, workload_file, size = point.workload, point.workload_file, point.size_name
     progress("parity", {"workload": workload.name, "size": size})
@@ -319,7 +345,7 @@ class _Active:
 
 
 def _measure_interleaved(
-    store: ResultStore, run_id: int, settings: RunSettings, cells: list[Cell], progress: Progress
+    store: Recorder, run_id: int, settings: RunSettings, cells: list[Cell], progress: Progress
 ) -> None:
     """Set up every cell's worker, then time them in interleaved rounds until each is done."""
     active: list[_Active] = []
@@ -360,7 +386,7 @@ def _measure_interleaved(
             entry.worker.close()
 
 
-def _finish(store: ResultStore, run_id: int, settings: RunSettings, entry: _Active) -> None:
+def _finish(store: Recorder, run_id: int, settings: RunSettings, entry: _Active) -> None:
     try:
         entry.worker.send({"cmd": "finish"})
         final = entry.worker.receive(60)["final"]
@@ -438,7 +464,7 @@ def _analytic_flops(cell: Cell) -> float | None:
 
 
 def _record(
-    store: ResultStore,
+    store: Recorder,
     run_id: int,
     settings: RunSettings,
     cell: Cell,
