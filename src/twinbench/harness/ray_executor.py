@@ -124,6 +124,7 @@ def connect(address: str | None = None) -> bool:
         return False
     if address is None:
         ray.init(
+            address="local",  # a new instance, even where `ray start` left one to join
             num_cpus=usable_cores(),
             include_dashboard=False,
             log_to_driver=False,
@@ -167,7 +168,10 @@ def _join(ray: Any, address: str) -> None:
     error = outcome.get("error")
     if error is not None:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TwinbenchError(f"--ray-address {address}: cannot join the Ray cluster: {first}")
+        raise TwinbenchError(
+            f"--ray-address {address}: cannot join the Ray cluster: {first} (a cluster with "
+            "token authentication needs RAY_AUTH_MODE=token and its token here)"
+        )
 
 
 class _DropMessage(logging.Filter):
