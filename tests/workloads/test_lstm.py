@@ -7,11 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import torch
 
 from twinbench import parity
 from twinbench.backends import initial_weights, make_runner
-from twinbench.backends.torch_timed import TorchBench
 from twinbench.errors import TwinbenchError
 from twinbench.workloads.lstm import WORKLOAD
 
@@ -60,18 +58,3 @@ def test_recurrence_is_one_scan_per_layer():
     scans = [eqn for eqn in long.eqns if eqn.primitive.name == "scan"]
     assert [eqn.params["length"] for eqn in scans] == [50, 50]
     assert len(long.eqns) == len(short.eqns)
-
-
-def test_flops_formula_matches_torch_counter(monkeypatch):
-    """The formula against torch's counter, with oneDNN's fused LSTM off for the count.
-
-    On a CPU nn.LSTM runs as ``aten.mkldnn_rnn_layer``, which FlopCounterMode has no formula for
-    (it counts the head only); without oneDNN torch runs the cell as plain matmuls it counts.
-    """
-    size = WORKLOAD.size("tiny")
-    bench = TorchBench(
-        WORKLOAD, size, mode="torch-eager", phase="train", dtype="float32", device="cpu",
-        seed=0, allow_tf32=False, compile_mode="default",
-    )  # fmt: skip
-    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
-    assert bench.flops_per_step() == pytest.approx(WORKLOAD.flops_per_step(size), rel=0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from itertools import cycle, islice
 from time import perf_counter
@@ -15,6 +16,7 @@ from twinbench.backends.jax_backend import DTYPES, cast_params, load_canonical, 
 from twinbench.spec import Size, Workload
 
 DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
+_WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in the compiled module
 
 
 class JaxBench:
@@ -108,8 +110,15 @@ class JaxBench:
         jax.block_until_ready(out if out is not None else self._state)
 
     def flops_per_step(self) -> float | None:
-        """FLOPs of one step from XLA's ``cost_analysis()`` of the compiled step."""
+        """FLOPs of one step from XLA's ``cost_analysis()`` of the compiled step.
+
+        None when the step contains a loop (``lax.scan``, ``fori_loop``): XLA counts a loop's body
+        once, not once per iteration (jax-ml/jax#18672), so a recurrent net's count would be off
+        by about the sequence length — no figure rather than a wrong one.
+        """
         compiled = self._compiled or self._jitted.lower(self._state, self._first_batch).compile()
+        if _WHILE_LOOP.search(compiled.as_text() or ""):
+            return None
         analysis = compiled.cost_analysis()
         if isinstance(analysis, list):  # older jaxlib: one dict per computation
             analysis = analysis[0] if analysis else {}

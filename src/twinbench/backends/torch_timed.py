@@ -28,15 +28,38 @@ def _as_registered(formula: Callable[..., int]) -> Callable[..., int]:
     return count
 
 
-# FlopCounterMode counts the CUDA fused-attention kernels but has no formula for the CPU one, so
-# scaled_dot_product_attention on a CPU would count as zero FLOPs; same formulas as the CUDA ones.
-_CPU_ATTENTION_FLOPS = {
+def _rnn_layer_flops(input: Any, weight_ih: Any, weight_hh: Any, *_: Any, **__: Any) -> int:
+    """One oneDNN LSTM layer over the sequence: the input and hidden projections of every step,
+    ``2 · (T·B) · G·H · (in + H)`` (gate element-wise work not counted, as for nn.Linear)."""
+    steps_times_batch = input.numel() // input.shape[-1]  # (T, B, in), (B, T, in) or packed
+    gates_hidden, in_features = weight_ih.shape
+    return 2 * steps_times_batch * gates_hidden * (in_features + weight_hh.shape[1])
+
+
+def _rnn_layer_backward_flops(
+    input: Any, weight_ih: Any, weight_hh: Any, *_: Any, **__: Any
+) -> int:
+    """Gradients of both projections' weights and inputs: twice the forward."""
+    return 2 * _rnn_layer_flops(input, weight_ih, weight_hh)
+
+
+def _raw(formula: Callable[..., int]) -> Callable[..., int]:
+    formula._get_raw = True  # type: ignore[attr-defined]  # receives tensors, not shapes
+    return formula
+
+
+# Kernels FlopCounterMode has no formula for on a CPU, which would count as zero FLOPs: the fused
+# attention (torch counts only the CUDA kernels; same formulas here) and the oneDNN LSTM layer
+# nn.LSTM runs as (nn.GRU on a CPU runs as counted matmuls).
+_CPU_KERNEL_FLOPS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _as_registered(
         flop_counter.sdpa_flop
     ),
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _as_registered(
         flop_counter.sdpa_backward_flop
     ),
+    torch.ops.aten.mkldnn_rnn_layer: _raw(_rnn_layer_flops),
+    torch.ops.aten.mkldnn_rnn_layer_backward: _raw(_rnn_layer_backward_flops),
 }
 
 
@@ -107,7 +130,7 @@ class TorchBench:
 
     def flops_per_step(self) -> float | None:
         """FLOPs of one step, from torch.utils.flop_counter (runs one eager step)."""
-        with FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION_FLOPS) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_CPU_KERNEL_FLOPS) as counter:
             self._eager_step(self._first_batch)
         return float(counter.get_total_flops())
 

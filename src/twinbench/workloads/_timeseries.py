@@ -88,12 +88,11 @@ def flop_counter(gates: int) -> Callable[[Size], float]:
         Backward doubles it (weight gradient + input gradient), except that no input gradient
         is taken for the data: train step = 3·forward − 2·B·T·G·H·F.
 
-        Checked against torch's FlopCounterMode at tiny and small (0.986–0.998; torch skips the
-        gradient of the zero initial state). On a CPU nn.LSTM runs as oneDNN's
-        ``aten.mkldnn_rnn_layer``, which FlopCounterMode does not count, so the LSTM check turns
-        oneDNN off. XLA's ``cost_analysis()`` counts a while loop's body once, not once per step
-        (jax-ml/jax#18672), so it undercounts any scan; with the scan unrolled it agrees at small
-        (seq_len 20: 1.06 LSTM, 1.03 GRU), while at tiny the gates' elementwise work dominates.
+        Checked against torch's FlopCounterMode (tests/workloads/test_flops.py; 0.986–0.998 for
+        the GRU, 1.07 at tiny and 1.002 at small for the LSTM, whose oneDNN kernel computes the
+        data's input gradient too). XLA's ``cost_analysis()`` counts a while loop's body once,
+        not once per step (jax-ml/jax#18672), so the harness withholds its figure for these
+        twins; with the scan unrolled it agrees at small (seq_len 20: 1.06 LSTM, 1.03 GRU).
         """
         c = size.config
         b, t, g, h = size.batch_size, c["seq_len"], gates, c["hidden"]
