@@ -123,6 +123,10 @@ def connect(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
+        # Token authentication stays on; only Ray's notice that it is on each run is dropped.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
+            _DropMessage("Token authentication is enabled")
+        )
         ray.init(
             address="local",  # a new instance, even where `ray start` left one to join
             num_cpus=usable_cores(),
