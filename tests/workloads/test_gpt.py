@@ -45,6 +45,13 @@ def test_twins_agree_at_tiny():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="N(0, 1) canonical embeddings make the tied head's logits reach ~200 at small, where "
+    "fp32 rounding (~4e-7 of that scale) exceeds the elementwise 1e-5 output tolerance on ~1e-4 "
+    "of the logits; GPT-2's init (embeddings N(0, 0.02²)) passes. Needs a per-workload "
+    "embedding init in twinbench.canonical.",
+)
 def test_twins_agree_at_small():
     report = twinbench.parity(["gpt"], size="small")
     assert report.passed, report.results[0].failures()
