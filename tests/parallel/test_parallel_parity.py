@@ -37,6 +37,7 @@ def test_two_devices_match_one_device_after_sgd_and_adam(report):
             assert check["passed"], (cell.label, check)
             assert check["steps"] == 5
             assert check["max_abs"] < 1e-6, (cell.label, check)  # fp32 rounding, nothing more
+            assert check["floor"] < 1e-6  # one device against itself, samples reordered
 
 
 def test_the_frameworks_agree_with_each_other_on_two_devices(report):
@@ -98,13 +99,14 @@ def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_gpt_mlp_block_tensor_parallel_matches_one_device():
-    """gpt's c_fc column-wise / c_proj row-wise; Adam's noise-driven key biases are counted."""
+    """gpt's c_fc column-wise / c_proj row-wise; under Adam the attention key bias, whose
+    gradient is zero in exact arithmetic, drifts by rounding even on one device."""
     settings = ParallelSettings(workload="gpt", strategies=("tp",), **QUICK)
     report = run_parallel_suite(settings)
     assert all(c.status == "ok" for c in report.cells)
     assert report.parity_passed
     adam = [p for c in report.cells for p in c.parity if p["optimizer"] == "adam"]
-    assert all(p["noise_elements"] > 0 for p in adam)  # the attention key biases
+    assert all(p["floor"] > 1e-4 for p in adam)
 
 
 def two_nodes(*per_node_args, out):

@@ -58,6 +58,26 @@ def rows(batch: Batch, rank: int, world: int) -> Batch:
     return {key: value[rank * n : (rank + 1) * n] for key, value in batch.items()}
 
 
+def reordered(batch: Batch) -> Batch:
+    """The same samples in reverse order: the same mean loss in exact arithmetic, other rounding."""
+    return {key: np.ascontiguousarray(value[::-1]) for key, value in batch.items()}
+
+
+def one_ulp_off(weights: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Every float32 weight moved one unit in the last place, up or down at random.
+
+    With `reordered` batches this is the one-device run perturbed at rounding level; how far
+    it ends from the unperturbed run is the rounding floor the N-device run is judged against.
+    """
+    rng = np.random.default_rng(seed + 7919)
+    out = {}
+    for key, value in weights.items():
+        value = np.asarray(value, np.float32)
+        direction = np.where(rng.random(value.shape) < 0.5, -np.inf, np.inf).astype(np.float32)
+        out[key] = np.nextafter(value, direction)
+    return out
+
+
 def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
     """The workload's own settings for ``name`` when it has them, else the parity defaults."""
     from twinbench.spec import DEFAULT_OPTIMIZERS, OptimizerConfig

@@ -59,7 +59,14 @@ def _param_spec(strategy: str, plan: dict[str, str], name: str) -> Any:
 class Setup:
     """The model's state split for a pure training step, placed by ``place(name, array)``."""
 
-    def __init__(self, workload: Any, size: Any, seed: int, place: Callable[[str, Any], Any]):
+    def __init__(
+        self,
+        workload: Any,
+        size: Any,
+        seed: int,
+        place: Callable[[str, Any], Any],
+        perturb: bool = False,
+    ):
         import jax
         import numpy as np
         from flax import nnx
@@ -69,7 +76,8 @@ class Setup:
 
         self.twin = workload.twin("jax")
         model = self.twin.build(size.config)
-        load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
+        init = initial_weights(workload, size, seed, framework="jax")
+        load_canonical(model, common.one_ulp_off(init, seed) if perturb else init)
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
         def put(path: tuple[Any, ...], leaf: Any) -> Any:
@@ -174,12 +182,6 @@ def run(request: dict[str, Any]) -> None:
     }
     steps = request["parity_steps"]
     batches = common.global_batches(workload, size, request["seed"], max(steps, 1))
-    if steps and rank == 0:  # the first step's gradient, which tells Adam's noise-driven elements
-        single = Setup(workload, size, request["seed"], on_one)
-        grads = jax.jit(jax.grad(single.loss_of))(
-            single.params, single.rest, batch_on_one(batches[0])
-        )
-        result["grad0"] = common.save_weights(request["out_dir"], "grad0", _canonical(grads, 1))
     for opt_name in request["parity_optimizers"] if steps else []:
         config = common.optimizer_config(workload, opt_name)
         tx = make_tx(config)
@@ -187,10 +189,11 @@ def run(request: dict[str, Any]) -> None:
         for label, place, put_batch in (
             ("parallel", on_mesh, batch_on_mesh),
             ("single", on_one, batch_on_one),
+            ("perturbed", on_one, lambda b: batch_on_one(common.reordered(b))),
         ):
-            if label == "single" and rank != 0:
+            if label != "parallel" and rank != 0:
                 continue
-            setup = Setup(workload, size, request["seed"], place)
+            setup = Setup(workload, size, request["seed"], place, perturb=label == "perturbed")
             step = jax.jit(setup.step_fn(tx))
             params, opt_state, losses = setup.params, jax.jit(tx.init)(setup.params), []
             for k, batch in enumerate(batches[:steps]):

@@ -44,7 +44,9 @@ def _ddp_class() -> Any:
 class Trainer:
     """The twin's model, distributed by ``strategy``, with the step the twin's loss defines."""
 
-    def __init__(self, request: dict[str, Any], env: dict[str, Any], optimizer: str) -> None:
+    def __init__(
+        self, request: dict[str, Any], env: dict[str, Any], optimizer: str, perturb: bool = False
+    ) -> None:
         import torch
 
         from twinbench.backends import initial_weights
@@ -54,9 +56,8 @@ class Trainer:
         self.twin = self.workload.twin("torch")
         self.env = env
         self.model = self.twin.build(self.size.config).to(env["device"], torch.float32)
-        load_canonical(
-            self.model, initial_weights(self.workload, self.size, request["seed"], "torch")
-        )
+        init = initial_weights(self.workload, self.size, request["seed"], "torch")
+        load_canonical(self.model, common.one_ulp_off(init, request["seed"]) if perturb else init)
         strategy = request["strategy"] if env["distributed"] else "single"
         self.strategy = strategy
         if strategy == "dp":
@@ -199,10 +200,6 @@ def run(request: dict[str, Any]) -> None:
         "parity": {},
     }
     steps = request["parity_steps"]
-    if steps and rank == 0:  # the first step's gradient, which tells Adam's noise-driven elements
-        result["grad0"] = common.save_weights(
-            request["out_dir"], "grad0", _first_gradient(request, env)
-        )
     for opt_name in request["parity_optimizers"] if steps else []:
         trainer = Trainer(request, env, opt_name)
         batches = common.global_batches(trainer.workload, trainer.size, request["seed"], steps)
@@ -218,11 +215,15 @@ def run(request: dict[str, Any]) -> None:
                 request["out_dir"], f"{opt_name}-parallel", weights
             )
             entry["parallel_losses"] = losses
-            single = Trainer(request, {**env, "distributed": False}, opt_name)
-            entry["single_losses"] = [float(single.step(single.batch(b)).detach()) for b in batches]
-            entry["single"] = common.save_weights(
-                request["out_dir"], f"{opt_name}-single", single.weights()
-            )
+            for label, feed in (("single", batches), ("perturbed", map(common.reordered, batches))):
+                alone = {**env, "distributed": False}
+                single = Trainer(request, alone, opt_name, perturb=label == "perturbed")
+                entry[f"{label}_losses"] = [
+                    float(single.step(single.batch(b)).detach()) for b in feed
+                ]
+                entry[label] = common.save_weights(
+                    request["out_dir"], f"{opt_name}-{label}", single.weights()
+                )
         result["parity"][opt_name] = entry
         _barrier(env)
     if request["timing"]:
@@ -230,16 +231,6 @@ def run(request: dict[str, Any]) -> None:
     if rank == 0:
         common.write_result(request["out_dir"], result)
     dist.destroy_process_group()
-
-
-def _first_gradient(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    """Canonical gradient of the plain model on the first global batch."""
-    from twinbench.backends.torch_backend import grads_to_canonical
-
-    single = Trainer(request, {**env, "distributed": False}, "sgd")
-    (batch,) = common.global_batches(single.workload, single.size, request["seed"], 1)
-    single.twin.loss_fn(single.model, single.batch(batch)).backward()
-    return grads_to_canonical(single.model)
 
 
 def _time(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
