@@ -56,6 +56,18 @@ def test_tensor_parallel_really_shards_the_weights(report):
     assert set(jax_dp.param_specs.values()) == {"P()"}  # data parallel: replicated
 
 
+@pytest.mark.parametrize("framework", ["torch", pytest.param("jax", marks=pytest.mark.slow)])
+def test_a_planted_bug_fails_parity(framework):
+    """Data parallelism without its gradient all-reduce: each device trains on its own shard."""
+    settings = ParallelSettings(frameworks=(framework,), strategies=("dp",),
+                                fault={"kind": "no_allreduce"}, **QUICK)  # fmt: skip
+    report = run_parallel_suite(settings)
+    (cell,) = report.cells
+    assert cell.status == "ok" and not report.parity_passed
+    for check in cell.parity:
+        assert not check["passed"] and check["max_abs"] > 100 * max(check["floor"], 1e-5)
+
+
 @pytest.mark.parametrize("kind", ["kill", pytest.param("raise", marks=pytest.mark.slow)])
 def test_a_dead_worker_fails_its_cell_and_leaves_no_process(kind):
     fault = {"rank": 1, "step": 2, "kind": kind}

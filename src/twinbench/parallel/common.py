@@ -92,12 +92,20 @@ def optimizer_config(workload: Workload, name: str) -> OptimizerConfig:
 def maybe_fail(request: dict[str, Any], rank: int, step: int) -> None:
     """Tests only: rank ``fault.rank`` dies (SIGKILL) or raises at training step ``fault.step``."""
     fault = request.get("fault")
-    if not fault or fault["rank"] != rank or fault["step"] != step:
+    if not fault or fault.get("kind") == "no_allreduce":
+        return
+    if fault["rank"] != rank or fault["step"] != step:
         return
     if fault.get("kind") == "raise":
         raise RuntimeError(f"injected fault at step {step}")
     sys.stderr.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def planted_bug(request: dict[str, Any]) -> bool:
+    """Tests only: data parallelism trains without its gradient all-reduce (parity must fail)."""
+    fault = request.get("fault") or {}
+    return fault.get("kind") == "no_allreduce" and request["strategy"] == "dp"
 
 
 def summarise(samples: list[float]) -> dict[str, Any]:

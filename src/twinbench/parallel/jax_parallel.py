@@ -195,6 +195,8 @@ def run(request: dict[str, Any]) -> None:
                 continue
             setup = Setup(workload, size, request["seed"], place, perturb=label == "perturbed")
             step = jax.jit(setup.step_fn(tx))
+            if label == "parallel" and common.planted_bug(request):
+                step = _without_allreduce(setup.step_fn(tx), mesh)
             params, opt_state, losses = setup.params, jax.jit(tx.init)(setup.params), []
             for k, batch in enumerate(batches[:steps]):
                 if label == "parallel":
@@ -237,7 +239,6 @@ def _time(
     ``shard_map`` without the gradient all-reduce: each device trains on its own shard alone.
     """
     import jax
-    from jax.sharding import PartitionSpec as P
 
     from twinbench.backends.jax_backend import make_tx
 
@@ -250,15 +251,7 @@ def _time(
     ]
     variants = {"step": jax.jit(body)}
     if request["strategy"] == "dp":
-        variants["no_comm"] = jax.jit(
-            jax.shard_map(
-                body,
-                mesh=mesh,
-                in_specs=(P(), P(), P(), P("data")),
-                out_specs=(P(), P(), P()),
-                check_vma=False,  # outputs differ per device: fine for timing, never for results
-            )
-        )
+        variants["no_comm"] = _without_allreduce(body, mesh)
     timing: dict[str, Any] = {"optimizer": workload.train_optimizer}
     steps_done = request["parity_steps"]
     for name, step in variants.items():
@@ -282,6 +275,23 @@ def _time(
             samples.append((time.perf_counter() - start) / request["block"])
         timing[name] = common.summarise(samples)
     return timing
+
+
+def _without_allreduce(body: Callable[..., Any], mesh: Any) -> Any:
+    """The data-parallel step with each device training on its own shard alone (no gradient
+    all-reduce): the communication-free baseline for timing, and the tests' planted bug."""
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    return jax.jit(
+        jax.shard_map(
+            body,
+            mesh=mesh,
+            in_specs=(P(), P(), P(), P("data")),
+            out_specs=(P(), P(), P()),
+            check_vma=False,  # outputs differ per device: fine for timing, never for results
+        )
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -13,6 +13,7 @@ every rank sees the whole batch. The single-device reference is the plain model 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -206,7 +207,8 @@ def run(request: dict[str, Any]) -> None:
         losses = []
         for k, batch in enumerate(batches):
             common.maybe_fail(request, rank, k)
-            losses.append(trainer.global_loss(trainer.step(trainer.batch(batch))))
+            with trainer.net.no_sync() if common.planted_bug(request) else contextlib.nullcontext():
+                losses.append(trainer.global_loss(trainer.step(trainer.batch(batch))))
         weights = trainer.weights()
         result["param_specs"] = trainer.shardings()
         entry: dict[str, Any] = {"lr": trainer.optimizer.param_groups[0]["lr"]}
@@ -237,8 +239,6 @@ def _time(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
     """First step, then ``repeats`` samples of ``block`` steps, a barrier before each sample; a
     sample is the slowest rank's time. Data parallel is timed again under ``no_sync()`` (no
     gradient all-reduce), which bounds the communication share."""
-    import contextlib
-
     import torch
     import torch.distributed as dist
 
