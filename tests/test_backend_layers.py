@@ -95,3 +95,29 @@ def test_flax_stock_batchnorm_fails_the_running_statistics_check():
     assert not checks["statistics"].passed
     assert checks["statistics"].worst_parameter == "bn.var"
     assert not checks["outputs[eval]"].passed
+
+
+def test_a_workload_may_declare_its_own_init():
+    """GPT-2-style N(0, 0.02²) embeddings instead of PyTorch's N(0, 1); the rest unchanged."""
+    import dataclasses
+    from functools import partial
+
+    from twinbench.backends import initial_weights
+
+    mlp = twinbench.builtin("mlp")
+    size = mlp.size("tiny")
+    calls = []
+
+    def init(shapes, seed):
+        calls.append(seed)
+        return {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+
+    weights = initial_weights(dataclasses.replace(mlp, init=init), size, seed=3)
+    assert calls == [3] and all(not w.any() for w in weights.values())
+
+    shapes = {"wte.embedding": (512, 64), "fc.kernel": (64, 8), "fc.bias": (8,)}
+    default = init_canonical(shapes, seed=0)
+    small = partial(init_canonical, embedding_std=0.02)(shapes, seed=0)
+    np.testing.assert_allclose(small["wte.embedding"], 0.02 * default["wte.embedding"], rtol=1e-6)
+    assert abs(small["wte.embedding"].std() - 0.02) < 0.002
+    np.testing.assert_array_equal(small["fc.kernel"], default["fc.kernel"])

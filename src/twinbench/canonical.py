@@ -63,11 +63,14 @@ def check_compatible(
             )
 
 
-def init_canonical(shapes: Mapping[str, tuple[int, ...]], seed: int) -> Canonical:
+def init_canonical(
+    shapes: Mapping[str, tuple[int, ...]], seed: int, *, embedding_std: float = 1.0
+) -> Canonical:
     """The one init both twins load, drawn with NumPy from ``seed``.
 
     Kernels and their biases follow PyTorch's default, U(±1/√fan_in) with fan_in the product of
-    all but the last kernel dimension; norm scales start at one; embeddings at N(0, 1); BatchNorm
+    all but the last kernel dimension; norm scales start at one; embeddings at
+    N(0, ``embedding_std``²) (PyTorch's 1; GPT-2 and BERT use 0.02); BatchNorm
     running means at zero and variances at one, as a fresh layer has them. Each
     tensor has its own generator keyed by its name, so adding a layer leaves the others unchanged.
     """
@@ -81,7 +84,7 @@ def init_canonical(shapes: Mapping[str, tuple[int, ...]], seed: int) -> Canonica
         elif leaf == "mean":
             value = np.zeros(shape)
         elif leaf == "embedding":
-            value = rng.standard_normal(shape)
+            value = embedding_std * rng.standard_normal(shape)
         elif leaf == "bias" and kernel is None:
             value = np.zeros(shape)
         else:

@@ -130,6 +130,9 @@ class WorkloadSpec:
     # the width, a sequence longer than the position table); sweeps call it on every point.
     validate: Callable[[Size], None] | None = None
     image_keys: tuple[str, ...] = ()  # batch keys holding NHWC images (see the module docstring)
+    # The canonical init (shapes, seed) -> weights, when PyTorch's defaults that
+    # `twinbench.canonical.init_canonical` draws are not what the reference model uses.
+    init: Callable[[Mapping[str, tuple[int, ...]], int], dict[str, np.ndarray]] | None = None
 
     def size(self, name: str) -> Size:
         """The size preset called ``name``; a one-line error lists the valid ones."""

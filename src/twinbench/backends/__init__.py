@@ -57,11 +57,13 @@ def canonical_shapes(
 def initial_weights(
     workload: Workload, size: Size, seed: int = 0, framework: Framework | None = None
 ) -> Canonical:
-    """The one canonical init both twins load (see `twinbench.canonical.init_canonical`).
+    """The one canonical init both twins load: `twinbench.canonical.init_canonical`, or the
+    workload's own ``init`` where it declares one (e.g. GPT-2's N(0, 0.02²) embeddings).
 
     It depends on the seed and the shapes only, so it is the same whichever twin gave the shapes.
     """
-    return init_canonical(canonical_shapes(workload, size, framework), seed)
+    init = getattr(workload, "init", None) or init_canonical
+    return init(canonical_shapes(workload, size, framework), seed)
 
 
 def parameter_counts(workload: Workload) -> dict[str, int]:
