@@ -646,7 +646,7 @@ def autodiff(
 @app.command()
 def parallel(
     workload: Annotated[str, typer.Option(help="The workload trained in parallel.")] = "mlp",
-    size: Annotated[str, typer.Option(help="Size preset.")] = "tiny",
+    size: Annotated[str, typer.Option(help="Size preset (tiny: overhead only).")] = "small",
     framework: Annotated[list[str] | None, typer.Option(help="torch, jax (repeatable).")] = None,
     strategy: Annotated[
         list[str] | None, typer.Option(help="dp (data parallel), tp (tensor parallel).")

@@ -86,7 +86,8 @@ def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "twinbench", "parallel", "--framework", "jax", "--strategy", "dp",
-         "--jax-launch", "processes", "--devices", "1,2", "--scaling", "strong", "--steps", "2",
+         "--jax-launch", "processes", "--size", "tiny", "--devices", "1,2", "--scaling", "strong",
+         "--steps", "2",
          "--optimizer", "sgd", "--warmup", "1", "--repeats", "2", "--block", "1",
          "--out", str(out)],
         capture_output=True, text=True, timeout=600,
@@ -123,8 +124,9 @@ def test_gpt_mlp_block_tensor_parallel_matches_one_device():
 
 def two_nodes(*per_node_args, out):
     """Two `twinbench parallel` processes on this machine, as two nodes would run them."""
-    base = [sys.executable, "-m", "twinbench", "parallel", "--strategy", "dp", "--devices", "2",
-            "--scaling", "strong", "--steps", "2", "--optimizer", "sgd", "--no-timing"]  # fmt: skip
+    base = [sys.executable, "-m", "twinbench", "parallel", "--size", "tiny", "--strategy", "dp",
+            "--devices", "2", "--scaling", "strong", "--steps", "2", "--optimizer", "sgd",
+            "--no-timing"]  # fmt: skip
     nodes = [
         subprocess.Popen(
             [*base, *args, "--out", str(out / f"node{i}")],

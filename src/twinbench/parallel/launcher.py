@@ -188,13 +188,16 @@ def launch(
     request_path = out_dir / "request.json"
     request_path.write_text(json.dumps(request))
     tree = ProcessTree()
-    if cell.framework == "torch":
-        describe = _launch_torch(settings, cell, request_path, tree)
-    elif cell.impl == "mesh":
-        describe = _launch_jax_mesh(settings, cell, request_path, tree)
-    else:
-        describe = _launch_jax_processes(settings, cell, request_path, tree)
-    _wait(tree, settings.timeout_s, describe)
+    try:
+        if cell.framework == "torch":
+            describe = _launch_torch(settings, cell, request_path, tree)
+        elif cell.impl == "mesh":
+            describe = _launch_jax_mesh(settings, cell, request_path, tree)
+        else:
+            describe = _launch_jax_processes(settings, cell, request_path, tree)
+        _wait(tree, settings.timeout_s, describe)
+    finally:  # also on Ctrl-C, or when starting the second process fails
+        tree.kill()
     result_file = out_dir / RESULT_FILE
     if not result_file.is_file():
         return None
@@ -310,7 +313,10 @@ def _launch_jax_processes(
             str(request_path),
             str(process_id),
         ]
-        tree.start(argv, _xla_env(settings, cell.devices // processes, settings.threads), log)
+        env = _xla_env(settings, cell.devices // processes, settings.threads)
+        if settings.device == "cuda" and not m.jax_multinode:  # one GPU per local process
+            env["CUDA_VISIBLE_DEVICES"] = str(process_id)
+        tree.start(argv, env, log)
         logs.append(log)
     return _describer(request_path.parent, logs, torchrun=False)
 
