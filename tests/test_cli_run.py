@@ -19,8 +19,9 @@ def twinbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 
 def test_tiny_suite_two_modes_writes_database_and_markdown(tmp_path):
-    out = tmp_path / "results"
-    done = twinbench("run", "--suite", "tiny", "--mode", "jax-jit", "--mode", "torch-eager",
+    out = tmp_path / "results"  # the seeds' examples; the zoo's run: tests/workloads
+    done = twinbench("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp",
+                     "--workload", "xor", "--mode", "jax-jit", "--mode", "torch-eager",
                      "--budget", "0.5", "--out", str(out))
     assert done.returncode == 0, done.stderr
 
