@@ -63,9 +63,11 @@ def test_a_planted_bug_fails_parity(framework):
                                 fault={"kind": "no_allreduce"}, **QUICK)  # fmt: skip
     report = run_parallel_suite(settings)
     (cell,) = report.cells
-    assert cell.status == "ok" and not report.parity_passed
+    assert cell.status == "ok", cell.error
+    assert not report.parity_passed
     for check in cell.parity:
-        assert not check["passed"] and check["max_abs"] > 100 * max(check["floor"], 1e-5)
+        assert not check["passed"], check
+        assert check["max_abs"] > 100 * max(check["floor"], 1e-5), check
 
 
 @pytest.mark.parametrize("kind", ["kill", pytest.param("raise", marks=pytest.mark.slow)])

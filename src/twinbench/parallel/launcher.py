@@ -226,7 +226,9 @@ def _describer(out_dir: Path, logs: list[Path], torchrun: bool) -> Any:
 def torchrun_args(settings: ParallelSettings, cell: Cell) -> list[str]:
     """torchrun's options for this cell, on one machine or across ``--nnodes`` machines."""
     m = settings.multinode
-    endpoint = m.rdzv_endpoint or f"127.0.0.1:{free_port()}"
+    # Port 0 on one machine: the c10d store binds a free port itself (as torchrun --standalone
+    # does), so no other process can take it between choosing and binding.
+    endpoint = m.rdzv_endpoint or "127.0.0.1:0"
     rdzv_id = f"twinbench-{cell.strategy}-{cell.devices}-{cell.global_batch}"
     return [
         f"--nnodes={m.nnodes}",

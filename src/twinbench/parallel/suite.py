@@ -40,8 +40,10 @@ from twinbench.parallel.plan import Cell, ParallelSettings
 
 PARITY_TOLERANCE = "gradients"  # which of twinbench.parity.TOLERANCES["float32"] applies
 # N devices may drift from one device at most this many times as far as one device drifts from
-# itself when perturbed at rounding level.
-FLOOR_FACTOR = 2.0
+# itself when perturbed at rounding level. Both drifts are single samples of a random process
+# (the floor from one perturbation), so their ratio scatters: with 2, one of 24 Adam checks on
+# mlp small ended at 2.15×. A missing all-reduce ends above 100× (see the tests).
+FLOOR_FACTOR = 3.0
 
 
 @dataclass
@@ -303,7 +305,7 @@ FLOOR_NOTE = (
     "Max abs: N devices vs one device, largest over all weights. Rounding floor: the same "
     "between the one-device run and itself perturbed at rounding level (initial weights one "
     "ulp off, samples reordered: the same training in exact arithmetic). A weight passes "
-    "within the float32 tolerance (atol 1e-5, rtol 1e-4) or within 2 × the floor. "
+    f"within the float32 tolerance (atol 1e-5, rtol 1e-4) or within {FLOOR_FACTOR:g} × the floor. "
     "SGD's floor is rounding-sized; Adam's is not: it divides each gradient by its own size "
     "plus eps, so gradients within a few eps of zero move weights by up to ±lr per step in "
     "whichever direction their rounding points."
