@@ -165,3 +165,21 @@ def test_two_nodes_on_localhost_use_the_multi_node_flags(tmp_path, framework):
             cells += store.run(store.latest_run_id()).info["parallel"]["cells"]
     ok = [c for c in cells if c["status"] == "ok"]
     assert len(ok) == 1 and all(p["passed"] for p in ok[0]["parity"])
+
+
+def test_a_cell_past_its_timeout_is_stopped_with_its_processes():
+    settings = ParallelSettings(frameworks=("jax",), strategies=("dp",), jax_launch=("processes",),
+                                timeout_s=1.0, **QUICK)  # fmt: skip
+    (cell,) = run_parallel_suite(settings).cells
+    assert cell.status == "timeout" and "no result within 1 s" in cell.error
+    assert no_children_left() == []
+
+
+@pytest.mark.slow
+def test_a_dead_jax_process_stops_the_other():
+    """jax.distributed processes are started by the launcher itself, not torchrun."""
+    settings = ParallelSettings(frameworks=("jax",), strategies=("dp",), jax_launch=("processes",),
+                                fault={"rank": 1, "step": 2, "kind": "kill"}, **QUICK)  # fmt: skip
+    (cell,) = run_parallel_suite(settings).cells
+    assert cell.status == "crashed" and "rank 1: worker died from SIGKILL" in cell.error
+    assert no_children_left() == []
