@@ -33,14 +33,14 @@ def thread_environment(threads: int) -> dict[str, str]:
     """Environment for a cell's subprocess so that every thread pool has ``threads`` threads.
 
     XLA's CPU client sizes its pool from the process's CPU affinity, which the worker pins to
-    ``threads`` cores; the flags below make the Eigen pool agree with it.
+    ``threads`` cores; one thread also turns off Eigen's multi-threading. (The often-quoted bare
+    ``intra_op_parallelism_threads=N`` token is not an XLA flag: XLA stops parsing at it, so it set
+    nothing and hid any flag placed after it.)
     """
     env = dict.fromkeys(_THREAD_VARIABLES, str(threads))
     xla_flags = os.environ.get("XLA_FLAGS", "")
     eigen = "true" if threads > 1 else "false"
-    env["XLA_FLAGS"] = (
-        f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={threads}"
-    ).strip()
+    env["XLA_FLAGS"] = f"{xla_flags} --xla_cpu_multi_thread_eigen={eigen}".strip()
     env["TWINBENCH_THREADS"] = str(threads)
     # JAX's GPU client otherwise grabs most of the memory up front, which would make its
     # allocator peak meaningless; without a GPU this changes nothing.

@@ -268,8 +268,6 @@ def _xla_env(settings: ParallelSettings, local_devices: int, threads: int) -> di
     env = thread_environment(threads)
     extra = {"JAX_PLATFORMS": "cpu"} if settings.device == "cpu" else {}
     if settings.device == "cpu":
-        # First: XLA stops reading flags at thread_environment's bare
-        # ``intra_op_parallelism_threads=N`` token, so a flag placed after it is ignored.
         count = f"--xla_force_host_platform_device_count={local_devices}"
         env["XLA_FLAGS"] = f"{count} {env['XLA_FLAGS']}"
     return {**os.environ, **env, **extra}
