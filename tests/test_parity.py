@@ -26,7 +26,7 @@ from twinbench.parity import (
     compare_curves,
     compare_gradients,
 )
-from twinbench.registry import BUILTIN
+from twinbench.registry import EXAMPLES
 
 CHECKS = ["outputs", "loss", "gradients", "curve[sgd]", "curve[adam]"]
 STEPS = 5  # enough optimizer steps for the planted faults; the built-ins run the default 20
@@ -48,7 +48,7 @@ def without_curves(name: str) -> Any:
     return dataclasses.replace(builtin(name), optimizers={})
 
 
-@pytest.fixture(scope="module", params=BUILTIN)
+@pytest.fixture(scope="module", params=EXAMPLES)  # the zoo: tests/workloads
 def builtin_result(request: pytest.FixtureRequest) -> ParityResult:
     workload = builtin(request.param)
     return check_workload(workload, workload.size("tiny"))

@@ -45,29 +45,22 @@ def test_twins_agree_at_tiny():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="N(0, 1) canonical embeddings make the tied head's logits reach ~200 at small, where "
-    "fp32 rounding (~4e-7 of that scale) exceeds the elementwise 1e-5 output tolerance on ~1e-4 "
-    "of the logits; GPT-2's init (embeddings N(0, 0.02²)) passes. Needs a per-workload "
-    "embedding init in twinbench.canonical.",
-)
 def test_twins_agree_at_small():
     report = twinbench.parity(["gpt"], size="small")
     assert report.passed, report.results[0].failures()
 
 
 def test_adam_learns_the_markov_chain_in_both_frameworks(one_torch_thread):
-    # The tied head starts from N(0, 1) embeddings, so the first steps mostly shrink the logits;
-    # only a loss well below log(vocab) shows the transition table being learned.
-    steps = 200
+    # From GPT-2's init the loss starts near log(vocab); only a loss well below it shows the
+    # transition table being learned (its floor is the chain's entropy, about 1.03 nats).
+    steps = 60
     batches = list(islice(WORKLOAD.batches(TINY, seed=1), steps))
     adam = WORKLOAD.optimizers["adam"]
     for runner in loaded_runners():
         losses = runner.train_curve(batches, adam)
         late = float(np.mean(losses[-10:]))
         assert late < math.log(TINY.config["vocab_size"]) - 1.5, (runner.framework, losses[::20])
-        assert late < 0.2 * losses[0], (runner.framework, losses[::20])
+        assert late < losses[0] - 1.5, (runner.framework, losses[::20])
 
 
 def test_a_later_token_never_changes_earlier_logits():

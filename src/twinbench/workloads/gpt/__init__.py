@@ -27,9 +27,11 @@ the first block are parameters, so every matmul's input gradient is computed.
 """
 
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 
+from twinbench.canonical import init_canonical
 from twinbench.errors import TwinbenchError
 from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
 
@@ -109,10 +111,10 @@ WORKLOAD = WorkloadSpec(
     },
     optimizers={
         "sgd": OptimizerConfig("sgd", lr=0.05, momentum=0.9),
-        # 3e-3: the tied head starts from N(0, 1) embeddings (logits of std √d), which 1e-3
-        # takes many steps to shrink.
         "adam": OptimizerConfig("adam", lr=3e-3),
     },
     flops=flops,
     validate=validate,
+    # GPT-2's embedding init: with PyTorch's N(0, 1) the tied head's logits start near ±200.
+    init=partial(init_canonical, embedding_std=0.02),
 )
