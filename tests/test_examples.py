@@ -87,3 +87,13 @@ def test_the_worked_example_in_adding_workloads_passes_parity(tmp_path: Path) ->
         ["ln.scale", "ln.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias"])
     result = check_workload(workload, size, steps=3)
     assert result.passed, result.failures()
+
+
+def test_porting_example_reproduces_torch_eval_logits_in_flax(tmp_path: Path) -> None:
+    """examples/port_resnet.py: torchvision-keyed state dict -> converters -> Flax NNX."""
+    done = subprocess.run([sys.executable, str(EXAMPLES / "port_resnet.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    gap = float(re.search(r"max abs difference ([\d.e+-]+)", done.stdout)[1])
+    assert gap <= 1e-4
+    assert re.search(r"ported \d+ tensors", done.stdout)
