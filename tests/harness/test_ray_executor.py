@@ -17,6 +17,10 @@ from twinbench.harness import ray_executor, runner
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
 
+# Ray starts its local services by forking; once an earlier test has imported JAX in this pytest
+# process, JAX warns at every fork (its threads do not survive one). Ray's children exec at once.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 # A workload whose PyTorch twin fails when built, as tests/harness/test_runner_faults.py plants
 # them: `exit` ends the cell's worker subprocess; `kill-host` kills the process that started it
 # (on Ray, the Ray worker running the task) and then hangs, so only cleanup can end it.
