@@ -121,3 +121,19 @@ def test_a_workload_may_declare_its_own_init():
     np.testing.assert_allclose(small["wte.embedding"], 0.02 * default["wte.embedding"], rtol=1e-6)
     assert abs(small["wte.embedding"].std() - 0.02) < 0.002
     np.testing.assert_array_equal(small["fc.kernel"], default["fc.kernel"])
+
+
+def test_a_workload_may_loosen_float32_tolerances_for_one_size_only():
+    import dataclasses
+
+    from twinbench.parity import TOLERANCES, Tolerance, tolerances_for
+
+    mlp = twinbench.builtin("mlp")
+    noisy = dataclasses.replace(mlp, tolerances={"small": {"curve": (2e-3, 1e-3)}})
+    small, tiny = mlp.size("small"), mlp.size("tiny")
+    loosened = tolerances_for(noisy, small, "float32")
+    assert loosened.curve == Tolerance(2e-3, 1e-3)
+    assert loosened.gradients == TOLERANCES["float32"].gradients
+    assert tolerances_for(noisy, tiny, "float32") == TOLERANCES["float32"]
+    assert tolerances_for(noisy, small, "bfloat16") == TOLERANCES["bfloat16"]
+    assert tolerances_for(mlp, small, "float32") == TOLERANCES["float32"]

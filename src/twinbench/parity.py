@@ -20,7 +20,7 @@ agrees, so their tolerance grows linearly with the step: step k allows ``(1 + k)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import Any
 
@@ -291,6 +291,14 @@ def find_divergence(
     return None
 
 
+def tolerances_for(workload: Workload, size: Size, dtype: str) -> DtypeTolerances:
+    """The dtype's tolerances, with the workload's own float32 ones for ``size`` where it states
+    them (`WorkloadSpec.tolerances`); every check records the tolerance it was held to."""
+    tol = TOLERANCES[dtype]
+    own = getattr(workload, "tolerances", {}).get(size.name, {}) if dtype == "float32" else {}
+    return replace(tol, **{kind: Tolerance(*bounds) for kind, bounds in own.items()})
+
+
 def check_workload(
     workload: Workload,
     size: Size,
@@ -303,7 +311,7 @@ def check_workload(
     """Run every parity check for one workload at one size."""
     if dtype not in TOLERANCES:
         raise TwinbenchError(f"unknown dtype '{dtype}'; valid: {', '.join(TOLERANCES)}")
-    tol = TOLERANCES[dtype]
+    tol = tolerances_for(workload, size, dtype)
     result = ParityResult(workload.name, size.name, dtype, steps)
     weights = initial_weights(workload, size, seed)
     batches = list(islice(workload.batches(size, seed), max(steps, 1)))

@@ -178,6 +178,13 @@ def validate(size: Size) -> None:
         )
 
 
+# ResNet-18 at batch 32: of ~20 M ReLU inputs per step a few lie within float32 rounding of zero
+# and flip in one run only, each moving some gradients by ~1e-3. PyTorch's own float32 run is that
+# far from its float64 run (gradients: up to 1.4e-3 relative L2 over seeds 0-3; 20-step curves up
+# to 1.5e-2 off float64), so gradients and curves are held to that noise floor at small; outputs,
+# loss, running statistics and eval outputs keep the default float32 tolerance.
+SMALL_TOLERANCES = {"gradients": (2e-3, 1e-2), "curve": (2e-3, 1e-3)}
+
 WORKLOAD = WorkloadSpec(
     name="resnet",
     description="BatchNorm ResNet on synthetic images: 4-stage tiny, ResNet-18 (CIFAR), ResNet-50",
@@ -192,4 +199,5 @@ WORKLOAD = WorkloadSpec(
     flops=flops,
     validate=validate,
     image_keys=("x",),
+    tolerances={"small": SMALL_TOLERANCES},
 )
