@@ -137,7 +137,11 @@ Seed = Annotated[int, typer.Option(help="Seed of the canonical init and the data
 @app.command()
 def run(
     suite: Annotated[
-        str, typer.Option(help="default (every workload at small) or tiny.")
+        str,
+        typer.Option(
+            help="default (the seeds' examples at small), tiny (the same at tiny), zoo (resnet, "
+            "bert, gpt, lstm, gru at small), zoo-tiny, or all (every workload at small)."
+        ),
     ] = "default",
     workload: Annotated[
         list[str] | None, typer.Option(help="Only these workloads (repeatable).")
@@ -184,11 +188,12 @@ def run(
         raise TwinbenchError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
     if ray_address is not None and executor != "ray":
         raise TwinbenchError("--ray-address needs --executor ray")
+    suite_workloads, suite_size = SUITES[suite]
     _execute(
         out,
-        workloads=tuple(workload or ()),
+        workloads=tuple(workload or (() if workload_file else suite_workloads)),
         workload_files=tuple(workload_file or ()),
-        sizes=tuple(size or (SUITES[suite],)),
+        sizes=tuple(size or (suite_size,)),
         modes=mode,
         phases=phase,
         dtype=dtype,

@@ -18,7 +18,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
-from twinbench.registry import resolve
+from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, analytic_flops, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 
@@ -33,7 +33,16 @@ PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-SUITES = {"default": "small", "tiny": "tiny"}
+# Named suites: (workloads, size). The default and tiny suites are the seeds' examples, so that
+# the first run on a 2-core CPU takes minutes; the zoo's ResNet-18, BERT, GPT, LSTM and GRU at
+# small take about half an hour there (torch.compile of each graph alone takes minutes).
+SUITES = {
+    "default": (EXAMPLES, "small"),
+    "tiny": (EXAMPLES, "tiny"),
+    "zoo": (ZOO, "small"),
+    "zoo-tiny": (ZOO, "tiny"),
+    "all": (BUILTIN, "small"),
+}
 PROBE_SECONDS = 1.0
 
 
