@@ -139,8 +139,8 @@ def run(
     suite: Annotated[
         str,
         typer.Option(
-            help="default (the seeds' examples at small), tiny (the same at tiny), zoo (resnet, "
-            "bert, gpt, lstm, gru at small), zoo-tiny, or all (every workload at small)."
+            help="default (every workload at small), tiny (the seeds' examples at tiny), zoo "
+            "(resnet, bert, gpt, lstm, gru at small), zoo-tiny, or examples (at small)."
         ),
     ] = "default",
     workload: Annotated[
