@@ -206,6 +206,7 @@ def test_the_task_is_learnable_in_both_frameworks():
         assert losses[-5:].mean() < 0.8 * losses[:5].mean(), (framework, losses.round(3).tolist())
 
 
+@pytest.mark.slow  # 20 s; the float64 evidence behind resnet's small-size tolerances
 def test_curves_agree_in_float64_at_the_usual_learning_rates():
     """In float32 this ReLU net's 20-step curves agree only by luck (see the workload's
     OPTIMIZERS): a ReLU input within rounding of zero flips in one run. In float64 none comes that

@@ -5,9 +5,12 @@ count is checked in test_flops.py.)"""
 import subprocess
 import sys
 
+import pytest
+
 from twinbench.store import DB_NAME, ResultStore
 
 
+@pytest.mark.slow  # a whole run (parity, probes, four cells): about a minute
 def test_tiny_resnet_run_measures_both_phases_and_records_analytic_flops(tmp_path):
     out = tmp_path / "results"
     done = subprocess.run(
