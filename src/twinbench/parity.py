@@ -320,11 +320,11 @@ def check_workload(
     ]
     torch_runner, jax_runner = runners
 
-    def fresh(train: bool = True) -> None:
-        """Both twins back to the initial weights and statistics, in train or eval mode."""
+    def fresh() -> None:
+        """Both twins back to the initial weights and statistics, in train mode."""
         for runner in runners:
             runner.load(weights)
-            runner.set_mode(train)
+            runner.set_mode(True)
 
     try:
         first = batches[0]

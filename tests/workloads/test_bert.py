@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import twinbench
-from twinbench.backends import canonical_shapes, initial_weights, make_runner
+from twinbench.backends import canonical_shapes
 from twinbench.canonical import parameter_count
 from twinbench.errors import TwinbenchError
 from twinbench.registry import builtin
@@ -18,24 +18,6 @@ TINY = WORKLOAD.size("tiny")
 
 def with_config(**changes) -> twinbench.Size:
     return dataclasses.replace(TINY, config={**TINY.config, **changes})
-
-
-def loaded_runners(size=TINY):
-    weights = initial_weights(WORKLOAD, size, seed=0)
-    runners = [make_runner(fw, WORKLOAD, size) for fw in ("torch", "jax")]
-    for runner in runners:
-        runner.load(weights)
-    return runners
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny matmuls gain nothing from a second thread, and lose a lot on a busy machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_twins_agree_at_tiny():
@@ -49,22 +31,24 @@ def test_twins_agree_at_small():
     assert report.passed, report.results[0].failures()
 
 
-def test_adam_learns_which_chain_wrote_the_sequence_in_both_frameworks(one_torch_thread):
+def test_adam_learns_which_chain_wrote_the_sequence_in_both_frameworks(
+    one_torch_thread, loaded_runners
+):
     steps = 60
     batches = list(islice(WORKLOAD.batches(TINY, seed=1), steps))
     adam = WORKLOAD.optimizers["adam"]
-    for runner in loaded_runners():
+    for runner in loaded_runners(WORKLOAD, TINY):
         losses = runner.train_curve(batches, adam)
         late = float(np.mean(losses[-10:]))
         # Chance is log 2 ≈ 0.69; the sequence as a whole nearly determines its label.
         assert late < 0.3 and late < 0.5 * losses[0], (runner.framework, losses[::6])
 
 
-def test_the_cls_logits_see_every_token():
+def test_the_cls_logits_see_every_token(loaded_runners):
     batch = next(WORKLOAD.batches(TINY, seed=0))
     changed = {**batch, "tokens": batch["tokens"].copy()}
     changed["tokens"][:, -1] = changed["tokens"][:, -1] % (TINY.config["vocab_size"] - 1) + 1
-    for runner in loaded_runners():
+    for runner in loaded_runners(WORKLOAD, TINY):
         before, after = runner.outputs(batch), runner.outputs(changed)
         assert before.shape == (TINY.batch_size, TINY.config["n_classes"])
         assert not np.allclose(before, after), runner.framework  # no causal mask in an encoder

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import twinbench
-from twinbench.backends import canonical_shapes, initial_weights, make_runner
+from twinbench.backends import canonical_shapes
 from twinbench.canonical import parameter_count
 from twinbench.errors import TwinbenchError
 from twinbench.registry import builtin
@@ -19,24 +19,6 @@ TINY = WORKLOAD.size("tiny")
 
 def with_config(**changes) -> twinbench.Size:
     return dataclasses.replace(TINY, config={**TINY.config, **changes})
-
-
-def loaded_runners(size=TINY):
-    weights = initial_weights(WORKLOAD, size, seed=0)
-    runners = [make_runner(fw, WORKLOAD, size) for fw in ("torch", "jax")]
-    for runner in runners:
-        runner.load(weights)
-    return runners
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny matmuls gain nothing from a second thread, and lose a lot on a busy machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_twins_agree_at_tiny():
@@ -50,25 +32,25 @@ def test_twins_agree_at_small():
     assert report.passed, report.results[0].failures()
 
 
-def test_adam_learns_the_markov_chain_in_both_frameworks(one_torch_thread):
+def test_adam_learns_the_markov_chain_in_both_frameworks(one_torch_thread, loaded_runners):
     # From GPT-2's init the loss starts near log(vocab); only a loss well below it shows the
     # transition table being learned (its floor is the chain's entropy, about 1.03 nats).
     steps = 60
     batches = list(islice(WORKLOAD.batches(TINY, seed=1), steps))
     adam = WORKLOAD.optimizers["adam"]
-    for runner in loaded_runners():
+    for runner in loaded_runners(WORKLOAD, TINY):
         losses = runner.train_curve(batches, adam)
         late = float(np.mean(losses[-10:]))
         assert late < math.log(TINY.config["vocab_size"]) - 1.5, (runner.framework, losses[::20])
         assert late < losses[0] - 1.5, (runner.framework, losses[::20])
 
 
-def test_a_later_token_never_changes_earlier_logits():
+def test_a_later_token_never_changes_earlier_logits(loaded_runners):
     batch = next(WORKLOAD.batches(TINY, seed=0))
     changed = {**batch, "tokens": batch["tokens"].copy()}
     t = TINY.config["seq_len"] // 2
     changed["tokens"][:, t] = (changed["tokens"][:, t] + 1) % TINY.config["vocab_size"]
-    for runner in loaded_runners():
+    for runner in loaded_runners(WORKLOAD, TINY):
         before, after = runner.outputs(batch), runner.outputs(changed)
         np.testing.assert_allclose(before[:, :t], after[:, :t], atol=1e-6, err_msg=runner.framework)
         assert not np.allclose(before[:, t], after[:, t]), runner.framework
