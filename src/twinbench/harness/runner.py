@@ -18,17 +18,11 @@ from twinbench.errors import TwinbenchError
 from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
+from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, analytic_flops, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 
-MODES = ("torch-eager", "torch-compile", "jax-jit", "jax-eager")
-FRAMEWORK_OF = {
-    "torch-eager": "torch",
-    "torch-compile": "torch",
-    "jax-jit": "jax",
-    "jax-eager": "jax",
-}
 PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")

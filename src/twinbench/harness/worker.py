@@ -22,8 +22,7 @@ from time import perf_counter
 from typing import IO, Any
 
 from twinbench.harness import timing
-
-MODES = {"torch-eager": "torch", "torch-compile": "torch", "jax-jit": "jax", "jax-eager": "jax"}
+from twinbench.modes import FRAMEWORK_OF
 
 
 def _pin_threads() -> None:
@@ -62,7 +61,7 @@ def _bench(request: dict[str, Any]) -> Any:
         "seed": request["seed"],
         "allow_tf32": request["allow_tf32"],
     }
-    if MODES[request["mode"]] == "torch":
+    if FRAMEWORK_OF[request["mode"]] == "torch":
         import torch
 
         threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
@@ -83,7 +82,7 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
     from twinbench.canonical import parameter_count
 
     workload, size = _size(request)
-    framework = MODES[request["mode"]]
+    framework = FRAMEWORK_OF[request["mode"]]
     source = inspect.getsourcefile(workload.twin(framework))  # type: ignore[arg-type]
     return {
         "params": parameter_count(canonical_shapes(workload, size, framework, statistics=False)),

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from twinbench.harness.runner import FRAMEWORK_OF, MODES
+from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.report.summary import SweepSeries
 from twinbench.store import CellRecord
 

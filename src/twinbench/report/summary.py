@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from twinbench.harness.runner import FRAMEWORK_OF, MODES
 from twinbench.harness.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
     flops_disagreement,
     verdicts_for_run,
 )
+from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord
 
 CELL_COLUMNS = (
@@ -167,8 +167,6 @@ def environment_line(run: RunRecord) -> str:
 # ---------------------------------------------------------------------------------------------
 # Derived views shared by the HTML and Markdown reports and by the recommendations.
 
-COMPILED_MODES = ("torch-compile", "jax-jit")
-EAGER_MODES = ("torch-eager", "jax-eager")
 _SWEEP_BS = re.compile(r"(?:^|\s)bs=(\d+)(?=\s|$)")
 
 
