@@ -153,9 +153,9 @@ def test_tensorboard_from_report(two_runs, tmp_path):
 
 
 def test_the_report_after_a_run_writes_tensorboard_logs(two_runs, tmp_path):
-    from twinbench import cli
+    from twinbench.cli.reports import write_run_reports
 
-    cli._report(two_runs, 1, tensorboard=tmp_path / "tb")  # what `run --tensorboard` calls
+    write_run_reports(two_runs, 1, tensorboard=tmp_path / "tb")  # what `run --tensorboard` calls
     assert (two_runs / "report-run1.md").is_file()
     assert list((tmp_path / "tb" / "mlp-tiny" / "jax").glob("events.out.tfevents.*"))
 

@@ -7,6 +7,7 @@ own committed transaction, so an interrupted run loses at most the cell being me
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -416,6 +417,17 @@ def _row_id(cursor: sqlite3.Cursor) -> int:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> Any:

@@ -1,0 +1,196 @@
+"""``run`` and ``sweep``: settings from the options, the runner, then the reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twinbench.cli.app import DEFAULT_OUT, app, err_console
+from twinbench.cli.options import (
+    AllowTf32,
+    Budget,
+    CompileMode,
+    Device,
+    Dtype,
+    Modes,
+    Out,
+    Phases,
+    Seed,
+    TensorBoardDir,
+    Threads,
+    Timeout,
+    WorkloadFiles,
+    int_list,
+)
+from twinbench.cli.progress import RunProgress
+from twinbench.cli.reports import write_run_reports
+from twinbench.errors import TwinbenchError
+
+EXECUTORS = ("local", "ray")
+
+
+@app.command()
+def run(
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="default (every workload at small), tiny (the seeds' examples at tiny), zoo "
+            "(resnet, bert, gpt, lstm, gru at small), zoo-tiny, or examples (at small)."
+        ),
+    ] = "default",
+    workload: Annotated[
+        list[str] | None, typer.Option(help="Only these workloads (repeatable).")
+    ] = None,
+    mode: Modes = None,
+    phase: Phases = None,
+    size: Annotated[
+        list[str] | None, typer.Option(help="Size presets (overrides --suite).")
+    ] = None,
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    threads: Threads = None,
+    budget: Budget = 5.0,
+    timeout: Timeout = 900.0,
+    out: Out = DEFAULT_OUT,
+    allow_tf32: AllowTf32 = False,
+    torch_compile_mode: CompileMode = "default",
+    seed: Seed = 0,
+    workload_file: WorkloadFiles = None,
+    tensorboard: TensorBoardDir = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (this machine) or ray: each (workload, size) group becomes a Ray task "
+            "(one GPU with --device cuda), parity first and every cell in its own subprocess as "
+            "here; a node times one group at a time, since timing two at once on shared cores "
+            'would corrupt both. Needs pip install "twinbench\\[ray]".'
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: HOST:PORT of a running cluster's head (default: start a "
+            "local Ray instance on the loopback interface)."
+        ),
+    ] = None,
+) -> None:
+    """Time every workload in four modes, fairly, and say which framework is faster."""
+    from twinbench.harness.runner import SUITES
+
+    if suite not in SUITES:
+        raise TwinbenchError(f"unknown suite '{suite}'; valid: {', '.join(SUITES)}")
+    if executor not in EXECUTORS:
+        raise TwinbenchError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    if ray_address is not None and executor != "ray":
+        raise TwinbenchError("--ray-address needs --executor ray")
+    suite_workloads, suite_size = SUITES[suite]
+    _execute(
+        out,
+        workloads=tuple(workload or (() if workload_file else suite_workloads)),
+        workload_files=tuple(workload_file or ()),
+        sizes=tuple(size or (suite_size,)),
+        modes=mode,
+        phases=phase,
+        dtype=dtype,
+        device=device,
+        threads=threads,
+        budget=budget,
+        timeout=timeout,
+        allow_tf32=allow_tf32,
+        torch_compile_mode=torch_compile_mode,
+        seed=seed,
+        tensorboard=tensorboard,
+        executor=executor,
+        ray_address=ray_address,
+    )
+
+
+@app.command()
+def sweep(
+    workloads: Annotated[list[str], typer.Argument(help="Workloads to sweep.")],
+    batch_sizes: Annotated[
+        str, typer.Option(help="Comma-separated batch sizes, e.g. 1,2,4,8,16.")
+    ] = "",
+    seq_lens: Annotated[
+        str, typer.Option(help="Comma-separated sequence lengths (sequence workloads).")
+    ] = "",
+    size: Annotated[str, typer.Option(help="The size preset the sweep starts from.")] = "small",
+    mode: Modes = None,
+    phase: Phases = None,
+    dtype: Dtype = "float32",
+    device: Device = "cpu",
+    threads: Threads = None,
+    budget: Budget = 3.0,
+    timeout: Timeout = 900.0,
+    out: Out = DEFAULT_OUT,
+    seed: Seed = 0,
+    workload_file: WorkloadFiles = None,
+    tensorboard: TensorBoardDir = None,
+) -> None:
+    """Step time, throughput and memory as the batch (or sequence) grows, per mode."""
+    sweep_batch, sweep_seq = (
+        int_list("--batch-sizes", batch_sizes),
+        int_list("--seq-lens", seq_lens),
+    )
+    if not sweep_batch and not sweep_seq:
+        raise TwinbenchError("give --batch-sizes and/or --seq-lens, e.g. --batch-sizes 1,2,4,8")
+    _execute(
+        out,
+        workloads=tuple(workloads),
+        workload_files=tuple(workload_file or ()),
+        sizes=(size,),
+        modes=mode,
+        phases=phase,
+        dtype=dtype,
+        device=device,
+        threads=threads,
+        budget=budget,
+        timeout=timeout,
+        seed=seed,
+        batch_sizes=sweep_batch,
+        seq_lens=sweep_seq,
+        tensorboard=tensorboard,
+    )
+
+
+def _execute(
+    out: Path,
+    *,
+    modes: list[str] | None,
+    phases: list[str] | None,
+    threads: int | None,
+    tensorboard: Path | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    **fields: Any,
+) -> None:
+    """Run the measurement, show progress, then the report; Ctrl-C keeps what finished."""
+    from functools import partial
+
+    from twinbench.harness.environment import usable_cores
+    from twinbench.harness.runner import MODES, RunInterrupted, RunSettings
+    from twinbench.harness.runner import run as run_suite
+
+    if executor == "ray":
+        from twinbench.harness import ray_executor
+
+        run_suite = partial(ray_executor.run, address=ray_address)
+    settings = RunSettings(
+        modes=tuple(modes or MODES),
+        phases=tuple(phases or ("train",)),
+        threads=usable_cores() if threads is None else threads,
+        out=out,
+        **fields,
+    )
+    interrupted = False
+    with RunProgress(err_console) as progress:
+        try:
+            run_id = run_suite(settings, progress=progress.update)
+        except RunInterrupted as stop:
+            run_id, interrupted = stop.run_id, True
+    write_run_reports(out, run_id, tensorboard=tensorboard)
+    if interrupted:
+        err_console.print(f"interrupted: finished cells of run {run_id} are kept in {out}")
+        raise typer.Exit(130)

@@ -1,0 +1,225 @@
+"""``optim``, ``autodiff`` and ``parallel``: the suites that are not step-time runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
+from twinbench.cli.options import AsJson, Device, Out, Seed, Threads, csv_list, int_list
+
+
+def _publish_suite(
+    out: Path, report: Any, text: str, save: Callable[[Any, Path], int], *, as_json: bool
+) -> None:
+    """Print a suite's result, store it as a run, and keep its rendered tables with the run so
+    that `twinbench report` shows them later."""
+    from twinbench.store import DB_NAME, ResultStore
+
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    run_id = save(report, out)
+    with ResultStore(out / DB_NAME) as store:
+        store.set_run_info(run_id, "suite_report", text)
+    console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def optim(
+    problem: Annotated[
+        list[str] | None, typer.Option(help="linreg, logreg, rosenbrock (repeatable).")
+    ] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="newton, bfgs, lbfgs (repeatable).")
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Problem dimension (default per problem).")
+    ] = None,
+    gtol: Annotated[float, typer.Option(help="Gradient-norm tolerance (inf-norm).")] = 1e-6,
+    max_iter: Annotated[int, typer.Option(help="Iteration cap per solve.")] = 500,
+    repeats: Annotated[int, typer.Option(help="Timed repetitions per solve.")] = 5,
+    workload: Annotated[
+        list[str] | None, typer.Option(help="First-order workloads (default linreg, mlp, xor).")
+    ] = None,
+    optimizer: Annotated[
+        list[str] | None, typer.Option(help="sgd, sgd_momentum, adam, adamw (repeatable).")
+    ] = None,
+    size: Annotated[str, typer.Option(help="Size preset of the first-order workloads.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="First-order steps compared.")] = 200,
+    quick: Annotated[bool, typer.Option("--quick", help="Small problems, one timed call.")] = False,
+    no_first_order: Annotated[bool, typer.Option("--no-first-order")] = False,
+    no_second_order: Annotated[bool, typer.Option("--no-second-order")] = False,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: AsJson = False,
+) -> None:
+    """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
+    from twinbench.optim_suite import render_markdown, run_optim_suite, save
+
+    with err_console.status("running the optimizer suite…") as status:
+        report = run_optim_suite(
+            problems=csv_list(problem),
+            methods=csv_list(method),
+            dim=dim,
+            gtol=gtol,
+            max_iter=max_iter,
+            repeats=repeats,
+            workloads=csv_list(workload),
+            optimizers=csv_list(optimizer),
+            size=size,
+            steps=steps,
+            seed=seed,
+            quick=quick,
+            first_order=not no_first_order,
+            second_order=not no_second_order,
+            progress=lambda m: status.update(escape(m)),
+        )
+    _publish_suite(out, report, render_markdown(report), save, as_json=as_json)
+
+
+@app.command()
+def autodiff(
+    function: Annotated[
+        list[str] | None, typer.Option(help="mlp, rosenbrock (repeatable).")
+    ] = None,
+    transform: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="grad, jvp, vjp, jacfwd, jacrev, hessian, hvp, per_example_grad, "
+            "checkpoint, per_example_checkpoint (repeatable; default all)."
+        ),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes and short budgets.")] = False,
+    dim: Annotated[int | None, typer.Option(help="Rosenbrock dimension for timing.")] = None,
+    hidden: Annotated[int | None, typer.Option(help="MLP hidden width for timing.")] = None,
+    batch: Annotated[int | None, typer.Option(help="MLP batch for timing.")] = None,
+    batch_sizes: Annotated[
+        str, typer.Option(help="Per-example-gradient batch sizes, e.g. 1,4,16,64,256.")
+    ] = "",
+    mode: Annotated[list[str] | None, typer.Option(help="eager and/or compiled.")] = None,
+    threads: Threads = None,
+    budget: Annotated[float | None, typer.Option(help="Seconds of timing per measurement.")] = None,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory step.")] = False,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: AsJson = False,
+) -> None:
+    """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
+    from twinbench.autodiff import FUNCTIONS, MODES, TRANSFORMS, format_summary, run_suite, save
+
+    with err_console.status("running the autodiff suite…") as status:
+        report = run_suite(
+            functions=csv_list(function) or FUNCTIONS,
+            transforms=csv_list(transform) or TRANSFORMS,
+            quick=quick,
+            dim=dim,
+            hidden=hidden,
+            batch=batch,
+            batch_sizes=int_list("--batch-sizes", batch_sizes) or None,
+            modes=csv_list(mode) or MODES,
+            threads=threads,
+            budget_s=budget,
+            memory=not no_memory,
+            seed=seed,
+            progress=lambda m: status.update(escape(m)),
+        )
+    _publish_suite(out, report, format_summary(report), save, as_json=as_json)
+
+
+@app.command()
+def parallel(
+    workload: Annotated[str, typer.Option(help="The workload trained in parallel.")] = "mlp",
+    size: Annotated[str, typer.Option(help="Size preset (tiny: overhead only).")] = "small",
+    framework: Annotated[list[str] | None, typer.Option(help="torch, jax (repeatable).")] = None,
+    strategy: Annotated[
+        list[str] | None, typer.Option(help="dp (data parallel), tp (tensor parallel).")
+    ] = None,
+    devices: Annotated[str, typer.Option(help="Device counts N, e.g. 1,2,4.")] = "1,2,4",
+    scaling: Annotated[
+        list[str] | None, typer.Option(help="weak (fixed per-device batch), strong (fixed global).")
+    ] = None,
+    jax_launch: Annotated[
+        list[str] | None,
+        typer.Option(help="mesh (one process, N devices), processes (jax.distributed)."),
+    ] = None,
+    device: Device = "cpu",
+    per_device_batch: Annotated[int | None, typer.Option(help="Weak scaling batch.")] = None,
+    global_batch: Annotated[int | None, typer.Option(help="Strong scaling / tp batch.")] = None,
+    steps: Annotated[int, typer.Option(help="Steps of the parity check (0: none).")] = 5,
+    optimizer: Annotated[
+        list[str] | None, typer.Option(help="Parity optimizers: sgd, adam, adamw.")
+    ] = None,
+    no_timing: Annotated[bool, typer.Option("--no-timing", help="Parity only.")] = False,
+    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed samples per cell.")] = 10,
+    block: Annotated[int, typer.Option(help="Steps per timed sample.")] = 5,
+    threads: Annotated[int, typer.Option(help="Threads per device.")] = 1,
+    timeout: Annotated[float, typer.Option(help="Seconds a cell may take in all.")] = 300.0,
+    nnodes: Annotated[int, typer.Option(help="torch: machines in the run.")] = 1,
+    node_rank: Annotated[int, typer.Option(help="torch: this machine's rank.")] = 0,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="torch: HOST:PORT of the c10d rendezvous (node 0).")
+    ] = None,
+    coordinator_address: Annotated[
+        str | None, typer.Option(help="JAX: HOST:PORT of process 0's coordinator.")
+    ] = None,
+    num_processes: Annotated[int | None, typer.Option(help="JAX: processes in all.")] = None,
+    process_id: Annotated[int | None, typer.Option(help="JAX: this process's id.")] = None,
+    connect_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for a coordinator/rendezvous.")
+    ] = 60.0,
+    seed: Seed = 0,
+    out: Out = DEFAULT_OUT,
+    as_json: AsJson = False,
+    workload_file: Annotated[
+        str | None, typer.Option("--workload-file", help="Python file defining a WORKLOAD.")
+    ] = None,
+) -> None:
+    """Data and tensor parallelism compared: parity with one device, then scaling (exit 1 if a
+    parity check or a cell fails)."""
+    from twinbench.parallel import MultiNode, ParallelSettings, render_markdown, run_parallel_suite
+    from twinbench.parallel import save as save_parallel
+
+    settings = ParallelSettings(
+        workload=workload,
+        workload_file=workload_file,
+        size=size,
+        frameworks=tuple(csv_list(framework) or ("torch", "jax")),
+        strategies=tuple(csv_list(strategy) or ("dp", "tp")),
+        devices=int_list("--devices", devices),
+        scalings=tuple(csv_list(scaling) or ("weak", "strong")),
+        jax_launch=tuple(csv_list(jax_launch) or ("mesh",)),
+        device=device,
+        per_device_batch=per_device_batch,
+        global_batch=global_batch,
+        parity_steps=steps,
+        parity_optimizers=tuple(csv_list(optimizer) or ("sgd", "adam")),
+        timing=not no_timing,
+        warmup=warmup,
+        repeats=repeats,
+        block=block,
+        threads=threads,
+        seed=seed,
+        timeout_s=timeout,
+        multinode=MultiNode(
+            nnodes=nnodes,
+            node_rank=node_rank,
+            rdzv_endpoint=rdzv_endpoint,
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            connect_timeout_s=connect_timeout,
+        ),
+    )
+    with err_console.status("running the parallel suite…") as status:
+        report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
+    _publish_suite(out, report, render_markdown(report), save_parallel, as_json=as_json)
+    if report.failures or not report.parity_passed:
+        raise typer.Exit(1)
