@@ -1,4 +1,4 @@
-"""``optim``, ``autodiff`` and ``parallel``: the suites that are not step-time runs."""
+"""``optim`` and ``autodiff``, and the one way every suite command shows and stores its result."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
-from twinbench.cli.options import AsJson, Device, Out, Seed, Threads, csv_list, int_list
+from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, int_list
 
 
-def _publish_suite(
+def publish_suite(
     out: Path, report: Any, text: str, save: Callable[[Any, Path], int], *, as_json: bool
 ) -> None:
     """Print a suite's result, store it as a run, and keep its rendered tables with the run so
@@ -81,7 +81,7 @@ def optim(
             second_order=not no_second_order,
             progress=lambda m: status.update(escape(m)),
         )
-    _publish_suite(out, report, render_markdown(report), save, as_json=as_json)
+    publish_suite(out, report, render_markdown(report), save, as_json=as_json)
 
 
 @app.command()
@@ -130,96 +130,4 @@ def autodiff(
             seed=seed,
             progress=lambda m: status.update(escape(m)),
         )
-    _publish_suite(out, report, format_summary(report), save, as_json=as_json)
-
-
-@app.command()
-def parallel(
-    workload: Annotated[str, typer.Option(help="The workload trained in parallel.")] = "mlp",
-    size: Annotated[str, typer.Option(help="Size preset (tiny: overhead only).")] = "small",
-    framework: Annotated[list[str] | None, typer.Option(help="torch, jax (repeatable).")] = None,
-    strategy: Annotated[
-        list[str] | None, typer.Option(help="dp (data parallel), tp (tensor parallel).")
-    ] = None,
-    devices: Annotated[str, typer.Option(help="Device counts N, e.g. 1,2,4.")] = "1,2,4",
-    scaling: Annotated[
-        list[str] | None, typer.Option(help="weak (fixed per-device batch), strong (fixed global).")
-    ] = None,
-    jax_launch: Annotated[
-        list[str] | None,
-        typer.Option(help="mesh (one process, N devices), processes (jax.distributed)."),
-    ] = None,
-    device: Device = "cpu",
-    per_device_batch: Annotated[int | None, typer.Option(help="Weak scaling batch.")] = None,
-    global_batch: Annotated[int | None, typer.Option(help="Strong scaling / tp batch.")] = None,
-    steps: Annotated[int, typer.Option(help="Steps of the parity check (0: none).")] = 5,
-    optimizer: Annotated[
-        list[str] | None, typer.Option(help="Parity optimizers: sgd, adam, adamw.")
-    ] = None,
-    no_timing: Annotated[bool, typer.Option("--no-timing", help="Parity only.")] = False,
-    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 3,
-    repeats: Annotated[int, typer.Option(help="Timed samples per cell.")] = 10,
-    block: Annotated[int, typer.Option(help="Steps per timed sample.")] = 5,
-    threads: Annotated[int, typer.Option(help="Threads per device.")] = 1,
-    timeout: Annotated[float, typer.Option(help="Seconds a cell may take in all.")] = 300.0,
-    nnodes: Annotated[int, typer.Option(help="torch: machines in the run.")] = 1,
-    node_rank: Annotated[int, typer.Option(help="torch: this machine's rank.")] = 0,
-    rdzv_endpoint: Annotated[
-        str | None, typer.Option(help="torch: HOST:PORT of the c10d rendezvous (node 0).")
-    ] = None,
-    coordinator_address: Annotated[
-        str | None, typer.Option(help="JAX: HOST:PORT of process 0's coordinator.")
-    ] = None,
-    num_processes: Annotated[int | None, typer.Option(help="JAX: processes in all.")] = None,
-    process_id: Annotated[int | None, typer.Option(help="JAX: this process's id.")] = None,
-    connect_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for a coordinator/rendezvous.")
-    ] = 60.0,
-    seed: Seed = 0,
-    out: Out = DEFAULT_OUT,
-    as_json: AsJson = False,
-    workload_file: Annotated[
-        str | None, typer.Option("--workload-file", help="Python file defining a WORKLOAD.")
-    ] = None,
-) -> None:
-    """Data and tensor parallelism compared: parity with one device, then scaling (exit 1 if a
-    parity check or a cell fails)."""
-    from twinbench.parallel import MultiNode, ParallelSettings, render_markdown, run_parallel_suite
-    from twinbench.parallel import save as save_parallel
-
-    settings = ParallelSettings(
-        workload=workload,
-        workload_file=workload_file,
-        size=size,
-        frameworks=tuple(csv_list(framework) or ("torch", "jax")),
-        strategies=tuple(csv_list(strategy) or ("dp", "tp")),
-        devices=int_list("--devices", devices),
-        scalings=tuple(csv_list(scaling) or ("weak", "strong")),
-        jax_launch=tuple(csv_list(jax_launch) or ("mesh",)),
-        device=device,
-        per_device_batch=per_device_batch,
-        global_batch=global_batch,
-        parity_steps=steps,
-        parity_optimizers=tuple(csv_list(optimizer) or ("sgd", "adam")),
-        timing=not no_timing,
-        warmup=warmup,
-        repeats=repeats,
-        block=block,
-        threads=threads,
-        seed=seed,
-        timeout_s=timeout,
-        multinode=MultiNode(
-            nnodes=nnodes,
-            node_rank=node_rank,
-            rdzv_endpoint=rdzv_endpoint,
-            coordinator_address=coordinator_address,
-            num_processes=num_processes,
-            process_id=process_id,
-            connect_timeout_s=connect_timeout,
-        ),
-    )
-    with err_console.status("running the parallel suite…") as status:
-        report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
-    _publish_suite(out, report, render_markdown(report), save_parallel, as_json=as_json)
-    if report.failures or not report.parity_passed:
-        raise typer.Exit(1)
+    publish_suite(out, report, format_summary(report), save, as_json=as_json)

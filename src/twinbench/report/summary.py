@@ -16,6 +16,7 @@ from twinbench.harness.verdict import (
     verdicts_for_run,
 )
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
+from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord
 
 CELL_COLUMNS = (
@@ -332,18 +333,4 @@ def suite_section(run: RunRecord) -> tuple[str, str] | None:
     return kind, text if kind in ("optim", "parallel") else f"```text\n{text}\n```"
 
 
-def fmt_seconds(seconds: float | None) -> str:
-    """A duration with a unit a person reads at a glance: 412 µs, 3.21 ms, 1.5 s."""
-    if seconds is None:
-        return "—"
-    if seconds >= 1:
-        return f"{seconds:.3g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} µs"
-
-
-def fmt_steps(steps: float | None) -> str:
-    if steps is None:
-        return "never (not faster per step)"
-    return f"{steps:,.0f}" if steps >= 10 else f"{steps:.2g}"
+__all__ = ["fmt_seconds", "fmt_steps"]  # re-exported: the report modules import them from here
