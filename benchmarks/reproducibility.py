@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from twinbench.harness.runner import MODES, RunSettings, run
-from twinbench.harness.verdict import Verdict, verdicts_for_run
+from twinbench.report.verdict import Verdict, verdicts_for_run
 from twinbench.store import DB_NAME, ResultStore
 
 

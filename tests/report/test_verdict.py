@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 
-from twinbench.harness.verdict import flops_disagreement, group_verdicts
+from twinbench.report.verdict import flops_disagreement, group_verdicts
 from twinbench.store import CellRecord
 
 

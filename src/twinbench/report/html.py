@@ -19,7 +19,6 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
-from twinbench.harness.verdict import Verdict
 from twinbench.report import plots
 from twinbench.report.recommend import Recommendation, recommend
 from twinbench.report.summary import (
@@ -41,6 +40,7 @@ from twinbench.report.summary import (
     sweep_batch_size,
     sweep_series,
 )
+from twinbench.report.verdict import Verdict
 from twinbench.store import CellRecord
 
 _FORMATTER = HtmlFormatter(cssclass="hl", linenos="table", wrapcode=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from twinbench.harness.verdict import Verdict
 from twinbench.report.summary import (
     COMPILED_MODES,
     RunSummary,
@@ -22,6 +21,7 @@ from twinbench.report.summary import (
     sweep_batch_size,
     sweep_series,
 )
+from twinbench.report.verdict import Verdict
 from twinbench.store import CellRecord
 
 # Kinds, in the order a reader should see them.

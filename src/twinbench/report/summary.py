@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from twinbench.harness.verdict import (
+from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
+from twinbench.report.text import fmt_seconds, fmt_steps
+from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
     flops_disagreement,
     verdicts_for_run,
 )
-from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
-from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord
 
 CELL_COLUMNS = (

@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from twinbench.harness.stats import Ratio, ratio_of_medians
+from twinbench.modes import FRAMEWORK_OF, MODES, mode_of
 from twinbench.store import CellRecord
 
 # (label, torch modes considered, JAX modes considered)
 COMPARISONS = (
-    ("best vs best", ("torch-eager", "torch-compile"), ("jax-jit", "jax-eager")),
-    ("eager vs eager", ("torch-eager",), ("jax-eager",)),
-    ("compiled vs compiled", ("torch-compile",), ("jax-jit",)),
-)
+    ("best vs best", tuple(m for m in MODES if FRAMEWORK_OF[m] == "torch"),
+     tuple(m for m in MODES if FRAMEWORK_OF[m] == "jax")),
+    ("eager vs eager", (mode_of("torch", compiled=False),), (mode_of("jax", compiled=False),)),
+    ("compiled vs compiled", (mode_of("torch", compiled=True),), (mode_of("jax", compiled=True),)),
+)  # fmt: skip
 FLOPS_DISAGREEMENT = 0.10
 
 
