@@ -325,7 +325,7 @@ _SUITE_PAGE = _ENV.from_string(
     "<!doctype html><html><head><meta charset='utf-8'><title>twinbench run {{ id }}</title>"
     "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;}"
     "pre{background:#f6f8fa;padding:1rem;overflow-x:auto;}</style></head><body>"
-    "<h1>twinbench run {{ id }}: the {{ kind }} suite</h1><p>{{ machine }}</p>"
+    "<h1>twinbench run {{ id }}: {{ title }}</h1><p>{{ machine }}</p>"
     "<pre>{{ text }}</pre>{% for figure in figures %}{{ figure }}{% endfor %}</body></html>"
 )
 
@@ -336,10 +336,10 @@ def render(summary: RunSummary) -> str:
     if suite is not None:  # a suite run has no cells: show its stored tables as text
         return _SUITE_PAGE.render(
             id=summary.run.id,
-            kind=suite[0],
-            text=suite[1],
+            title=suite.title,
+            text=suite.markdown,
             machine=environment_line(summary.run),
-            figures=[Markup(plots.svg(f)) for _, f in plots.suite_figures(summary.run)],
+            figures=[Markup(plots.svg(f)) for _, f in suite.figures],
         )
     return _ENV.get_template("report.html.j2").render(**context(summary))
 

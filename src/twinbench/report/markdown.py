@@ -116,7 +116,16 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
     suite = suite_section(run)
     if suite is not None:
         figures = [f"![{name}]({path})" for name, path in _images_for(images or {}, "suite")]
-        return "\n".join([*lines, f"## The {suite[0]} suite", "", suite[1], *figures, ""])
+        return "\n".join(
+            [
+                *lines,
+                f"## {suite.title[0].upper()}{suite.title[1:]}",
+                "",
+                suite.markdown,
+                *figures,
+                "",
+            ]
+        )
     lines += ["## Summary", ""]
     lines += _table(
         ("workload", "size", "phase", "faster", "by", "95% CI", "time to first step"),
@@ -174,7 +183,8 @@ def write(summary: RunSummary, path: Path) -> Path:
     by_key = {}
     for cell in summary.cells:
         by_key.setdefault((cell.workload, cell.size, cell.phase), []).append(cell)
-    for name, figure in plots.suite_figures(summary.run):
+    suite = suite_section(summary.run)
+    for name, figure in suite.figures if suite is not None else []:
         folder.mkdir(parents=True, exist_ok=True)
         target = plots.save(figure, folder / f"suite-{name}.svg")
         images.setdefault("suite", []).append(f"{folder.name}/{target.name}")

@@ -69,17 +69,6 @@ def svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def suite_figures(run: Any) -> list[tuple[str, Figure]]:
-    """(name, figure) pairs a suite run draws from its stored data: the parallel scaling plot."""
-    data = run.info.get("parallel") if run.settings.get("kind") == "parallel" else None
-    if not data:
-        return []
-    from twinbench.parallel.plot import scaling_figure
-
-    figure = scaling_figure(data)
-    return [("scaling", figure)] if figure is not None else []
-
-
 def save(fig: Figure, path: Path) -> Path:
     """Write the figure to ``path``; the suffix (.svg or .png) picks the format."""
     with _style():

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
 from twinbench.report.text import fmt_seconds, fmt_steps
@@ -18,6 +21,7 @@ from twinbench.report.verdict import (
     verdicts_for_run,
 )
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord
+from twinbench.suite import view_for
 
 CELL_COLUMNS = (
     "workload",
@@ -323,14 +327,39 @@ def peak_flops(run: RunRecord) -> float | None:
     return _peak(run)
 
 
-def suite_section(run: RunRecord) -> tuple[str, str] | None:
-    """(kind, Markdown) of an `optim`, `autodiff` or `parallel` suite run, as rendered then."""
-    text = run.info.get("suite_report")
-    if not text:
+@dataclass(frozen=True)
+class SuiteSection:
+    """What the report shows of a suite run (``autodiff``, ``optim``, ``parallel``, …)."""
+
+    kind: str
+    title: str
+    markdown: str
+    figures: list[tuple[str, Figure]]
+    text: str  # the plain rendering the terminal prints
+
+
+def suite_section(run: RunRecord) -> SuiteSection | None:
+    """The section of a suite run, rendered by the view its suite registered; None for a run.
+
+    Falls back to the text stored when the suite ran (older runs, kinds without a view here).
+    """
+    kind = run.settings.get("kind")
+    if not kind:
         return None
-    kind = str(run.settings.get("kind", "suite"))
-    # the optimizer suite renders Markdown tables; the autodiff summary is aligned plain text
-    return kind, text if kind in ("optim", "parallel") else f"```text\n{text}\n```"
+    kind = str(kind)
+    stored_text = str(run.info.get("suite_report") or "")
+    view = view_for(kind)
+    data = run.info.get(kind)
+    if view is None or not isinstance(data, dict):
+        return SuiteSection(kind, f"The {kind} suite", _as_markdown(stored_text), [], stored_text)
+    figures = view.figures(data) if view.figures is not None else []
+    markdown = view.markdown(data)
+    return SuiteSection(kind, view.title, markdown, figures, stored_text or markdown)
+
+
+def _as_markdown(text: str) -> str:
+    """Stored text that is not Markdown tables (aligned plain text) goes in a code block."""
+    return text if text.lstrip().startswith(("|", "#", "-")) else f"```text\n{text}\n```"
 
 
 __all__ = ["fmt_seconds", "fmt_steps"]  # re-exported: the report modules import them from here

@@ -24,7 +24,7 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(f"[bold]twinbench run {run.id}[/bold] ({run.status})")
     suite = suite_section(run)
     if suite is not None:
-        console.print(run.info["suite_report"], markup=False, highlight=False, soft_wrap=True)
+        console.print(suite.text, markup=False, highlight=False, soft_wrap=True)
         return
     groups: dict[tuple[str, ...], list[dict[str, str]]] = {}
     for row in summary.rows:
