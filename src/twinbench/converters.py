@@ -100,6 +100,17 @@ from typing import Any
 
 import numpy as np
 
+from twinbench.backends.layouts import (
+    BATCHNORM,
+    CONV2D,
+    EMBEDDING,
+    LAYERNORM,
+    LINEAR,
+    Axes,
+    Layout,
+    Leaf,
+    recurrent_layer,
+)
 from twinbench.canonical import Canonical, CanonicalError
 
 __all__ = [
@@ -142,9 +153,9 @@ def _as_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # torch.Tensor, without importing torch
         value = value.detach().cpu()
         try:
-            return value.numpy()
+            return np.asarray(value.numpy())
         except TypeError:  # bfloat16 and other dtypes NumPy lacks
-            return value.float().numpy()
+            return np.asarray(value.float().numpy())
     return np.asarray(value)
 
 
@@ -183,27 +194,65 @@ def _refuse(weights: Mapping[str, Any], names: Sequence[str], why: str) -> None:
             raise CanonicalError(f"tensor '{name}': {why} is not supported")
 
 
+def _ends(leaf: Leaf, to_torch: bool) -> tuple[str, str, Axes | None]:
+    """The leaf's source name, target name and axis order, converting in one direction."""
+    if to_torch:
+        return leaf.canonical, leaf.torch, leaf.inverse_axes
+    return leaf.torch, leaf.canonical, leaf.axes
+
+
+def _in_source_layout(leaf: Leaf, torch_shape: Shape, to_torch: bool) -> Shape:
+    """A shape given in torch's layout, in the layout being converted from."""
+    if not to_torch or leaf.axes is None:
+        return torch_shape
+    return tuple(torch_shape[axis] for axis in leaf.axes)
+
+
+def _move(array: np.ndarray, axes: Axes | None) -> np.ndarray:
+    return _out(array if axes is None else array.transpose(axes))
+
+
+def _channel_layer(
+    layout: Layout,
+    weights: Mapping[str, Any],
+    prefix: str,
+    *,
+    to_torch: bool,
+    first: Leaf,
+    rank: int,
+    required: Sequence[Leaf] = (),
+) -> dict[str, np.ndarray]:
+    """One layer whose ``first`` tensor (of ``rank`` axes) sets the channel count: its other
+    tensors, the ``required`` ones and then the optional rest, are vectors of that length."""
+    source, target, axes = _ends(first, to_torch)
+    main = _get(weights, _join(prefix, source), (None,) * rank)
+    # torch puts the (output) channels first; the canonical layout moves that axis
+    channels = main.shape[_in_source_layout(first, tuple(range(rank)), to_torch).index(0)]
+    out = {_join(prefix, target): _move(main, axes)}
+    rest = [*required, *(leaf for leaf in layout.leaves if leaf not in (first, *required))]
+    for leaf in rest:
+        source, target, axes = _ends(leaf, to_torch)
+        read = _get if leaf in required else _maybe
+        value = read(weights, _join(prefix, source), (channels,))
+        if value is not None:
+            out[_join(prefix, target)] = _move(value, axes)
+    if to_torch:  # in the order torch's own state_dict has them
+        names = [_join(prefix, leaf.torch) for leaf in layout.leaves]
+        out = {name: out[name] for name in names if name in out}
+    return out
+
+
 # ---------------------------------------------------------------------------- Linear and Conv2d
 
 
 def linear_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     """``nn.Linear`` ``weight (out, in)`` / ``bias`` → canonical ``kernel (in, out)`` / ``bias``."""
-    weight = _get(sd, _join(prefix, "weight"), (None, None))
-    out: Canonical = {_join(prefix, "kernel"): _out(weight.T)}
-    bias = _maybe(sd, _join(prefix, "bias"), (weight.shape[0],))
-    if bias is not None:
-        out[_join(prefix, "bias")] = _out(bias)
-    return out
+    return _channel_layer(LINEAR, sd, prefix, to_torch=False, first=LINEAR.leaves[0], rank=2)
 
 
 def linear_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical ``kernel (in, out)`` / ``bias`` → ``nn.Linear`` ``weight (out, in)`` / ``bias``."""
-    kernel = _get(canonical, _join(prefix, "kernel"), (None, None))
-    out = {_join(prefix, "weight"): _out(kernel.T)}
-    bias = _maybe(canonical, _join(prefix, "bias"), (kernel.shape[1],))
-    if bias is not None:
-        out[_join(prefix, "bias")] = _out(bias)
-    return out
+    return _channel_layer(LINEAR, canonical, prefix, to_torch=True, first=LINEAR.leaves[0], rank=2)
 
 
 def conv2d_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
@@ -211,28 +260,20 @@ def conv2d_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     out)``.
 
     Only weights move; padding, stride and the NCHW/NHWC activation layout are the twins' business
-    (pass explicit padding to ``nnx.Conv``, see PARITY.md).
+    (pass explicit padding to ``nnx.Conv``: its ``"SAME"`` pads differently from torch's).
     """
-    weight = _get(sd, _join(prefix, "weight"), (None, None, None, None))
-    out: Canonical = {_join(prefix, "kernel"): _out(weight.transpose(2, 3, 1, 0))}
-    bias = _maybe(sd, _join(prefix, "bias"), (weight.shape[0],))
-    if bias is not None:
-        out[_join(prefix, "bias")] = _out(bias)
-    return out
+    return _channel_layer(CONV2D, sd, prefix, to_torch=False, first=CONV2D.leaves[0], rank=4)
 
 
 def conv2d_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical ``kernel (H, W, in/groups, out)`` → ``nn.Conv2d`` ``weight (out, in/groups,
     H, W)``."""
-    kernel = _get(canonical, _join(prefix, "kernel"), (None, None, None, None))
-    out = {_join(prefix, "weight"): _out(kernel.transpose(3, 2, 0, 1))}
-    bias = _maybe(canonical, _join(prefix, "bias"), (kernel.shape[3],))
-    if bias is not None:
-        out[_join(prefix, "bias")] = _out(bias)
-    return out
+    return _channel_layer(CONV2D, canonical, prefix, to_torch=True, first=CONV2D.leaves[0], rank=4)
 
 
 # ----------------------------------------------------------------------------------- BatchNorm
+
+_SCALE, _BN_BIAS, _MEAN, _VAR = BATCHNORM.leaves
 
 
 def batchnorm2d_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
@@ -242,17 +283,9 @@ def batchnorm2d_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical
     running estimate); see the module docstring. ``scale``/``bias`` are absent when the layer was
     built with ``affine=False``; ``num_batches_tracked`` is dropped.
     """
-    mean = _get(sd, _join(prefix, "running_mean"), (None,))
-    channels = mean.shape[0]
-    out: Canonical = {
-        _join(prefix, "mean"): _out(mean),
-        _join(prefix, "var"): _out(_get(sd, _join(prefix, "running_var"), (channels,))),
-    }
-    for torch_leaf, leaf in (("weight", "scale"), ("bias", "bias")):
-        value = _maybe(sd, _join(prefix, torch_leaf), (channels,))
-        if value is not None:
-            out[_join(prefix, leaf)] = _out(value)
-    return out
+    return _channel_layer(
+        BATCHNORM, sd, prefix, to_torch=False, first=_MEAN, rank=1, required=(_VAR,)
+    )
 
 
 def batchnorm2d_to_torch(
@@ -263,15 +296,9 @@ def batchnorm2d_to_torch(
     ``num_batches_tracked`` (an int64 scalar) is not part of canonical weights; pass it if the
     torch layer uses ``momentum=None`` (cumulative averaging).
     """
-    mean = _get(canonical, _join(prefix, "mean"), (None,))
-    channels = mean.shape[0]
-    out: dict[str, np.ndarray] = {}
-    for leaf, torch_leaf in (("scale", "weight"), ("bias", "bias")):
-        value = _maybe(canonical, _join(prefix, leaf), (channels,))
-        if value is not None:
-            out[_join(prefix, torch_leaf)] = _out(value)
-    out[_join(prefix, "running_mean")] = _out(mean)
-    out[_join(prefix, "running_var")] = _out(_get(canonical, _join(prefix, "var"), (channels,)))
+    out = _channel_layer(
+        BATCHNORM, canonical, prefix, to_torch=True, first=_MEAN, rank=1, required=(_VAR,)
+    )
     out[_join(prefix, "num_batches_tracked")] = np.array(num_batches_tracked, dtype=np.int64)
     return out
 
@@ -314,101 +341,99 @@ def batchnorm_running_update(
 # ------------------------------------------------------------------------ LayerNorm, Embedding
 
 
+def _layernorm(weights: Mapping[str, Any], prefix: str, *, to_torch: bool) -> dict[str, np.ndarray]:
+    """Scale and bias of any shape, each optional but not both; the bias shaped as the scale."""
+    (scale_source, scale_target, _), (bias_source, bias_target, _) = (
+        _ends(leaf, to_torch) for leaf in LAYERNORM.leaves
+    )
+    scale_name, bias_name = _join(prefix, scale_source), _join(prefix, bias_source)
+    if scale_name not in weights and bias_name not in weights:
+        raise CanonicalError(f"missing tensor '{scale_name}'")
+    out: dict[str, np.ndarray] = {}
+    scale = None
+    if scale_name in weights:
+        scale = _as_numpy(weights[scale_name])
+        out[_join(prefix, scale_target)] = _out(scale)
+    if bias_name in weights:
+        bias = _as_numpy(weights[bias_name])
+        if scale is not None:
+            _check(bias_name, bias, scale.shape)
+        out[_join(prefix, bias_target)] = _out(bias)
+    return out
+
+
 def layernorm_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     """``nn.LayerNorm`` ``weight``/``bias`` → canonical ``scale``/``bias`` (same shape).
 
     eps is not a weight: torch defaults to 1e-5, ``nnx.LayerNorm`` to 1e-6 — set it on both.
     """
-    weight_name, bias_name = _join(prefix, "weight"), _join(prefix, "bias")
-    if weight_name not in sd and bias_name not in sd:
-        raise CanonicalError(f"missing tensor '{weight_name}'")
-    out: Canonical = {}
-    weight = None
-    if weight_name in sd:
-        weight = _as_numpy(sd[weight_name])
-        out[_join(prefix, "scale")] = _out(weight)
-    if bias_name in sd:
-        bias = _as_numpy(sd[bias_name])
-        if weight is not None:
-            _check(bias_name, bias, weight.shape)
-        out[bias_name] = _out(bias)
-    return out
+    return _layernorm(sd, prefix, to_torch=False)
 
 
 def layernorm_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical ``scale``/``bias`` → ``nn.LayerNorm`` ``weight``/``bias``."""
-    scale_name, bias_name = _join(prefix, "scale"), _join(prefix, "bias")
-    if scale_name not in canonical and bias_name not in canonical:
-        raise CanonicalError(f"missing tensor '{scale_name}'")
-    out: dict[str, np.ndarray] = {}
-    scale = None
-    if scale_name in canonical:
-        scale = _as_numpy(canonical[scale_name])
-        out[_join(prefix, "weight")] = _out(scale)
-    if bias_name in canonical:
-        bias = _as_numpy(canonical[bias_name])
-        if scale is not None:
-            _check(bias_name, bias, scale.shape)
-        out[bias_name] = _out(bias)
-    return out
+    return _layernorm(canonical, prefix, to_torch=True)
 
 
 def embedding_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     """``nn.Embedding`` ``weight (vocab, d)`` → canonical ``embedding (vocab, d)``."""
-    return {_join(prefix, "embedding"): _out(_get(sd, _join(prefix, "weight"), (None, None)))}
+    return _channel_layer(EMBEDDING, sd, prefix, to_torch=False, first=EMBEDDING.leaves[0], rank=2)
 
 
 def embedding_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical ``embedding (vocab, d)`` → ``nn.Embedding`` ``weight (vocab, d)``."""
-    embedding = _get(canonical, _join(prefix, "embedding"), (None, None))
-    return {_join(prefix, "weight"): _out(embedding)}
+    return _channel_layer(
+        EMBEDDING, canonical, prefix, to_torch=True, first=EMBEDDING.leaves[0], rank=2
+    )
 
 
 # ------------------------------------------------------------------------------------ LSTM, GRU
 
 
-def _rnn_from_torch(sd: Mapping[str, Any], prefix: str, gates: int, kind: str) -> Canonical:
-    if _join(prefix, "weight_ih_l0") not in sd:
-        raise CanonicalError(f"missing tensor '{_join(prefix, 'weight_ih_l0')}'")
-    out: Canonical = {}
-    layer = 0
-    while _join(prefix, f"weight_ih_l{layer}") in sd:
-        suffix = f"_l{layer}"
-        _refuse(sd, [_join(prefix, f"weight_ih{suffix}_reverse")], f"bidirectional {kind}")
-        _refuse(sd, [_join(prefix, f"weight_hr{suffix}")], "LSTM proj_size")
-        w_hh = _get(sd, _join(prefix, f"weight_hh{suffix}"), (None, None))
-        hidden = w_hh.shape[1]
-        _check(_join(prefix, f"weight_hh{suffix}"), w_hh, (gates * hidden, hidden))
-        w_ih = _get(sd, _join(prefix, f"weight_ih{suffix}"), (gates * hidden, None))
-        base = _join(prefix, str(layer))
-        out[f"{base}.dense_i.kernel"] = _out(w_ih.T)
-        out[f"{base}.dense_h.kernel"] = _out(w_hh.T)
-        for torch_leaf, dense in (("bias_ih", "dense_i"), ("bias_hh", "dense_h")):
-            bias = _maybe(sd, _join(prefix, f"{torch_leaf}{suffix}"), (gates * hidden,))
-            if bias is not None:
-                out[f"{base}.{dense}.bias"] = _out(bias)
-        layer += 1
-    return out
+_RecurrentLayer = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
-def _rnn_to_torch(canonical: Mapping[str, Any], prefix: str, gates: int) -> dict[str, np.ndarray]:
-    first = _join(prefix, "0.dense_i.kernel")
-    if first not in canonical:
-        raise CanonicalError(f"missing tensor '{first}'")
+def _read_recurrent_layer(
+    weights: Mapping[str, Any], prefix: str, layer: int, gates: int, *, to_torch: bool
+) -> tuple[_RecurrentLayer, int]:
+    """Layer ``layer``'s kernels and biases (None where absent) as the source holds them, each
+    shape-checked, and the hidden size."""
+    w_ih, w_hh, b_ih, b_hh = recurrent_layer(layer).leaves
+    hh_name = _join(prefix, _ends(w_hh, to_torch)[0])
+    hh = _get(weights, hh_name, (None, None))
+    hidden = hh.shape[_in_source_layout(w_hh, (0, 1), to_torch).index(1)]
+    _check(hh_name, hh, _in_source_layout(w_hh, (gates * hidden, hidden), to_torch))
+    ih_shape = _in_source_layout(w_ih, (gates * hidden, None), to_torch)
+    ih = _get(weights, _join(prefix, _ends(w_ih, to_torch)[0]), ih_shape)
+    bias_i, bias_h = (
+        _maybe(weights, _join(prefix, _ends(leaf, to_torch)[0]), (gates * hidden,))
+        for leaf in (b_ih, b_hh)
+    )
+    return (ih, hh, bias_i, bias_h), hidden
+
+
+def _recurrent(
+    weights: Mapping[str, Any], prefix: str, gates: int, kind: str, *, to_torch: bool
+) -> dict[str, np.ndarray]:
+    """Every layer ``0, 1, ...`` of an LSTM (``gates`` 4) or GRU (3), in one direction."""
+
+    def first_tensor(layer: int) -> str:
+        return _join(prefix, _ends(recurrent_layer(layer).leaves[0], to_torch)[0])
+
+    if first_tensor(0) not in weights:
+        raise CanonicalError(f"missing tensor '{first_tensor(0)}'")
     out: dict[str, np.ndarray] = {}
     layer = 0
-    while _join(prefix, f"{layer}.dense_i.kernel") in canonical:
-        base, suffix = _join(prefix, str(layer)), f"_l{layer}"
-        k_hh = _get(canonical, f"{base}.dense_h.kernel", (None, None))
-        hidden = k_hh.shape[0]
-        _check(f"{base}.dense_h.kernel", k_hh, (hidden, gates * hidden))
-        k_ih = _get(canonical, f"{base}.dense_i.kernel", (None, gates * hidden))
-        out[_join(prefix, f"weight_ih{suffix}")] = _out(k_ih.T)
-        out[_join(prefix, f"weight_hh{suffix}")] = _out(k_hh.T)
-        for dense, torch_leaf in (("dense_i", "bias_ih"), ("dense_h", "bias_hh")):
-            bias = _maybe(canonical, f"{base}.{dense}.bias", (gates * hidden,))
-            if bias is not None:
-                out[_join(prefix, f"{torch_leaf}{suffix}")] = _out(bias)
+    while first_tensor(layer) in weights:
+        if not to_torch:
+            reverse = _join(prefix, f"weight_ih_l{layer}_reverse")
+            _refuse(weights, [reverse], f"bidirectional {kind}")
+            _refuse(weights, [_join(prefix, f"weight_hr_l{layer}")], "LSTM proj_size")
+        arrays, _ = _read_recurrent_layer(weights, prefix, layer, gates, to_torch=to_torch)
+        for leaf, array in zip(recurrent_layer(layer).leaves, arrays, strict=True):
+            if array is not None:
+                _, target, axes = _ends(leaf, to_torch)
+                out[_join(prefix, target)] = _move(array, axes)
         layer += 1
     return out
 
@@ -417,38 +442,35 @@ def lstm_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     """``nn.LSTM`` (any ``num_layers``, unidirectional) → canonical, per layer ``k``:
     ``k.dense_i.kernel (in, 4H)``, ``k.dense_h.kernel (H, 4H)``, ``k.dense_i.bias`` (= ``b_ih``),
     ``k.dense_h.bias`` (= ``b_hh``); gates i, f, g, o along the last axis, as in torch."""
-    return _rnn_from_torch(sd, prefix, 4, "LSTM")
+    return _recurrent(sd, prefix, 4, "LSTM", to_torch=False)
 
 
 def lstm_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical LSTM layers ``0, 1, ...`` → ``nn.LSTM`` ``weight_ih_lk``, ... (exact inverse)."""
-    return _rnn_to_torch(canonical, prefix, 4)
+    return _recurrent(canonical, prefix, 4, "LSTM", to_torch=True)
 
 
 def gru_from_torch(sd: Mapping[str, Any], prefix: str = "") -> Canonical:
     """``nn.GRU`` → canonical, laid out as `lstm_from_torch` with 3H (gates r, z, n); ``b_hn`` is
     kept as the last H entries of ``k.dense_h.bias``."""
-    return _rnn_from_torch(sd, prefix, 3, "GRU")
+    return _recurrent(sd, prefix, 3, "GRU", to_torch=False)
 
 
 def gru_to_torch(canonical: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """Canonical GRU layers → ``nn.GRU`` ``weight_ih_lk``, ... (exact inverse)."""
-    return _rnn_to_torch(canonical, prefix, 3)
+    return _recurrent(canonical, prefix, 3, "GRU", to_torch=True)
 
 
 def _rnn_layer(
     canonical: Mapping[str, Any], prefix: str, layer: int, gates: int
 ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    base = _join(prefix, str(layer))
-    k_hh = _get(canonical, f"{base}.dense_h.kernel", (None, None))
-    hidden = k_hh.shape[0]
-    _check(f"{base}.dense_h.kernel", k_hh, (hidden, gates * hidden))
-    k_ih = _get(canonical, f"{base}.dense_i.kernel", (None, gates * hidden))
+    """A canonical layer's name, kernels, biases (zeros where absent) and hidden size."""
+    (k_ih, k_hh, b_i, b_h), hidden = _read_recurrent_layer(
+        canonical, prefix, layer, gates, to_torch=True
+    )
     zeros = np.zeros(gates * hidden, dtype=k_ih.dtype)
-    b_i = _maybe(canonical, f"{base}.dense_i.bias", (gates * hidden,))
-    b_h = _maybe(canonical, f"{base}.dense_h.bias", (gates * hidden,))
     return (
-        base,
+        _join(prefix, str(layer)),
         k_ih,
         k_hh,
         zeros if b_i is None else b_i,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -10,97 +9,62 @@ import numpy as np
 import torch
 from torch import nn
 
+from twinbench.backends import layouts
+from twinbench.backends.layouts import Axes, Layout, Leaf
 from twinbench.canonical import Canonical, check_compatible
 from twinbench.errors import TwinbenchError
 from twinbench.spec import Batch, OptimizerConfig, Size, Workload, image_keys_of
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
-Transform = Callable[[torch.Tensor], torch.Tensor]
-# A torch tensor's canonical leaf name with its two layout transforms (torch->canonical, back).
-Rule = tuple[str, Transform, Transform]
-
-
-def _same(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
-def _transpose(t: torch.Tensor) -> torch.Tensor:
-    return t.T
-
-
-_NORM = {"weight": ("scale", _same, _same), "bias": ("bias", _same, _same)}
-_BATCHNORM = {
-    **_NORM,
-    # Running statistics are buffers in torch and BatchStat variables in Flax: both canonical.
-    "running_mean": ("mean", _same, _same),
-    "running_var": ("var", _same, _same),
+# Per layer kind, the layout of its tensors. Buffers not in a layout are not canonical weights.
+_LAYOUTS: dict[type[nn.Module], Layout] = {
+    nn.Linear: layouts.LINEAR,
+    nn.Conv2d: layouts.CONV2D,
+    nn.LayerNorm: layouts.LAYERNORM,
+    nn.BatchNorm1d: layouts.BATCHNORM,
+    nn.BatchNorm2d: layouts.BATCHNORM,
+    nn.BatchNorm3d: layouts.BATCHNORM,
+    nn.Embedding: layouts.EMBEDDING,
 }
-# Per layer kind: torch tensor name -> rule. Buffers not listed here are not canonical weights.
-_LAYER_RULES: dict[type[nn.Module], dict[str, Rule]] = {
-    nn.Linear: {"weight": ("kernel", _transpose, _transpose), "bias": ("bias", _same, _same)},
-    nn.Conv2d: {
-        "weight": ("kernel", lambda w: w.permute(2, 3, 1, 0), lambda k: k.permute(3, 2, 0, 1)),
-        "bias": ("bias", _same, _same),
-    },
-    nn.LayerNorm: _NORM,
-    nn.BatchNorm1d: _BATCHNORM,
-    nn.BatchNorm2d: _BATCHNORM,
-    nn.BatchNorm3d: _BATCHNORM,
-    nn.Embedding: {"weight": ("embedding", _same, _same)},
-}
-# nn.LSTM / nn.GRU: "weight_ih_l1" -> "1.dense_i.kernel" (transposed), "bias_hh_l0" ->
-# "0.dense_h.bias"; torch's gate order is kept (see twinbench.converters for the layout).
-_RNN_TENSOR = re.compile(r"(weight|bias)_(ih|hh)_l(\d+)")
 
 
-def _rnn_rule(leaf: str) -> Rule | None:
-    match = _RNN_TENSOR.fullmatch(leaf)
-    if match is None:
-        return None
-    kind, source, layer = match.groups()
-    dense = "dense_i" if source == "ih" else "dense_h"
-    if kind == "weight":
-        return f"{layer}.{dense}.kernel", _transpose, _transpose
-    return f"{layer}.{dense}.bias", _same, _same
-
-
-def _rule(module: nn.Module, leaf: str) -> Rule | None:
+def _leaf(module: nn.Module, name: str) -> Leaf | None:
     if isinstance(module, nn.LSTM | nn.GRU):
-        if module.bidirectional or getattr(module, "proj_size", 0):
+        if module.bidirectional or (isinstance(module, nn.LSTM) and module.proj_size):
             raise TwinbenchError(
                 f"{type(module).__name__}: bidirectional layers and proj_size have no canonical "
                 "layout yet; use a unidirectional layer without projection"
             )
-        return _rnn_rule(leaf)
-    return _LAYER_RULES.get(type(module), {}).get(leaf)
+        return layouts.recurrent_leaf(name)
+    layout = _LAYOUTS.get(type(module))
+    return None if layout is None else layout.leaf(name)
+
+
+def _permute(tensor: torch.Tensor, axes: Axes | None) -> torch.Tensor:
+    return tensor if axes is None else tensor.permute(axes)
 
 
 def _canonical_tensors(
     model: nn.Module, *, statistics: bool = True
-) -> Iterable[tuple[str, torch.Tensor, Transform, Transform]]:
+) -> Iterable[tuple[str, torch.Tensor, Leaf]]:
     """Every parameter (and, with ``statistics``, every running statistic) with its canonical name
-    and the two layout transforms. Shared parameters appear once, under their first name."""
+    and its layout. Shared parameters appear once, under their first name."""
     seen: set[int] = set()
     for prefix, module in model.named_modules():
         tensors = list(module.named_parameters(recurse=False))
         if statistics:
             tensors += [
-                (leaf, buffer)
-                for leaf, buffer in module.named_buffers(recurse=False)
-                if _rule(module, leaf) is not None
+                (name, buffer)
+                for name, buffer in module.named_buffers(recurse=False)
+                if _leaf(module, name) is not None
             ]
-        for leaf, tensor in tensors:
+        for name, tensor in tensors:
             if id(tensor) in seen:
                 continue
             seen.add(id(tensor))
-            canonical_leaf, to_canonical, from_canonical = _rule(module, leaf) or (
-                leaf,
-                _same,
-                _same,
-            )
-            name = f"{prefix}.{canonical_leaf}" if prefix else canonical_leaf
-            yield name, tensor, to_canonical, from_canonical
+            leaf = _leaf(module, name) or Leaf(name, name)  # a parameter of the twin's own
+            yield f"{prefix}.{leaf.canonical}" if prefix else leaf.canonical, tensor, leaf
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -109,7 +73,7 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 def to_canonical(model: nn.Module) -> Canonical:
     """The model's parameters and running statistics in canonical names and layouts (float32)."""
-    return {name: _to_numpy(to_c(t)) for name, t, to_c, _ in _canonical_tensors(model)}
+    return {name: _to_numpy(_permute(t, leaf.axes)) for name, t, leaf in _canonical_tensors(model)}
 
 
 def statistics_to_canonical(model: nn.Module) -> Canonical:
@@ -121,16 +85,16 @@ def statistics_to_canonical(model: nn.Module) -> Canonical:
 def grads_to_canonical(model: nn.Module) -> Canonical:
     """The gradients from the last ``backward()``, in canonical layout (zeros where none)."""
     return {
-        name: _to_numpy(to_c(p.grad if p.grad is not None else torch.zeros_like(p)))
-        for name, p, to_c, _ in _canonical_tensors(model, statistics=False)
+        name: _to_numpy(_permute(torch.zeros_like(p) if p.grad is None else p.grad, leaf.axes))
+        for name, p, leaf in _canonical_tensors(model, statistics=False)
     }
 
 
 def canonical_shapes(model: nn.Module, *, statistics: bool = True) -> dict[str, tuple[int, ...]]:
     """Canonical name -> shape, without copying any data (works on the meta device)."""
     return {
-        name: tuple(to_c(t).shape)
-        for name, t, to_c, _ in _canonical_tensors(model, statistics=statistics)
+        name: tuple(_permute(t, leaf.axes).shape)
+        for name, t, leaf in _canonical_tensors(model, statistics=statistics)
     }
 
 
@@ -138,8 +102,8 @@ def load_canonical(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
     """Copy canonical weights into ``model`` in place, checking every name and shape."""
     check_compatible(canonical_shapes(model), weights, model=type(model).__name__)
     with torch.no_grad():
-        for name, tensor, _, from_canonical in _canonical_tensors(model):
-            value = from_canonical(torch.from_numpy(np.array(weights[name])))
+        for name, tensor, leaf in _canonical_tensors(model):
+            value = _permute(torch.from_numpy(np.array(weights[name])), leaf.inverse_axes)
             tensor.copy_(value.to(tensor.dtype))
 
 
@@ -186,7 +150,8 @@ def to_device(
 def build_on_meta(workload: Workload, size: Size) -> nn.Module:
     """The twin's model with shapes only (no memory), for parameter counts and init shapes."""
     with torch.device("meta"):
-        return workload.twin("torch").build(size.config)
+        model: nn.Module = workload.twin("torch").build(size.config)
+    return model
 
 
 class TorchRunner:
