@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -70,10 +70,15 @@ class OptimizerConfig:
     weight_decay: float = 0.0
 
 
-DEFAULT_OPTIMIZERS = {
-    "sgd": OptimizerConfig("sgd", lr=0.05, momentum=0.9),
-    "adam": OptimizerConfig("adam", lr=1e-3),
-}
+def sgd_and_adam(*, sgd_lr: float, adam_lr: float) -> dict[str, OptimizerConfig]:
+    """The optimizers parity checks a curve for: SGD with momentum 0.9, and Adam, at these rates."""
+    return {
+        "sgd": OptimizerConfig("sgd", lr=sgd_lr, momentum=0.9),
+        "adam": OptimizerConfig("adam", lr=adam_lr),
+    }
+
+
+DEFAULT_OPTIMIZERS = sgd_and_adam(sgd_lr=0.05, adam_lr=1e-3)
 
 
 @runtime_checkable
@@ -188,7 +193,47 @@ class WorkloadSpec:
                 f"{framework} twin of '{self.name}' ({ref}) lacks {', '.join(missing)}; "
                 "a twin defines build(config), forward(model, batch) and loss_fn(model, batch)"
             )
-        return module  # type: ignore[return-value]
+        return module
+
+
+def package_twins(package: str) -> dict[str, str]:
+    """The twins of a workload package: its ``torch_twin`` and ``jax_twin`` modules.
+
+    A built-in workload is a folder whose ``__init__.py`` is the spec, so it writes
+    ``twins=package_twins(__name__)``.
+    """
+    return {framework: f"{package}.{framework}_twin" for framework in FRAMEWORKS}
+
+
+# Checks a `WorkloadSpec.validate` is made of: each raises a one-line TwinbenchError that starts
+# with the workload's name and names the config value that breaks the constraint.
+
+
+def require_at_least(
+    workload: str, config: Mapping[str, Any], keys: Iterable[str], low: int
+) -> None:
+    """Every ``config[key]`` is at least ``low``: ``lstm: hidden must be at least 1, got 0``."""
+    for key in keys:
+        if config[key] < low:
+            raise TwinbenchError(f"{workload}: {key} must be at least {low}, got {config[key]}")
+
+
+def require_divisible(workload: str, config: Mapping[str, Any], key: str, *, by: str) -> None:
+    """``config[key]`` is a multiple of ``config[by]``: ``gpt: d_model 100 is not divisible by
+    n_heads 3``."""
+    if config[key] % config[by]:
+        raise TwinbenchError(
+            f"{workload}: {key} {config[key]} is not divisible by {by} {config[by]}"
+        )
+
+
+def require_one_of(
+    workload: str, config: Mapping[str, Any], key: str, valid: Iterable[str]
+) -> None:
+    """``config[key]`` is one of ``valid``: ``resnet: stem 'x' is not one of cifar, imagenet``."""
+    names = list(valid)
+    if config[key] not in names:
+        raise TwinbenchError(f"{workload}: {key} '{config[key]}' is not one of {', '.join(names)}")
 
 
 def image_keys_of(workload: Workload) -> tuple[str, ...]:

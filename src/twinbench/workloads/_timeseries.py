@@ -1,4 +1,4 @@
-"""What the ``lstm`` and ``gru`` workloads share: sizes, the forecasting data, FLOPs, validation.
+"""What the ``lstm`` and ``gru`` workloads share: the whole spec but the recurrent cell.
 
 The task: from a window of ``seq_len`` steps of ``features`` noisy channels, forecast the next
 ``horizon`` clean values of channel 0. Every channel is a fixed mixture of ``WAVES`` sines whose
@@ -13,15 +13,31 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from twinbench.errors import TwinbenchError
-from twinbench.spec import Batch, Size
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, require_at_least, sgd_and_adam
 
 WAVES = 3  # sines per channel
 NOISE = 0.1  # std of the noise on the input window (the target is clean)
+DIMENSIONS = ("hidden", "layers", "seq_len", "features", "horizon")  # each at least one
+
+
+def forecasting_workload(package: str, *, cell: str, gates: int) -> WorkloadSpec:
+    """The forecasting workload of the stacked ``cell`` net (``LSTM``, ``GRU``) with ``gates`` gate
+    blocks, whose twins are ``package``'s; named after the cell in lower case."""
+    return WorkloadSpec(
+        name=cell.lower(),
+        description=f"stacked {cell} forecasting noisy sums of sines (last hidden state -> Linear)",
+        sizes=sizes(),
+        data=data,
+        loss="mse",
+        twins=package_twins(package),
+        optimizers=sgd_and_adam(sgd_lr=0.05, adam_lr=5e-3),
+        flops=flop_counter(gates),
+        validate=validator(cell.lower()),
+    )
 
 
 def sizes(features: int = 4, horizon: int = 8) -> dict[str, Size]:
-    """The issue's tiny / small / full presets (seq_len in the config, so sweeps can change it)."""
+    """The tiny / small / full presets (seq_len in the config, so sweeps can change it)."""
     presets = {  # name: (hidden, layers, seq_len, batch)
         "tiny": (16, 1, 20, 8),
         "small": (256, 2, 100, 64),
@@ -66,9 +82,8 @@ def validator(name: str) -> Callable[[Size], None]:
     """``validate`` for a recurrent workload: every dimension must be at least one."""
 
     def validate(size: Size) -> None:
-        for key in ("hidden", "layers", "seq_len", "features", "horizon"):
-            if size.config[key] < 1:
-                raise TwinbenchError(f"{name}: {key} must be at least 1, got {size.config[key]}")
+        """Refuse a config with a dimension below one."""
+        require_at_least(name, size.config, DIMENSIONS, 1)
 
     return validate
 

@@ -30,37 +30,23 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.errors import TwinbenchError
-from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
+from twinbench.workloads._transformer import layer_flops, preset, validator
 
 CLS = 0
 N_CLASSES = 2  # one Markov chain per class
-SUCCESSORS = 4  # possible next tokens per token, per chain
-TRANSITION = np.array([0.6, 0.25, 0.1, 0.05])  # their probabilities
 AFFINITY = 0.75  # share of a chain's successors drawn from its own half of the vocabulary
-
-
-def _size(
-    name: str, layers: int, d: int, heads: int, seq: int, vocab: int, positions: int, batch: int
-) -> Size:
-    config = {
-        "n_layers": layers,
-        "d_model": d,
-        "n_heads": heads,
-        "seq_len": seq,
-        "vocab_size": vocab,
-        "max_positions": positions,
-        "n_classes": N_CLASSES,
-    }
-    return Size(name, config, batch_size=batch, tokens_per_sample=seq)
 
 
 SIZES = {
     # A position table a little longer than seq_len at tiny, BERT's 512 above, so that
     # `twinbench run --seq-lens` can sweep up.
-    "tiny": _size("tiny", 2, 64, 2, 32, 256, 64, batch=8),
-    "small": _size("small", 4, 256, 4, 128, 8192, 512, batch=16),
-    "full": _size("full", 12, 768, 12, 128, 30522, 512, batch=32),  # BERT-base
+    "tiny": preset("tiny", 2, 64, 2, 32, 256, 64, batch=8, n_classes=N_CLASSES),
+    "small": preset("small", 4, 256, 4, 128, 8192, 512, batch=16, n_classes=N_CLASSES),
+    "full": preset(
+        "full", 12, 768, 12, 128, 30522, 512, batch=32, n_classes=N_CLASSES
+    ),  # BERT-base
 }
 
 
@@ -83,41 +69,23 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
     """[CLS] + a sequence from one of two Markov chains drawn from ``rng``; label = the chain."""
     vocab, seq, n = size.config["vocab_size"], size.config["seq_len"], size.batch_size
     tables = _chains(vocab, rng)
-    cumulative = np.cumsum(TRANSITION)
     while True:
         labels = rng.integers(0, N_CLASSES, n)
-        tokens = np.empty((n, seq), dtype=np.int64)
-        tokens[:, 0] = CLS
-        if seq > 1:
-            tokens[:, 1] = rng.integers(1, vocab, n)
-        choices = np.searchsorted(cumulative, rng.random((n, seq)), side="right")
-        choices = np.minimum(choices, SUCCESSORS - 1)  # guards the rounding of cumulative[-1]
-        for t in range(2, seq):
-            tokens[:, t] = tables[labels, tokens[:, t - 1], choices[:, t]]
+        first = rng.integers(1, vocab, n) if seq > 1 else None
+        # One choice per position, though [CLS] and the first token take none: the stream every
+        # stored result was drawn from.
+        choices = successor_choices(rng, (n, seq))
+        tokens = np.full((n, seq), CLS, dtype=np.int64)
+        if first is not None:
+            tokens[:, 1:] = walk(tables, labels, first, choices[:, 2:])
         yield {"tokens": tokens.astype(np.int32), "labels": labels.astype(np.int32)}
 
 
 def flops(size: Size) -> float:
     """Analytic FLOPs of one training step (formula in the module docstring)."""
     c = size.config
-    b, t, d = size.batch_size, c["seq_len"], c["d_model"]
-    per_layer = 24 * b * t * d * d + 4 * b * t * t * d
-    head = 2 * b * d * d + 2 * b * d * c["n_classes"]
-    return 3.0 * (c["n_layers"] * per_layer + head)
-
-
-def validate(size: Size) -> None:
-    """Refuse configs the model cannot run: heads not dividing d, sequences past the table."""
-    c = size.config
-    if c["d_model"] % c["n_heads"]:
-        raise TwinbenchError(
-            f"bert: d_model {c['d_model']} is not divisible by n_heads {c['n_heads']}"
-        )
-    if not 2 <= c["seq_len"] <= c["max_positions"]:
-        raise TwinbenchError(
-            f"bert: seq_len {c['seq_len']} must be between 2 ([CLS] and one token) and the "
-            f"position table size (max_positions {c['max_positions']})"
-        )
+    head = 2 * size.batch_size * c["d_model"] * (c["d_model"] + c["n_classes"])
+    return float(3.0 * (c["n_layers"] * layer_flops(size) + head))
 
 
 WORKLOAD = WorkloadSpec(
@@ -126,14 +94,8 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="cross-entropy of the classifier on the pooled [CLS] token, mean over the batch",
-    twins={
-        "torch": "twinbench.workloads.bert.torch_twin",
-        "jax": "twinbench.workloads.bert.jax_twin",
-    },
-    optimizers={
-        "sgd": OptimizerConfig("sgd", lr=0.01, momentum=0.9),
-        "adam": OptimizerConfig("adam", lr=1e-3),
-    },
+    twins=package_twins(__name__),
+    optimizers=sgd_and_adam(sgd_lr=0.01, adam_lr=1e-3),
     flops=flops,
-    validate=validate,
+    validate=validator("bert", shortest=2, why=" ([CLS] and one token)"),
 )

@@ -32,47 +32,26 @@ from functools import partial
 import numpy as np
 
 from twinbench.canonical import init_canonical
-from twinbench.errors import TwinbenchError
-from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
-
-SUCCESSORS = 4  # possible next tokens per token
-TRANSITION = np.array([0.6, 0.25, 0.1, 0.05])  # their probabilities: entropy ≈ 1.03 nats
-
-
-def _size(
-    name: str, layers: int, d: int, heads: int, seq: int, vocab: int, positions: int, batch: int
-) -> Size:
-    config = {
-        "n_layers": layers,
-        "d_model": d,
-        "n_heads": heads,
-        "seq_len": seq,
-        "vocab_size": vocab,
-        "max_positions": positions,
-    }
-    return Size(name, config, batch_size=batch, tokens_per_sample=seq)
-
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
+from twinbench.workloads._transformer import layer_flops, preset, validator
 
 SIZES = {
     # Position tables a little longer than seq_len, so `twinbench run --seq-lens` can sweep up.
-    "tiny": _size("tiny", 2, 64, 2, 32, 256, 64, batch=8),
-    "small": _size("small", 4, 256, 4, 128, 8192, 256, batch=8),
-    "full": _size("full", 12, 768, 12, 1024, 50257, 1024, batch=8),  # GPT-2 small
+    "tiny": preset("tiny", 2, 64, 2, 32, 256, 64, batch=8),
+    "small": preset("small", 4, 256, 4, 128, 8192, 256, batch=8),
+    "full": preset("full", 12, 768, 12, 1024, 50257, 1024, batch=8),  # GPT-2 small
 }
 
 
 def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
     """Sequences from a sparse, peaked Markov chain drawn from ``rng``; targets: the next tokens."""
     vocab, seq, n = size.config["vocab_size"], size.config["seq_len"], size.batch_size
-    successors = rng.integers(0, vocab, (vocab, SUCCESSORS))
-    cumulative = np.cumsum(TRANSITION)
+    successors = rng.integers(0, vocab, (1, vocab, SUCCESSORS))  # one chain
+    every_row_on_it = np.zeros(n, dtype=np.int64)
     while True:
-        sequence = np.empty((n, seq + 1), dtype=np.int64)
-        sequence[:, 0] = rng.integers(0, vocab, n)
-        choices = np.searchsorted(cumulative, rng.random((n, seq)), side="right")
-        choices = np.minimum(choices, SUCCESSORS - 1)  # guards the rounding of cumulative[-1]
-        for t in range(seq):
-            sequence[:, t + 1] = successors[sequence[:, t], choices[:, t]]
+        start = rng.integers(0, vocab, n)
+        sequence = walk(successors, every_row_on_it, start, successor_choices(rng, (n, seq)))
         sequence = sequence.astype(np.int32)
         yield {"tokens": sequence[:, :-1], "targets": sequence[:, 1:]}
 
@@ -80,23 +59,8 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
 def flops(size: Size) -> float:
     """Analytic FLOPs of one training step (formula in the module docstring)."""
     c = size.config
-    b, t, d = size.batch_size, c["seq_len"], c["d_model"]
-    per_layer = 24 * b * t * d * d + 4 * b * t * t * d
-    return 3.0 * (c["n_layers"] * per_layer + 2 * b * t * d * c["vocab_size"])
-
-
-def validate(size: Size) -> None:
-    """Refuse configs the model cannot run: heads not dividing d, sequences past the table."""
-    c = size.config
-    if c["d_model"] % c["n_heads"]:
-        raise TwinbenchError(
-            f"gpt: d_model {c['d_model']} is not divisible by n_heads {c['n_heads']}"
-        )
-    if not 1 <= c["seq_len"] <= c["max_positions"]:
-        raise TwinbenchError(
-            f"gpt: seq_len {c['seq_len']} must be between 1 and the position table size "
-            f"(max_positions {c['max_positions']})"
-        )
+    head = 2 * size.batch_size * c["seq_len"] * c["d_model"] * c["vocab_size"]
+    return float(3.0 * (c["n_layers"] * layer_flops(size) + head))
 
 
 WORKLOAD = WorkloadSpec(
@@ -105,16 +69,10 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="next-token cross-entropy, mean over batch and positions",
-    twins={
-        "torch": "twinbench.workloads.gpt.torch_twin",
-        "jax": "twinbench.workloads.gpt.jax_twin",
-    },
-    optimizers={
-        "sgd": OptimizerConfig("sgd", lr=0.05, momentum=0.9),
-        "adam": OptimizerConfig("adam", lr=3e-3),
-    },
+    twins=package_twins(__name__),
+    optimizers=sgd_and_adam(sgd_lr=0.05, adam_lr=3e-3),
     flops=flops,
-    validate=validate,
+    validate=validator("gpt", shortest=1),
     # GPT-2's embedding init: with PyTorch's N(0, 1) the tied head's logits start near ±200.
     init=partial(init_canonical, embedding_std=0.02),
 )

@@ -1,14 +1,14 @@
-"""``linreg`` — linear regression y = Xw + b + noise (seed 000 §4.3), trained full-batch.
+"""``linreg`` — linear regression y = Xw + b + noise, trained by full-batch gradient descent.
 
 The data set is drawn once from the seed (X ~ N(0, 1), true w ~ N(0, 1), b = 0.5, noise σ = 0.1)
-and every step sees all of it, as in the seed's gradient-descent example.
+and every step sees all of it.
 """
 
 from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
 
 SIZES = {
     "tiny": Size("tiny", {"features": 1}, batch_size=64),
@@ -34,13 +34,7 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="mse",
-    twins={
-        "torch": "twinbench.workloads.linreg.torch_twin",
-        "jax": "twinbench.workloads.linreg.jax_twin",
-    },
-    optimizers={
-        "sgd": OptimizerConfig("sgd", lr=0.02, momentum=0.9),
-        "adam": OptimizerConfig("adam", lr=0.05),
-    },
+    twins=package_twins(__name__),
+    optimizers=sgd_and_adam(sgd_lr=0.02, adam_lr=0.05),
     train_optimizer="sgd",
 )

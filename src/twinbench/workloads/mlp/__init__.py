@@ -1,6 +1,6 @@
-"""``mlp`` — a ReLU multilayer perceptron (seed 000 §5.2, then an MNIST-sized classifier).
+"""``mlp`` — a ReLU multilayer perceptron: a 1-10-1 regression MLP, then MNIST-sized classifiers.
 
-tiny is the seed's 1-10-1 regression net fitting y = sin(3x) + noise with mean squared error;
+tiny is the 1-10-1 regression MLP fitting y = sin(3x) + noise with mean squared error;
 small and full classify synthetic 784-pixel "digits" (ten fixed prototypes plus noise) with
 cross-entropy.
 """
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, Size, WorkloadSpec
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins
 
 SIZES = {
     "tiny": Size("tiny", {"features": (1, 10, 1), "task": "regress"}, batch_size=32),
@@ -36,12 +36,9 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
 
 WORKLOAD = WorkloadSpec(
     name="mlp",
-    description="ReLU MLP: the seed's 1-10-1 regression net (tiny), a 784-512-512-10 classifier",
+    description="ReLU MLP: a 1-10-1 regression MLP (tiny), a 784-512-512-10 classifier",
     sizes=SIZES,
     data=data,
     loss="mse (tiny), cross-entropy (small, full)",
-    twins={
-        "torch": "twinbench.workloads.mlp.torch_twin",
-        "jax": "twinbench.workloads.mlp.jax_twin",
-    },
+    twins=package_twins(__name__),
 )

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from twinbench.errors import TwinbenchError
-from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, require_one_of, sgd_and_adam
 
 SIZES = {
     "tiny": Size(
@@ -66,11 +66,9 @@ SIZES = {
 # JAX's — and on none at Adam 2e-4. In float64 the twins agree to 1e-14 at the usual rates
 # (SGD 0.05, Adam 1e-3; tests/workloads/test_resnet.py). These rates pass seed 0 and still learn:
 # SGD halves the tiny loss in 40-60 steps, Adam lowers it by a fifth to a third in 60.
-OPTIMIZERS = {
-    "sgd": OptimizerConfig("sgd", lr=0.005, momentum=0.9),
-    "adam": OptimizerConfig("adam", lr=2e-4),
-}
+OPTIMIZERS = sgd_and_adam(sgd_lr=0.005, adam_lr=2e-4)
 EXPANSION = {"basic": 1, "bottleneck": 4}
+STEMS = ("cifar", "imagenet")
 PATTERN_GRID = 4  # class patterns vary on a 4×4 grid: low frequency, robust to the noise
 NOISE = 0.5
 
@@ -133,7 +131,8 @@ def forward_macs(size: Size) -> int:
     """Multiply-adds of one image's forward pass through the convs and the fc."""
     convs, features = _shapes(dict(size.config))
     conv_macs = sum(side * side * c_in * c_out * k * k for side, c_in, c_out, k in convs)
-    return conv_macs + features * size.config["num_classes"]
+    classes: int = size.config["num_classes"]
+    return conv_macs + features * classes
 
 
 def flops(size: Size) -> float:
@@ -154,12 +153,8 @@ def flops(size: Size) -> float:
 def validate(size: Size) -> None:
     """Refuse configurations the twins cannot run, with one line naming the constraint."""
     config = size.config
-    if config["block"] not in EXPANSION:
-        raise TwinbenchError(
-            f"resnet: block '{config['block']}' is not one of {', '.join(EXPANSION)}"
-        )
-    if config["stem"] not in ("cifar", "imagenet"):
-        raise TwinbenchError(f"resnet: stem '{config['stem']}' is not one of cifar, imagenet")
+    require_one_of("resnet", config, "block", EXPANSION)
+    require_one_of("resnet", config, "stem", STEMS)
     if len(config["widths"]) != 4 or len(config["layers"]) != 4:
         raise TwinbenchError(
             f"resnet: needs 4 stages, got widths {tuple(config['widths'])} "
@@ -191,10 +186,7 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="cross-entropy",
-    twins={
-        "torch": "twinbench.workloads.resnet.torch_twin",
-        "jax": "twinbench.workloads.resnet.jax_twin",
-    },
+    twins=package_twins(__name__),
     optimizers=OPTIMIZERS,
     flops=flops,
     validate=validate,

@@ -1,8 +1,8 @@
-"""``xor`` — the binary classifier of seed 001 §5.2, done right.
+"""``xor`` — a binary classifier of the four XOR points.
 
-XOR is not linearly separable, so the seed's linear model cannot learn it: this is a 2-H-1
-network with a tanh hidden layer and a sigmoid output trained with binary cross-entropy (on the
-logits, the numerically stable form). tiny is the four points themselves; small and full add
+XOR is not linearly separable, so a linear model cannot learn it: this is a 2-H-1 network with a
+tanh hidden layer and a sigmoid output trained with binary cross-entropy (on the logits, the
+numerically stable form). tiny is the four points themselves; small and full add
 Gaussian jitter (σ = 0.1) around the four corners, labels unchanged.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, OptimizerConfig, Size, WorkloadSpec
+from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
 
 POINTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=np.float32)
 LABELS = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=np.float32)
@@ -39,12 +39,6 @@ WORKLOAD = WorkloadSpec(
     sizes=SIZES,
     data=data,
     loss="binary cross-entropy on logits",
-    twins={
-        "torch": "twinbench.workloads.xor.torch_twin",
-        "jax": "twinbench.workloads.xor.jax_twin",
-    },
-    optimizers={
-        "sgd": OptimizerConfig("sgd", lr=0.5, momentum=0.9),
-        "adam": OptimizerConfig("adam", lr=0.05),
-    },
+    twins=package_twins(__name__),
+    optimizers=sgd_and_adam(sgd_lr=0.5, adam_lr=0.05),
 )
