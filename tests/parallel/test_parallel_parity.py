@@ -103,6 +103,13 @@ def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
     assert [r["devices"] for r in data["scaling"]] == [1, 2]
     assert data["scaling"][0]["efficiency"] == 1.0
     assert data["scaling"][1]["comm_share"] is not None
+    for cell, row in zip(data["cells"], data["scaling"], strict=True):
+        step = cell["timing"]["step"]  # the median with its bootstrap CI beside it
+        assert step["ci_low_s"] <= step["median_s"] <= step["ci_high_s"]
+        assert (row["step_ci_low_s"], row["step_ci_high_s"]) == (
+            step["ci_low_s"],
+            step["ci_high_s"],
+        )
     monkeypatch.setattr(sys, "argv", ["twinbench", "report", "--results", str(out)])
     with pytest.raises(SystemExit) as exit_info:
         main()

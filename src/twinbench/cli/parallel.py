@@ -36,10 +36,18 @@ def parallel(
         list[str] | None, typer.Option(help="Parity optimizers: sgd, adam, adamw.")
     ] = None,
     no_timing: Annotated[bool, typer.Option("--no-timing", help="Parity only.")] = False,
-    warmup: Annotated[int, typer.Option(help="Untimed steps before timing.")] = 3,
-    repeats: Annotated[int, typer.Option(help="Timed samples per cell.")] = 10,
-    block: Annotated[int, typer.Option(help="Steps per timed sample.")] = 5,
-    threads: Annotated[int, typer.Option(help="Threads per device.")] = 1,
+    warmup: Annotated[
+        int, typer.Option(help="Untimed steps after the first, before the timed blocks.")
+    ] = 3,
+    repeats: Annotated[
+        int, typer.Option(help="Timed blocks per cell: each is one sample of the step time.")
+    ] = 10,
+    block: Annotated[
+        int, typer.Option(help="Steps per timed block (its time / steps is the sample).")
+    ] = 5,
+    threads: Annotated[
+        int, typer.Option(help="Threads per device (at most this machine's cores).")
+    ] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds a cell may take in all.")] = 300.0,
     nnodes: Annotated[int, typer.Option(help="torch: machines in the run.")] = 1,
     node_rank: Annotated[int, typer.Option(help="torch: this machine's rank.")] = 0,
@@ -64,7 +72,7 @@ def parallel(
     """Data and tensor parallelism compared: parity with one device, then scaling (exit 1 if a
     parity check or a cell fails)."""
     from twinbench.parallel import MultiNode, ParallelSettings, render_markdown, run_parallel_suite
-    from twinbench.parallel import save as save_parallel
+    from twinbench.suite import record
 
     settings = ParallelSettings(
         workload=workload,
@@ -99,6 +107,6 @@ def parallel(
     )
     with err_console.status("running the parallel suite…") as status:
         report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, render_markdown(report), save_parallel, as_json=as_json)
-    if report.failures or not report.parity_passed:
+    publish_suite(out, report, render_markdown(report.to_dict()), record, as_json=as_json)
+    if report.failed:
         raise typer.Exit(1)

@@ -5,9 +5,9 @@ Importing this package imports no framework; the workers import torch or JAX in 
 processes (`torch_parallel`, launched by ``torch.distributed.run``; `jax_parallel`).
 """
 
+from twinbench.modes import FRAMEWORKS
 from twinbench.parallel.launcher import LaunchFailed, wait_reachable
 from twinbench.parallel.plan import (
-    FRAMEWORKS,
     SCALINGS,
     STRATEGIES,
     Cell,
@@ -15,16 +15,14 @@ from twinbench.parallel.plan import (
     ParallelSettings,
     cells,
     tp_plan,
-    validate,
 )
 from twinbench.parallel.suite import (
     CellResult,
     ParallelReport,
-    render_markdown,
     run_parallel_suite,
-    save,
     scaling_rows,
 )
+from twinbench.parallel.view import render_markdown
 
 __all__ = [
     "FRAMEWORKS",
@@ -39,9 +37,7 @@ __all__ = [
     "cells",
     "render_markdown",
     "run_parallel_suite",
-    "save",
     "scaling_rows",
     "tp_plan",
-    "validate",
     "wait_reachable",
 ]

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 import signal
-import statistics
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from twinbench.harness.timing import Sync, run_steps
 from twinbench.spec import Batch, OptimizerConfig, Size, Workload
 
 RESULT_FILE = "result.json"
@@ -31,6 +31,7 @@ TIMED_BATCHES = 4  # distinct global batches cycled through while timing
 
 
 def load_request(path: str) -> dict[str, Any]:
+    """The cell's request, as the launcher wrote it."""
     request: dict[str, Any] = json.loads(Path(path).read_text())
     return request
 
@@ -108,23 +109,58 @@ def planted_bug(request: dict[str, Any]) -> bool:
     return fault.get("kind") == "no_allreduce" and request["strategy"] == "dp"
 
 
-def summarise(samples: list[float]) -> dict[str, Any]:
-    """Median and interquartile range of per-step seconds, with the raw samples."""
-    q1, _, q3 = statistics.quantiles(samples, n=4) if len(samples) > 1 else (samples * 3)
-    return {
-        "median_s": statistics.median(samples),
-        "iqr_s": q3 - q1,
-        "samples": samples,
-    }
+def _nothing() -> None:
+    pass
+
+
+def time_steps(
+    train_step: Callable[[Any], Any],
+    batches: list[Any],
+    sync: Sync,
+    request: dict[str, Any],
+    *,
+    rank: int,
+    fault_step: int,
+    before_block: Callable[[], None] = _nothing,
+) -> tuple[float, list[float]]:
+    """The first step's seconds (compilation included) and the timed blocks' per-step seconds.
+
+    ``train_step(batch)`` trains on each of ``batches`` in turn, over and over: first one step,
+    then ``warmup`` untimed steps, then ``repeats`` blocks of ``block`` steps, each timed by
+    `twinbench.harness.timing.run_steps` (one synchronisation per block); a sample is one
+    block's seconds over ``block``. The counts are fixed, not budgeted, since every process
+    must run the same steps. ``before_block`` runs before the first step and before each block
+    (a barrier, so that the ranks start together); the fault hook sees block ``i`` as step
+    ``fault_step + i``.
+    """
+    feed = cycle(batches)
+
+    def step() -> Any:
+        return train_step(next(feed))
+
+    before_block()
+    first_s = run_steps(step, sync, 1)
+    if request["warmup"]:
+        run_steps(step, sync, request["warmup"])
+    samples = []
+    for index in range(request["repeats"]):
+        maybe_fail(request, rank, fault_step + index)
+        before_block()
+        samples.append(run_steps(step, sync, request["block"]) / request["block"])
+    return first_s, samples
 
 
 def save_weights(out_dir: str, label: str, weights: dict[str, np.ndarray]) -> str:
+    """Write ``weights`` as ``<label>.npz`` into ``out_dir``; returns the file's name."""
     name = f"{label}.npz"
-    np.savez(Path(out_dir) / name, **weights)
+    # typed as Any: numpy's stub reads any ** keyword as possibly its own allow_pickle flag
+    arrays: dict[str, Any] = dict(weights)
+    np.savez(Path(out_dir) / name, **arrays)
     return name
 
 
 def write_result(out_dir: str, result: dict[str, Any]) -> None:
+    """Rank 0's result file, written whole or not at all."""
     target = Path(out_dir) / RESULT_FILE
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, default=float))
@@ -132,6 +168,7 @@ def write_result(out_dir: str, result: dict[str, Any]) -> None:
 
 
 def error_file(out_dir: str, rank: int) -> Path:
+    """Where rank ``rank`` leaves its one-line error for the launcher."""
     return Path(out_dir) / f"error-rank{rank}.txt"
 
 
@@ -147,5 +184,6 @@ def run_reporting_errors(out_dir: str, rank: int, main: Callable[[], None]) -> N
 
 
 def cycle(items: list[Any]) -> Iterator[Any]:
+    """``items`` over and over (the timed batches)."""
     while True:
         yield from items

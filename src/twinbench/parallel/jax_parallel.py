@@ -19,11 +19,13 @@ layer. The single-device reference runs the same jitted step with everything on 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twinbench.parallel import common
+
+if TYPE_CHECKING:
+    from jax.sharding import NamedSharding, PartitionSpec
 
 AXES = {"dp": "data", "tp": "model"}
 
@@ -42,18 +44,30 @@ def _name(path: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def _param_spec(strategy: str, plan: dict[str, str], name: str) -> Any:
-    from jax.sharding import PartitionSpec as P
+def _spec(*axes: str | None) -> PartitionSpec:
+    """``PartitionSpec(*axes)``: the mesh axis each array dimension is split over (None: whole)."""
+    from jax.sharding import PartitionSpec
 
+    return PartitionSpec(*axes)  # type: ignore[no-untyped-call]  # jax leaves it unannotated
+
+
+def _param_spec(strategy: str, plan: dict[str, str], name: str) -> PartitionSpec:
     if strategy != "tp":
-        return P()
+        return _spec()
     module, _, leaf = name.rpartition(".")
     style = plan.get(module)
     if style == "colwise":
-        return P(None, "model") if leaf == "kernel" else P("model")
+        return _spec(None, "model") if leaf == "kernel" else _spec("model")
     if style == "rowwise" and leaf == "kernel":
-        return P("model", None)
-    return P()
+        return _spec("model", None)
+    return _spec()
+
+
+def _sharded(array: Any, sharding: NamedSharding) -> Any:
+    """``array`` placed over ``sharding``'s devices, each device holding its own slice."""
+    import jax
+
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 
 
 class Setup:
@@ -78,7 +92,8 @@ class Setup:
         model = self.twin.build(size.config)
         init = initial_weights(workload, size, seed, framework="jax")
         load_canonical(model, common.one_ulp_off(init, seed) if perturb else init)
-        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        self.graphdef, params, *others = nnx.split(model, nnx.Param, ...)
+        (rest,) = others  # what is not a Param: one state for the one remaining filter
 
         def put(path: tuple[Any, ...], leaf: Any) -> Any:
             return place(_name(path), np.asarray(leaf))
@@ -122,7 +137,7 @@ def run(request: dict[str, Any]) -> None:
     import jax
 
     if request["device"] == "cpu":
-        jax.config.update("jax_platforms", "cpu")
+        jax.config.update("jax_platforms", "cpu")  # type: ignore[no-untyped-call]  # unannotated
     dist = request.get("distributed")
     if dist:
         jax.distributed.initialize(
@@ -133,7 +148,6 @@ def run(request: dict[str, Any]) -> None:
         )
     import numpy as np
     from jax.sharding import Mesh, NamedSharding
-    from jax.sharding import PartitionSpec as P
 
     from twinbench.backends import canonical_shapes
     from twinbench.backends.jax_backend import make_tx
@@ -151,16 +165,12 @@ def run(request: dict[str, Any]) -> None:
     )
 
     def on_mesh(name: str, array: Any) -> Any:
-        sharding = NamedSharding(mesh, _param_spec(strategy, plan, name))
-        return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+        return _sharded(array, NamedSharding(mesh, _param_spec(strategy, plan, name)))
 
-    batch_spec = NamedSharding(mesh, P(axis) if strategy == "dp" else P())
+    batch_spec = NamedSharding(mesh, _spec(axis) if strategy == "dp" else _spec())
 
     def batch_on_mesh(batch: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: jax.make_array_from_callback(v.shape, batch_spec, lambda index, v=v: v[index])
-            for k, v in batch.items()
-        }
+        return {k: _sharded(v, batch_spec) for k, v in batch.items()}
 
     local = jax.local_devices()[0]
 
@@ -197,12 +207,14 @@ def run(request: dict[str, Any]) -> None:
             step = jax.jit(setup.step_fn(tx))
             if label == "parallel" and common.planted_bug(request):
                 step = _without_allreduce(setup.step_fn(tx), mesh)
-            params, opt_state, losses = setup.params, jax.jit(tx.init)(setup.params), []
+            training = Training(step, setup.params, jax.jit(tx.init)(setup.params), setup.rest)
+            losses = []
             for k, batch in enumerate(batches[:steps]):
                 if label == "parallel":
                     common.maybe_fail(request, rank, k)
-                params, opt_state, loss = step(params, opt_state, setup.rest, put_batch(batch))
+                _, loss = training.step(put_batch(batch))
                 losses.append(float(loss))
+            params = training.params
             if label == "parallel":  # where the step left each parameter (sharded or not)
                 result["param_specs"] = {
                     _name(path): str(leaf.sharding.spec)
@@ -220,7 +232,7 @@ def run(request: dict[str, Any]) -> None:
     if rank == 0:
         common.write_result(request["out_dir"], result)
     if dist:
-        jax.distributed.shutdown()
+        jax.distributed.shutdown()  # type: ignore[no-untyped-call]  # jax leaves it unannotated
 
 
 def _time(
@@ -232,11 +244,10 @@ def _time(
     put_batch: Callable[[dict[str, Any]], dict[str, Any]],
     rank: int,
 ) -> dict[str, Any]:
-    """Compile time, then per-step seconds: ``repeats`` samples of ``block`` steps each.
+    """Per-step seconds by `common.time_steps`; the first step includes the compilation.
 
-    Every process runs the same fixed number of steps (their collectives must match), so the
-    counts are fixed rather than budgeted. Data parallel also times the same step under
-    ``shard_map`` without the gradient all-reduce: each device trains on its own shard alone.
+    Data parallel also times the same step under ``shard_map`` without the gradient
+    all-reduce: each device trains on its own shard alone.
     """
     import jax
 
@@ -253,42 +264,49 @@ def _time(
     if request["strategy"] == "dp":
         variants["no_comm"] = _without_allreduce(body, mesh)
     timing: dict[str, Any] = {"optimizer": workload.train_optimizer}
-    steps_done = request["parity_steps"]
+    fault_step = request["parity_steps"]
     for name, step in variants.items():
-        params, opt_state = setup.params, jax.jit(tx.init)(setup.params)
-        start = time.perf_counter()
-        params, opt_state, loss = step(params, opt_state, setup.rest, batches[0])
-        jax.block_until_ready((params, loss))
-        timing[f"{name}_first_s"] = time.perf_counter() - start
-        feed = common.cycle(batches)
-        for _ in range(request["warmup"]):
-            params, opt_state, loss = step(params, opt_state, setup.rest, next(feed))
-        jax.block_until_ready((params, loss))
-        samples = []
-        for _ in range(request["repeats"]):
-            common.maybe_fail(request, rank, steps_done)
-            steps_done += 1
-            start = time.perf_counter()
-            for _ in range(request["block"]):
-                params, opt_state, loss = step(params, opt_state, setup.rest, next(feed))
-            jax.block_until_ready((params, loss))
-            samples.append((time.perf_counter() - start) / request["block"])
-        timing[name] = common.summarise(samples)
+        training = Training(step, setup.params, jax.jit(tx.init)(setup.params), setup.rest)
+        first_s, samples = common.time_steps(
+            training.step, batches, _ready, request, rank=rank, fault_step=fault_step
+        )
+        fault_step += request["repeats"]
+        timing[f"{name}_first_s"] = first_s
+        timing[name] = {"samples": samples}
     return timing
+
+
+class Training:
+    """A jitted pure step and the state it carries from one call to the next."""
+
+    def __init__(self, step: Callable[..., Any], params: Any, opt_state: Any, rest: Any) -> None:
+        self._step, self.params, self.opt_state, self.rest = step, params, opt_state, rest
+
+    def step(self, batch: Any) -> Any:
+        """One step on ``batch``; returns what to wait on (the new parameters and the loss)."""
+        self.params, self.opt_state, loss = self._step(
+            self.params, self.opt_state, self.rest, batch
+        )
+        return self.params, loss
+
+
+def _ready(out: Any) -> None:
+    import jax
+
+    jax.block_until_ready(out)  # type: ignore[no-untyped-call]  # jax leaves it unannotated
 
 
 def _without_allreduce(body: Callable[..., Any], mesh: Any) -> Any:
     """The data-parallel step with each device training on its own shard alone (no gradient
     all-reduce): the communication-free baseline for timing, and the tests' planted bug."""
     import jax
-    from jax.sharding import PartitionSpec as P
 
     return jax.jit(
         jax.shard_map(
             body,
             mesh=mesh,
-            in_specs=(P(), P(), P(), P("data")),
-            out_specs=(P(), P(), P()),
+            in_specs=(_spec(), _spec(), _spec(), _spec("data")),
+            out_specs=(_spec(), _spec(), _spec()),
             check_vma=False,  # outputs differ per device: fine for timing, never for results
         )
     )

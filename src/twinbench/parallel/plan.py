@@ -13,13 +13,14 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from twinbench.errors import TwinbenchError
+from twinbench.modes import FRAMEWORKS
+from twinbench.validation import in_range, not_empty, one_of, positive
 
 STRATEGIES = ("dp", "tp")
 SCALINGS = ("weak", "strong")
-FRAMEWORKS = ("torch", "jax")
 # How each framework spreads one program over devices: torch runs one process per device
 # (launched by torch.distributed.run); JAX runs one process over a Mesh of all devices, or one
 # process per device joined by jax.distributed.
@@ -31,6 +32,7 @@ IMPLEMENTATIONS = {
 }
 JAX_LAUNCHES = ("mesh", "processes")
 DEVICES = ("cpu", "cuda")
+PARITY_OPTIMIZERS = ("sgd", "adam", "adamw")
 # A CPU has one device; more are simulated (XLA host devices, gloo processes) and share its cores.
 # The cap keeps a typo such as --devices 64 from starting 64 framework processes.
 MAX_SIMULATED_DEVICES = 8
@@ -51,16 +53,29 @@ class MultiNode:
 
     @property
     def torch_multinode(self) -> bool:
+        """True when torchrun joins processes on other machines."""
         return self.nnodes > 1 or self.rdzv_endpoint is not None
 
     @property
     def jax_multinode(self) -> bool:
+        """True when jax.distributed joins processes on other machines."""
         return self.coordinator_address is not None
 
 
 @dataclass(frozen=True)
 class ParallelSettings:
-    """Everything one ``twinbench parallel`` invocation runs."""
+    """Everything one ``twinbench parallel`` invocation runs.
+
+    Timing runs ``warmup`` untimed steps, then ``repeats`` timed blocks of ``block`` steps each:
+    every block is one sample of the mean step time. The counts are fixed, not budgeted,
+    because every process of a cell must run the same steps (their collectives must match).
+
+    Three checks refuse what cannot run, each in one line naming the value and what is valid:
+    `validate` reads only the settings, `check_workload` the workload's shapes, and
+    `check_environment` this machine (its cores and GPUs).
+    """
+
+    kind: ClassVar[str] = "parallel"
 
     workload: str = "mlp"
     workload_file: str | None = None
@@ -86,7 +101,82 @@ class ParallelSettings:
     fault: Mapping[str, Any] | None = None  # tests only: {"rank": r, "step": k, "kind": ...}
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting, the multi-node ones nested under ``multinode``."""
         return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Refuse a bad value (`TwinbenchError`, one line); reads only the settings."""
+        for what, given, valid in (
+            ("framework", self.frameworks, FRAMEWORKS),
+            ("strategy", self.strategies, STRATEGIES),
+            ("scaling", self.scalings, SCALINGS),
+            ("JAX launch", self.jax_launch, JAX_LAUNCHES),
+            ("parity optimizer", self.parity_optimizers, PARITY_OPTIMIZERS),
+        ):
+            not_empty(what, given, valid)
+            one_of(what, given, valid)
+        one_of("device", [self.device], DEVICES)
+        _check_device_counts(self)
+        in_range("--steps", self.parity_steps, low=0, integer=True)
+        in_range("--warmup", self.warmup, low=0, integer=True)
+        for flag, count in (
+            ("--repeats", self.repeats),
+            ("--block", self.block),
+            ("--threads", self.threads),
+        ):
+            positive(flag, count, integer=True)
+        for flag, batch in (
+            ("--per-device-batch", self.per_device_batch),
+            ("--global-batch", self.global_batch),
+        ):
+            if batch is not None:
+                positive(flag, batch, integer=True)
+        positive("--timeout", self.timeout_s)
+        _check_multinode(self)
+
+    def check_workload(self, shapes: Mapping[str, tuple[int, ...]], batch_size: int) -> None:
+        """Refuse device counts the workload cannot be split over: a data-parallel global batch
+        (strong scaling) or a tensor-parallel layer that ``n`` does not divide."""
+        global_batch = self.global_batch or batch_size
+        if "dp" in self.strategies and "strong" in self.scalings:
+            for n in self.devices:
+                if global_batch % n:
+                    valid = [d for d in range(1, global_batch + 1) if global_batch % d == 0]
+                    raise TwinbenchError(
+                        f"global batch {global_batch} does not divide over {n} devices (strong "
+                        f"scaling splits it); valid --devices: {', '.join(map(str, valid[:12]))}, "
+                        "or give --global-batch"
+                    )
+        if "tp" in self.strategies:
+            plan = tp_plan(self.workload, shapes)
+            for n in self.devices:
+                check_tp_plan(self.workload, plan, shapes, n)
+
+    def check_environment(self, *, cores: int | None = None, gpus: int | None = None) -> None:
+        """Refuse what this machine cannot run: more threads per device than it has cores, more
+        CUDA devices than its GPUs (times the nodes). ``cores`` and ``gpus`` default to what this
+        machine has."""
+        from twinbench.harness.environment import fingerprint, usable_cores
+
+        cores = usable_cores() if cores is None else cores
+        if self.threads > cores:
+            raise TwinbenchError(
+                f"--threads {self.threads} is more than this machine's {cores} usable core(s); "
+                f"valid: 1..{cores}"
+            )
+        if self.device != "cuda":
+            return
+        gpus = len(fingerprint()["gpus"]) if gpus is None else gpus
+        nodes = max(self.multinode.nnodes, self.multinode.num_processes or 1)
+        limit = gpus * nodes
+        for n in self.devices:
+            if n > limit:
+                where = (
+                    f"1..{limit} ({gpus} GPU(s) per node)"
+                    if limit
+                    else ("none: no GPU found (use --device cpu)")
+                )
+                raise TwinbenchError(f"{n} devices requested; valid on cuda: {where}")
 
 
 @dataclass(frozen=True)
@@ -155,23 +245,6 @@ def check_tp_plan(
             )
 
 
-def _check_choice(kind: str, values: tuple[Any, ...], valid: tuple[Any, ...]) -> None:
-    if not values:
-        raise TwinbenchError(f"give at least one {kind}; valid: {', '.join(map(str, valid))}")
-    for value in values:
-        if value not in valid:
-            raise TwinbenchError(f"unknown {kind} '{value}'; valid: {', '.join(map(str, valid))}")
-
-
-def _check_positive(name: str, value: float | int | None, *, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    bad = isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero)
-    if bad:
-        least = "≥ 0" if allow_zero else "> 0"
-        raise TwinbenchError(f"{name} must be {least}, got {value}")
-
-
 def check_address(flag: str, address: str | None) -> None:
     """HOST:PORT with a port in 1..65535."""
     if address is None:
@@ -181,99 +254,68 @@ def check_address(flag: str, address: str | None) -> None:
         raise TwinbenchError(f"{flag} '{address}' is invalid; give HOST:PORT, e.g. 10.0.0.1:29500")
 
 
-def available_devices(settings: ParallelSettings, gpus: int) -> int:
-    """How many devices the run may use: simulated on CPU, the GPUs of every node on CUDA."""
-    if settings.device == "cpu":
-        return MAX_SIMULATED_DEVICES
-    nodes = max(settings.multinode.nnodes, settings.multinode.num_processes or 1)
-    return gpus * nodes
-
-
-def validate(
-    settings: ParallelSettings, shapes: Mapping[str, tuple[int, ...]], batch_size: int, gpus: int
-) -> None:
-    """Refuse bad input before any launch, in one line that says what is valid."""
-    s, m = settings, settings.multinode
-    _check_choice("framework", s.frameworks, FRAMEWORKS)
-    _check_choice("strategy", s.strategies, STRATEGIES)
-    _check_choice("scaling", s.scalings, SCALINGS)
-    _check_choice("JAX launch", s.jax_launch, JAX_LAUNCHES)
-    _check_choice("device", (s.device,), DEVICES)
-    _check_choice("parity optimizer", s.parity_optimizers, ("sgd", "adam", "adamw"))
+def _check_device_counts(s: ParallelSettings) -> None:
     if not s.devices:
-        raise TwinbenchError("give at least one device count, e.g. --devices 1,2,4")
-    limit = available_devices(s, gpus)
+        raise TwinbenchError("no device count given; valid: counts ≥ 1, e.g. --devices 1,2,4")
     for n in s.devices:
-        if isinstance(n, bool) or n < 1:
-            raise TwinbenchError(f"--devices takes counts ≥ 1, got {n}")
-        if n > limit:
-            where = (
-                f"1..{limit} simulated CPU devices"
-                if s.device == "cpu"
-                else f"1..{limit} ({gpus} GPU(s) per node)"
-                if limit
-                else "none: no GPU found (use --device cpu)"
+        in_range("--devices", n, low=1, integer=True)
+        if s.device == "cpu" and n > MAX_SIMULATED_DEVICES:
+            raise TwinbenchError(
+                f"{n} devices requested; valid on cpu: 1..{MAX_SIMULATED_DEVICES} simulated "
+                "CPU devices"
             )
-            raise TwinbenchError(f"{n} devices requested; valid on {s.device}: {where}")
-    for name in ("parity_steps", "warmup"):
-        _check_positive(name.replace("_", " "), getattr(s, name), allow_zero=True)
-    for name in ("repeats", "block", "threads", "timeout_s", "per_device_batch", "global_batch"):
-        _check_positive(name.replace("_", " "), getattr(s, name))
-    _check_positive("connect timeout", m.connect_timeout_s)
-    global_batch = s.global_batch or batch_size
-    if "dp" in s.strategies and "strong" in s.scalings:
-        for n in s.devices:
-            if global_batch % n:
-                valid = [d for d in range(1, global_batch + 1) if global_batch % d == 0]
-                raise TwinbenchError(
-                    f"global batch {global_batch} does not divide over {n} devices (strong "
-                    f"scaling splits it); valid --devices: {', '.join(map(str, valid[:12]))}, "
-                    "or give --global-batch"
-                )
-    if "tp" in s.strategies:
-        plan = tp_plan(s.workload, shapes)
-        for n in s.devices:
-            check_tp_plan(s.workload, plan, shapes, n)
-    _validate_multinode(s)
 
 
-def _validate_multinode(s: ParallelSettings) -> None:
+def _check_multinode(s: ParallelSettings) -> None:
     m = s.multinode
+    positive("--connect-timeout", m.connect_timeout_s)
     check_address("--rdzv-endpoint", m.rdzv_endpoint)
     check_address("--coordinator-address", m.coordinator_address)
-    if m.nnodes < 1 or not 0 <= m.node_rank < m.nnodes:
+    in_range("--nnodes", m.nnodes, low=1, integer=True)
+    if not 0 <= m.node_rank < m.nnodes:
         raise TwinbenchError(
             f"--node-rank {m.node_rank} is outside 0..{m.nnodes - 1} for --nnodes {m.nnodes}"
         )
     if m.torch_multinode:
-        if s.frameworks != ("torch",):
-            raise TwinbenchError("--nnodes/--rdzv-endpoint run torch only; add --framework torch")
-        if m.nnodes > 1 and m.rdzv_endpoint is None:
-            raise TwinbenchError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address)")
-        for n in s.devices:
-            if n % m.nnodes:
-                raise TwinbenchError(
-                    f"{n} devices do not divide over {m.nnodes} nodes; give --devices as "
-                    f"multiples of {m.nnodes}"
-                )
+        _check_torch_multinode(s)
     if m.jax_multinode:
-        if s.frameworks != ("jax",):
-            raise TwinbenchError("--coordinator-address runs JAX only; add --framework jax")
-        if m.num_processes is None or m.process_id is None:
-            raise TwinbenchError("--coordinator-address needs --num-processes and --process-id")
-        if m.num_processes < 1 or not 0 <= m.process_id < m.num_processes:
-            raise TwinbenchError(
-                f"--process-id {m.process_id} is outside 0..{m.num_processes - 1} "
-                f"for --num-processes {m.num_processes}"
-            )
-        for n in s.devices:
-            if n % m.num_processes:
-                raise TwinbenchError(
-                    f"{n} devices do not divide over {m.num_processes} processes; give "
-                    f"--devices as multiples of {m.num_processes}"
-                )
+        _check_jax_multinode(s)
     elif m.num_processes is not None or m.process_id is not None:
         raise TwinbenchError("--num-processes/--process-id need --coordinator-address")
+
+
+def _check_torch_multinode(s: ParallelSettings) -> None:
+    m = s.multinode
+    if s.frameworks != ("torch",):
+        raise TwinbenchError("--nnodes/--rdzv-endpoint run torch only; add --framework torch")
+    if m.nnodes > 1 and m.rdzv_endpoint is None:
+        raise TwinbenchError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (node 0's address)")
+    for n in s.devices:
+        if n % m.nnodes:
+            raise TwinbenchError(
+                f"{n} devices do not divide over {m.nnodes} nodes; give --devices as "
+                f"multiples of {m.nnodes}"
+            )
+
+
+def _check_jax_multinode(s: ParallelSettings) -> None:
+    m = s.multinode
+    if s.frameworks != ("jax",):
+        raise TwinbenchError("--coordinator-address runs JAX only; add --framework jax")
+    if m.num_processes is None or m.process_id is None:
+        raise TwinbenchError("--coordinator-address needs --num-processes and --process-id")
+    in_range("--num-processes", m.num_processes, low=1, integer=True)
+    if not 0 <= m.process_id < m.num_processes:
+        raise TwinbenchError(
+            f"--process-id {m.process_id} is outside 0..{m.num_processes - 1} "
+            f"for --num-processes {m.num_processes}"
+        )
+    for n in s.devices:
+        if n % m.num_processes:
+            raise TwinbenchError(
+                f"{n} devices do not divide over {m.num_processes} processes; give "
+                f"--devices as multiples of {m.num_processes}"
+            )
 
 
 def cells(settings: ParallelSettings, batch_size: int) -> list[Cell]:

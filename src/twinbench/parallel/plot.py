@@ -6,6 +6,7 @@ can draw it from the database long after the run.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -15,7 +16,7 @@ _STYLES = {"ddp": "-", "dtensor": "-", "mesh": "-", "processes": "--"}
 _MARKERS = {"dp": "o", "tp": "s"}
 
 
-def scaling_figure(data: dict[str, Any]) -> Figure | None:
+def scaling_figure(data: Mapping[str, Any]) -> Figure | None:
     """Scaling efficiency (1 = ideal) against the device count; None without timed rows."""
     rows = data.get("scaling") or []
     panels = [s for s in ("strong", "weak") if any(r["scaling"] == s for r in rows)]

@@ -1,5 +1,5 @@
-"""The parallel suite: launch every cell, check parity across devices, derive the scaling table,
-render it, store it. Imports no framework (the workers do).
+"""The parallel suite: launch every cell, check parity across devices, derive the scaling table.
+Imports no framework (the workers do); `twinbench.parallel.view` renders what it finds.
 
 Parity: each cell trains ``parity_steps`` steps per optimizer on N devices and, on rank 0, the
 plain model on one device with the same global batches — twice: once as given, and once perturbed
@@ -18,6 +18,10 @@ step or two, and one perturbed run estimates a single tensor's share of it too n
 Where both frameworks ran the same strategy, N and batch, their N-device weights are compared
 with each other the same way.
 
+Timing: each rank times fixed blocks of steps (`twinbench.parallel.common.time_steps`, through
+`twinbench.harness.timing`); a cell's step time is the median of the blocks' per-step seconds with
+its bootstrap CI (`twinbench.harness.stats.summarize`), as everywhere in twinbench.
+
 Scaling: throughput is global batch / median step time; efficiency is throughput at N over N times
 the throughput at N = 1 of the same implementation — for strong scaling (fixed global batch) that
 is speed-up / N, for weak scaling (fixed per-device batch) it is t(1) / t(N). The communication
@@ -26,17 +30,17 @@ share of data parallelism is 1 − t(step without the gradient all-reduce) / t(s
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from twinbench.errors import TwinbenchError
 from twinbench.parallel import launcher, plan
 from twinbench.parallel.plan import Cell, ParallelSettings
+from twinbench.store import json_ready
+from twinbench.suite import Progress, no_progress
 
 PARITY_TOLERANCE = "gradients"  # which of twinbench.parity.TOLERANCES["float32"] applies
 # N devices may drift from one device at most this many times as far as one device drifts from
@@ -71,7 +75,9 @@ class CellResult:
 
 @dataclass
 class ParallelReport:
-    """Everything one ``twinbench parallel`` found."""
+    """Everything one ``twinbench parallel`` found: a `twinbench.suite.SuiteResult`."""
+
+    kind: ClassVar[str] = "parallel"
 
     settings: dict[str, Any]
     simulated: bool
@@ -80,7 +86,15 @@ class ParallelReport:
     cross: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def settings_dict(self) -> dict[str, Any]:
+        """The flat settings stored with the run (the nested multi-node ones and the tests'
+        fault hook stay in `to_dict`)."""
+        flat = {k: v for k, v in self.settings.items() if not isinstance(v, dict) and k != "fault"}
+        return dict(json_ready(flat))
+
+    @property
     def failures(self) -> list[CellResult]:
+        """The cells that ended without a result (a cell run on another node is not one)."""
         return [c for c in self.cells if c.status not in ("ok", "skipped")]
 
     @property
@@ -89,30 +103,26 @@ class ParallelReport:
         judging the twins is ``twinbench parity``'s job)."""
         return all(p["passed"] for c in self.cells for p in c.parity)
 
+    @property
+    def failed(self) -> bool:
+        """True when a cell failed or N devices did not match one device."""
+        return bool(self.failures) or not self.parity_passed
+
     def scaling(self) -> list[dict[str, Any]]:
+        """The scaling table's rows (see `scaling_rows`)."""
         return scaling_rows(self.cells)
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(
-            {
-                "settings": self.settings,
-                "simulated": self.simulated,
-                "cores": self.cores,
-                "cells": [asdict(c) for c in self.cells],
-                "cross": self.cross,
-                "scaling": self.scaling(),
-            }
-        )
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        """Settings, cells, cross-framework checks and scaling rows, JSON-ready."""
+        data = {
+            "settings": self.settings,
+            "simulated": self.simulated,
+            "cores": self.cores,
+            "cells": [asdict(c) for c in self.cells],
+            "cross": self.cross,
+            "scaling": self.scaling(),
+        }
+        return dict(json_ready(data))
 
 
 def _probe(settings: ParallelSettings) -> tuple[dict[str, tuple[int, ...]], int]:
@@ -127,12 +137,29 @@ def _probe(settings: ParallelSettings) -> tuple[dict[str, tuple[int, ...]], int]
     return canonical_shapes(workload, size), size.batch_size
 
 
-def _gpu_count(settings: ParallelSettings) -> int:
-    if settings.device != "cuda":
-        return 0
-    from twinbench.harness.environment import fingerprint
+def summarised(samples: list[float]) -> dict[str, Any]:
+    """Per-step seconds summarised as everywhere in twinbench: median, IQR and the median's
+    bootstrap CI (`twinbench.harness.stats.summarize`), with the samples."""
+    from twinbench.harness.stats import summarize
 
-    return len(fingerprint()["gpus"])
+    summary = summarize(samples)
+    return {
+        "median_s": summary.median,
+        "iqr_s": summary.iqr,
+        "ci_low_s": summary.ci_low,
+        "ci_high_s": summary.ci_high,
+        "samples": samples,
+    }
+
+
+def _summarised_timing(timing: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A worker's timing with each variant's samples (``step``, ``no_comm``) summarised."""
+    if not timing:
+        return timing
+    return {
+        key: summarised(value["samples"]) if isinstance(value, dict) else value
+        for key, value in timing.items()
+    }
 
 
 def rounding_floor(single: dict[str, np.ndarray], perturbed: dict[str, np.ndarray]) -> float:
@@ -193,7 +220,7 @@ def run_cell(settings: ParallelSettings, cell: Cell) -> tuple[CellResult, dict[s
             return result, weights
         result.processes, result.platform = found.get("processes"), found.get("platform")
         result.param_specs = found.get("param_specs", {})
-        result.timing = found.get("timing")
+        result.timing = _summarised_timing(found.get("timing"))
         for optimizer, entry in found["parity"].items():
             parallel = _load(out_dir, entry["parallel"])
             single = _load(out_dir, entry["single"])
@@ -208,21 +235,23 @@ def run_cell(settings: ParallelSettings, cell: Cell) -> tuple[CellResult, dict[s
 
 
 def run_parallel_suite(
-    settings: ParallelSettings, *, progress: Callable[[str], None] | None = None
+    settings: ParallelSettings, *, progress: Progress = no_progress
 ) -> ParallelReport:
-    """Validate everything, then launch every cell in turn; a failed cell is recorded, and the
-    suite goes on. Raises TwinbenchError for bad input or an unreachable coordinator."""
+    """Check the settings, the workload and the machine, then launch every cell in turn; a
+    failed cell is recorded, and the suite goes on. Raises TwinbenchError for bad input or an
+    unreachable coordinator."""
     from twinbench.harness.environment import usable_cores
 
+    settings.validate()
     shapes, batch_size = _probe(settings)
-    plan.validate(settings, shapes, batch_size, _gpu_count(settings))
-    say = progress or (lambda _line: None)
+    settings.check_workload(shapes, batch_size)
+    settings.check_environment()
     report = ParallelReport(
         settings=settings.to_dict(), simulated=settings.device == "cpu", cores=usable_cores()
     )
     by_key: dict[tuple[str, int, int, str], list[tuple[CellResult, Any]]] = {}
     for cell in plan.cells(settings, batch_size):
-        say(f"{cell.label}")
+        progress(cell.label)
         result, weights = run_cell(settings, cell)
         report.cells.append(result)
         for optimizer, w in weights.items():
@@ -263,6 +292,8 @@ def scaling_rows(cells: list[CellResult]) -> list[dict[str, Any]]:
                 "per_device_batch": cell.global_batch // cell.devices
                 if cell.strategy == "dp" else cell.global_batch,
                 "step_s": step, "iqr_s": cell.timing["step"]["iqr_s"],
+                "step_ci_low_s": cell.timing["step"]["ci_low_s"],
+                "step_ci_high_s": cell.timing["step"]["ci_high_s"],
                 "first_step_s": cell.timing.get("step_first_s"),
                 "throughput": throughput, "speedup": None, "efficiency": None,
                 "comm_share": None,
@@ -278,135 +309,6 @@ def scaling_rows(cells: list[CellResult]) -> list[dict[str, Any]]:
             rows.append(row)
     rows.sort(key=lambda r: (r["strategy"], r["scaling"], r["framework"], r["impl"], r["devices"]))
     return rows
-
-
-# ---- Markdown ---------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, spec: str = ".3g") -> str:
-    if value is None:
-        return "—"
-    return format(value, spec) if isinstance(value, float) else str(value)
-
-
-def _ms(seconds: float | None) -> str:
-    from twinbench.report.summary import fmt_seconds
-
-    return fmt_seconds(seconds)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return lines
-
-
-FLOOR_NOTE = (
-    "Max abs: N devices vs one device, largest over all weights. Rounding floor: the same "
-    "between the one-device run and itself perturbed at rounding level (initial weights one "
-    "ulp off, samples reordered: the same training in exact arithmetic). A weight passes "
-    f"within the float32 tolerance (atol 1e-5, rtol 1e-4) or within {FLOOR_FACTOR:g} × the floor. "
-    "SGD's floor is rounding-sized; Adam's is not: it divides each gradient by its own size "
-    "plus eps, so gradients within a few eps of zero move weights by up to ±lr per step in "
-    "whichever direction their rounding points."
-)
-
-
-def devices_line(data: dict[str, Any]) -> str:
-    """What the devices were — simulated devices say so."""
-    if data["simulated"]:
-        return (
-            f"Devices are **simulated**: N XLA host devices (JAX) or N gloo processes (PyTorch) "
-            f"sharing the same {data['cores']} CPU core(s), so the timings show the frameworks' "
-            "parallel overhead, not what N real devices would gain."
-        )
-    return "Devices are real: one GPU per device."
-
-
-def render_markdown(report: ParallelReport | dict[str, Any]) -> str:
-    """The suite's tables as Markdown (from a report or its stored ``to_dict``)."""
-    data = report.to_dict() if isinstance(report, ParallelReport) else report
-    s = data["settings"]
-    lines = [
-        f"# twinbench parallel: {s['workload']} ({s['size']})",
-        "",
-        devices_line(data),
-        "",
-        f"## Parity across devices: N devices vs one, {s['parity_steps']} steps, same global batch",
-        "",
-    ]
-    parity = [
-        [f"{c['framework']}/{c['impl']}", c["strategy"], str(c["devices"]),
-         str(c["global_batch"]), p["optimizer"], _fmt(p["max_abs"], ".2g"),
-         _fmt(p["max_rel"], ".2g"), _fmt(p["floor"], ".2g"),
-         "pass" if p["passed"] else f"FAIL ({p['detail']})"]
-        for c in data["cells"] for p in c["parity"]
-    ]  # fmt: skip
-    lines += _table(
-        ["implementation", "strategy", "N", "global batch", "optimizer", "max abs", "max rel",
-         "rounding floor", "result"],
-        parity,
-    ) if parity else ["No parity checks ran."]  # fmt: skip
-    if parity:
-        lines += ["", FLOOR_NOTE]
-    if data["cross"]:
-        lines += [
-            "",
-            "## The frameworks' N-device runs compared (informs; `twinbench parity` judges twins)",
-            "",
-        ]
-        lines += _table(
-            ["strategy", "N", "global batch", "optimizer", "torch", "jax", "max abs",
-             "rounding floor", "result"],
-            [[r["strategy"], str(r["devices"]), str(r["global_batch"]), r["optimizer"],
-              r["torch"], r["jax"], _fmt(r["max_abs"], ".2g"), _fmt(r["floor"], ".2g"),
-              "pass" if r["passed"] else f"FAIL ({r['detail']})"] for r in data["cross"]],
-        )  # fmt: skip
-    rows = data["scaling"]
-    if rows:
-        lines += ["", "## Scaling", ""]
-        lines += _table(
-            ["implementation", "strategy", "scaling", "N", "global batch", "per device",
-             "step (median)", "IQR", "samples/s", "speed-up", "efficiency", "comm share"],
-            [[f"{r['framework']}/{r['impl']}", r["strategy"], r["scaling"], str(r["devices"]),
-              str(r["global_batch"]), str(r["per_device_batch"]), _ms(r["step_s"]),
-              _ms(r["iqr_s"]), _fmt(r["throughput"], ",.0f"), _fmt(r["speedup"], ".2f"),
-              _fmt(r["efficiency"], ".0%"), _fmt(r["comm_share"], ".0%")] for r in rows],
-        )  # fmt: skip
-        lines += [
-            "",
-            "Efficiency: throughput at N / (N × throughput at 1) of the same implementation "
-            "(strong scaling: speed-up / N; weak: t(1) / t(N)). Comm share (data parallel): "
-            "1 − t(step without the gradient all-reduce) / t(step). Tensor parallelism is "
-            "strong scaling only (the batch is not split).",
-        ]
-    failed = [c for c in data["cells"] if c["status"] != "ok"]
-    if failed:
-        lines += ["", "## Cells without a result here", ""]
-        lines += [
-            f"- {c['framework']}/{c['impl']} {c['strategy']} N={c['devices']}: "
-            f"{c['status']} — {c['error']}"
-            for c in failed
-        ]
-    lines.append("")
-    return "\n".join(lines)
-
-
-def save(report: ParallelReport, out_dir: str | Path) -> int:
-    """Store ``report`` as a run of kind ``parallel``; returns the run id."""
-    from twinbench.harness.environment import fingerprint
-    from twinbench.store import DB_NAME, ResultStore
-
-    settings = {
-        k: v for k, v in report.settings.items() if not isinstance(v, dict) and k != "fault"
-    }
-    with ResultStore(Path(out_dir) / DB_NAME) as store:
-        run_id = store.start_run(
-            environment=fingerprint(), settings={"kind": "parallel", **_finite(settings)}
-        )
-        store.set_run_info(run_id, "parallel", report.to_dict())
-        store.finish_run(run_id, status="failed" if report.failures else "finished")
-    return run_id
 
 
 def require_ok(report: ParallelReport) -> None:

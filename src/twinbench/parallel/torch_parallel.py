@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from twinbench.parallel import common
+from twinbench.spec import Batch
 
 
 def _ddp_class() -> Any:
@@ -89,7 +90,7 @@ class Trainer:
             self.model, mesh, {module: styles[style]() for module, style in self.plan.items()}
         )
 
-    def batch(self, batch: common.Batch) -> dict[str, Any]:
+    def batch(self, batch: Batch) -> dict[str, Any]:
         """This rank's part of a global batch, on the device: its rows for dp, all of it else."""
         import torch
 
@@ -236,9 +237,9 @@ def run(request: dict[str, Any]) -> None:
 
 
 def _time(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    """First step, then ``repeats`` samples of ``block`` steps, a barrier before each sample; a
-    sample is the slowest rank's time. Data parallel is timed again under ``no_sync()`` (no
-    gradient all-reduce), which bounds the communication share."""
+    """Per-step seconds by `common.time_steps`, a barrier before each block; a sample is the
+    slowest rank's. Data parallel is timed again under ``no_sync()`` (no gradient all-reduce),
+    which bounds the communication share."""
     import torch
     import torch.distributed as dist
 
@@ -249,34 +250,29 @@ def _time(request: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
             trainer.workload, trainer.size, request["seed"] + 1, common.TIMED_BATCHES
         )
     ]
-    variants = {"step": contextlib.nullcontext}
+    variants: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
+        "step": contextlib.nullcontext
+    }
     if trainer.strategy == "dp":
         variants["no_comm"] = trainer.net.no_sync
     timing: dict[str, Any] = {"optimizer": trainer.workload.train_optimizer}
-    steps_done = request["parity_steps"]
+    fault_step = request["parity_steps"]
     for name, context in variants.items():
-        feed = common.cycle(batches)
         with context():
-            _barrier(env)
-            start = time.perf_counter()
-            trainer.step(next(feed))
-            _sync(env)
-            timing[f"{name}_first_s"] = time.perf_counter() - start
-            for _ in range(request["warmup"]):
-                trainer.step(next(feed))
-            samples = []
-            for _ in range(request["repeats"]):
-                common.maybe_fail(request, env["rank"], steps_done)
-                steps_done += 1
-                _barrier(env)
-                start = time.perf_counter()
-                for _ in range(request["block"]):
-                    trainer.step(next(feed))
-                _sync(env)
-                samples.append((time.perf_counter() - start) / request["block"])
+            first_s, samples = common.time_steps(
+                trainer.step,
+                batches,
+                lambda _out: _sync(env),
+                request,
+                rank=env["rank"],
+                fault_step=fault_step,
+                before_block=lambda: _barrier(env),
+            )
+        fault_step += request["repeats"]
         slowest = torch.tensor(samples, dtype=torch.float64, device=env["device"])
         dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
-        timing[name] = common.summarise(slowest.cpu().tolist())
+        timing[f"{name}_first_s"] = first_s
+        timing[name] = {"samples": slowest.cpu().tolist()}
     return timing
 
 
