@@ -7,8 +7,10 @@ means the same thing everywhere and a new mode is added in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-FRAMEWORKS = ("torch", "jax")
+Framework = Literal["torch", "jax"]
+FRAMEWORKS: tuple[Framework, ...] = ("torch", "jax")
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,7 @@ class Mode:
     """One way of executing a twin: ``name`` as the CLI and the store spell it."""
 
     name: str
-    framework: str
+    framework: Framework
     compiled: bool
 
 
@@ -28,7 +30,7 @@ ALL = (
 )
 BY_NAME = {mode.name: mode for mode in ALL}
 MODES = tuple(mode.name for mode in ALL)  # the canonical display order
-FRAMEWORK_OF = {mode.name: mode.framework for mode in ALL}
+FRAMEWORK_OF: dict[str, Framework] = {mode.name: mode.framework for mode in ALL}
 COMPILED_MODES = tuple(mode.name for mode in ALL if mode.compiled)
 EAGER_MODES = tuple(mode.name for mode in ALL if not mode.compiled)
 BASELINE = "torch-eager"  # the mode every "vs" column divides by

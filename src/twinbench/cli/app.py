@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -14,11 +17,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+PIPED_WIDTH = 200  # columns of the tables when the output is a file, a pipe or a CI log
 
-console = Console()
+
+def _console(stream: TextIO, *, stderr: bool = False) -> Console:
+    """A console for ``stream``. Written to a file or a pipe, rich would fit every table into
+    80 columns and cut cells ("torch…" for both torch modes): give it room instead. A COLUMNS
+    variable in the environment still decides."""
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
 
 
-err_console = Console(stderr=True)
-
+console = _console(sys.stdout)
+err_console = _console(sys.stderr, stderr=True)
 
 DEFAULT_OUT = Path("twinbench-results")

@@ -6,8 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from twinbench.cli.app import app, console, err_console
 from twinbench.cli.options import AsJson, WorkloadFiles
@@ -18,13 +16,10 @@ def list_workloads(workload_file: WorkloadFiles = None) -> None:
     """Every workload with its sizes, parameter count per size and a description."""
     from twinbench.backends import parameter_counts
     from twinbench.registry import resolve
+    from twinbench.report.terminal import print_workloads
 
-    table = Table("workload", "sizes (parameters)", "description", title="twinbench workloads")
-    for workload in resolve(None, workload_file) + (resolve() if workload_file else []):
-        counts = parameter_counts(workload)
-        sizes = ", ".join(f"{name} ({counts[name]:,})" for name in workload.sizes)
-        table.add_row(workload.name, sizes, workload.description)
-    console.print(table)
+    workloads = resolve(None, workload_file) + (resolve() if workload_file else [])
+    print_workloads([(w, parameter_counts(w)) for w in workloads], console)
 
 
 @app.command()
@@ -41,6 +36,7 @@ def parity(
 ) -> None:
     """Prove that the twins agree: outputs, loss, gradients and loss curves (SGD and Adam)."""
     from twinbench.parity import parity as run_parity
+    from twinbench.report.terminal import print_parity
 
     with err_console.status(f"checking parity at size '{size}'…"):
         report = run_parity(
@@ -49,43 +45,8 @@ def parity(
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=float))
     else:
-        _print_parity(report)
+        print_parity(report, console)
     raise typer.Exit(0 if report.passed else 1)
-
-
-def _print_parity(report: object) -> None:
-    from twinbench.parity import ParityReport
-
-    assert isinstance(report, ParityReport)
-    table = Table(
-        "workload",
-        "size",
-        "check",
-        "max abs",
-        "max rel",
-        "atol / rtol",
-        "result",
-        title="parity: PyTorch twin vs JAX twin",
-    )
-    for result in report.results:
-        if result.error:
-            table.add_row(result.workload, result.size, "—", "", "", "", "[red]error[/red]")
-        for check in result.checks:
-            verdict = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
-            table.add_row(
-                result.workload,
-                result.size,
-                escape(check.name),
-                f"{check.max_abs:.2e}",
-                f"{check.max_rel:.2e}",
-                f"{check.atol:.0e} / {check.rtol:.0e}",
-                verdict,
-            )
-    console.print(table)
-    for result in report.results:
-        for line in result.failures():
-            console.print(f"[red]{result.workload} ({result.size}):[/red] {escape(line)}")
-    console.print("[green]all twins agree[/green]" if report.passed else "[red]parity failed[/red]")
 
 
 @app.command()

@@ -36,8 +36,9 @@ def run(
     suite: Annotated[
         str,
         typer.Option(
-            help="default (every workload at small), tiny (the seeds' examples at tiny), zoo "
-            "(resnet, bert, gpt, lstm, gru at small), zoo-tiny, or examples (at small)."
+            help="default (every workload at small); tiny (linear regression, the 1-10-1 "
+            "regression MLP and XOR at tiny); examples (those three at small); zoo (resnet, "
+            "bert, gpt, lstm, gru at small); zoo-tiny (the zoo at tiny)."
         ),
     ] = "default",
     workload: Annotated[
@@ -77,15 +78,13 @@ def run(
     ] = None,
 ) -> None:
     """Time every workload in four modes, fairly, and say which framework is faster."""
-    from twinbench.harness.runner import SUITES
+    from twinbench.harness.runner import suite_selection
+    from twinbench.validation import one_of
 
-    if suite not in SUITES:
-        raise TwinbenchError(f"unknown suite '{suite}'; valid: {', '.join(SUITES)}")
-    if executor not in EXECUTORS:
-        raise TwinbenchError(f"unknown executor '{executor}'; valid: {', '.join(EXECUTORS)}")
+    suite_workloads, suite_size = suite_selection(suite)
+    one_of("executor", (executor,), EXECUTORS)
     if ray_address is not None and executor != "ray":
         raise TwinbenchError("--ray-address needs --executor ray")
-    suite_workloads, suite_size = SUITES[suite]
     _execute(
         out,
         workloads=tuple(workload or (() if workload_file else suite_workloads)),
@@ -170,8 +169,9 @@ def _execute(
     from functools import partial
 
     from twinbench.harness.environment import usable_cores
-    from twinbench.harness.runner import MODES, RunInterrupted, RunSettings
+    from twinbench.harness.runner import RunInterrupted, RunSettings
     from twinbench.harness.runner import run as run_suite
+    from twinbench.modes import MODES
 
     if executor == "ray":
         from twinbench.harness import ray_executor

@@ -1,7 +1,7 @@
 """``twinbench run --executor ray``: the run's (workload, size) groups as tasks on a Ray cluster.
 
 The unit of work is one (workload, size) group — its parity check and every cell of it, all
-phases and modes, sweep points included — not one cell. A group is what `runner.measure_group`
+phases and modes, sweep points included — not one cell. A group is what `RunSession.measure_group`
 measures on this machine, and a Ray task runs that same function on a node, so each group keeps
 every rule of a local run: parity before timing, each cell in its own worker subprocess
 (``twinbench.harness.worker``, started by the task exactly as the local runner starts it), the
@@ -40,24 +40,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from twinbench.errors import TwinbenchError
-from twinbench.harness import runner
 from twinbench.harness.environment import fingerprint, usable_cores
 from twinbench.harness.runner import (
     Cell,
     Point,
     Progress,
     RunInterrupted,
+    RunSession,
     RunSettings,
-    measure_group,
     plan,
 )
+from twinbench.modes import FRAMEWORK_OF
 from twinbench.store import DB_NAME, CellRecord, ResultStore
 
 INSTALL_HINT = 'pip install "twinbench[ray]"'
@@ -81,10 +81,8 @@ def run(
     local Ray instance is started on this machine, reachable on the loopback interface only,
     and stopped at the end. A Ray connection this process already has is used as it is.
     """
-    if settings.device == "cuda":  # the GPU must be on the cluster, not necessarily here
-        replace(settings, device="cpu").validate()
-    else:
-        settings.validate()
+    settings.validate()
+    settings.check_environment(local_gpu=False)  # the GPU must be on the cluster, not here
     if address is not None and address != "auto":
         _reachable(address)  # before Ray is even imported: seconds saved on a typo
     ray = import_ray(local=address is None)
@@ -272,7 +270,7 @@ def _run(
         "nodes": {},
     }
     try:
-        runner._record_run_info(store, run_id, settings, points)
+        RunSession(store, run_id, settings).record_run_info(points)
         _stream(ray, store, run_id, settings, points, progress, executor)
     except KeyboardInterrupt:
         store.set_run_info(run_id, "ray", executor)
@@ -306,7 +304,7 @@ def _stream(
         max_retries=0,  # a benchmark retried elsewhere would be a different measurement
         name="twinbench",
     )
-    frameworks = tuple(sorted({runner.FRAMEWORK_OF[m] for m in settings.modes}))
+    frameworks = tuple(sorted({FRAMEWORK_OF[m] for m in settings.modes}))
     expected = {task.remote(run_id, settings, None): _Expected("probe", peaks=frameworks)}
     for (workload, size), group in groups(points).items():
         specs = [_spec(point) for point in group]
@@ -391,7 +389,7 @@ def _record_lost(
         store.record_parity(run_id, workload=workload, size=size, passed=False, summary=summary)
         progress("parity-done", {"workload": workload, "size": size, "passed": False})
     for cell in owed.cells:
-        runner._record(store, run_id, settings, cell, status, f"ray task {error}")
+        RunSession(store, run_id, settings).record_cell(cell, status, f"ray task {error}")
         progress("cell-done", {"cell": cell.label, "status": status})
     owed.peaks, owed.parity, owed.cells = (), [], []
 
@@ -428,7 +426,7 @@ class _Stopped(Exception):
 
 
 class _Stream:
-    """A `runner.Recorder` that queues results for the task's generator to yield."""
+    """A `Recorder` that queues results for the task's generator to yield."""
 
     def __init__(self) -> None:
         self.items: queue.Queue[tuple[str, Any] | None] = queue.Queue()
@@ -457,9 +455,11 @@ class _Stream:
     ) -> None:
         try:
             if specs is None:
-                runner._probe_peaks(self, run_id, settings, self.progress)
+                RunSession(self, run_id, settings).probe_peaks(self.progress)
             else:
-                measure_group(self, run_id, settings, [_point(s) for s in specs], self.progress)
+                RunSession(self, run_id, settings).measure_group(
+                    [_point(s) for s in specs], self.progress
+                )
         except _Stopped:
             pass
         except Exception as exc:  # e.g. a --workload-file missing on this node

@@ -22,6 +22,7 @@ from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, analytic_flops, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
+from twinbench.validation import in_range, one_of, positive
 
 PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
@@ -37,6 +38,12 @@ SUITES = {
     "examples": (EXAMPLES, "small"),
 }
 PROBE_SECONDS = 1.0
+
+
+def suite_selection(name: str) -> tuple[tuple[str, ...], str]:
+    """The (workloads, size) of the named suite; one line naming the valid names if unknown."""
+    one_of("suite", (name,), tuple(SUITES))
+    return SUITES[name]
 
 
 @dataclass(frozen=True)
@@ -62,39 +69,37 @@ class RunSettings:
     seq_lens: tuple[int, ...] = ()  # a sweep over the config's "seq_len" (sequence workloads)
 
     def validate(self) -> None:
-        """Refuse a bad value with one line naming it and what is valid."""
-        _one_of("mode", self.modes, MODES)
-        _one_of("phase", self.phases, PHASES)
-        _one_of("dtype", (self.dtype,), DTYPES)
-        _one_of("device", (self.device,), DEVICES)
-        _one_of("torch compile mode", (self.torch_compile_mode,), COMPILE_MODES)
+        """Refuse a bad value with one line naming it and what is valid (reads nothing else)."""
+        one_of("mode", self.modes, MODES)
+        one_of("phase", self.phases, PHASES)
+        one_of("dtype", (self.dtype,), DTYPES)
+        one_of("device", (self.device,), DEVICES)
+        one_of("torch compile mode", (self.torch_compile_mode,), COMPILE_MODES)
+        in_range("--threads", self.threads, low=1, integer=True)
+        positive("--budget", self.budget)
+        positive("--timeout", self.timeout)
+        in_range("--seed", self.seed, low=0, high=2**32 - 1, integer=True)
+        in_range("parity steps", self.parity_steps, low=1, integer=True)
+        for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
+            for value in values:
+                positive(f"{flag} value", value, integer=True)
+
+    def check_environment(self, *, local_gpu: bool = True) -> None:
+        """Refuse what this machine cannot do: more threads than usable cores, or ``--device
+        cuda`` without a GPU (``local_gpu=False`` when the GPU is on other machines)."""
         cores = usable_cores()
-        if not 1 <= self.threads <= cores:
+        if self.threads > cores:
             raise TwinbenchError(
                 f"--threads {self.threads} is invalid; valid: 1 to {cores} "
                 "(the cores this process may use)"
             )
-        if self.budget <= 0:
-            raise TwinbenchError(f"--budget {self.budget} is invalid; give seconds > 0")
-        if self.timeout <= 0:
-            raise TwinbenchError(f"--timeout {self.timeout} is invalid; give seconds > 0")
-        for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
-            bad = [v for v in values if v <= 0]
-            if bad:
-                raise TwinbenchError(f"{flag} value {bad[0]} is invalid; give integers > 0")
-        if self.device == "cuda" and not fingerprint()["gpus"]:
+        if local_gpu and self.device == "cuda" and not fingerprint()["gpus"]:
             raise TwinbenchError("--device cuda: no NVIDIA GPU found on this machine; use cpu")
 
     def as_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["out"] = str(self.out)
         return record
-
-
-def _one_of(what: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
-    for value in given:
-        if value not in valid:
-            raise TwinbenchError(f"unknown {what} '{value}'; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -213,15 +218,17 @@ def plan(settings: RunSettings) -> list[Point]:
 def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     """Measure every cell of ``settings``; returns the run id in the store."""
     settings.validate()
+    settings.check_environment()
     points = plan(settings)
     store = ResultStore(Path(settings.out) / DB_NAME)
     run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
     cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
     try:
-        _record_run_info(store, run_id, settings, points)
-        _probe_peaks(store, run_id, settings, progress)
-        measure_group(store, run_id, settings, points, progress)
+        session = RunSession(store, run_id, settings)
+        session.record_run_info(points)
+        session.probe_peaks(progress)
+        session.measure_group(points, progress)
     except KeyboardInterrupt:
         store.finish_run(run_id, status="interrupted")
         store.close()
@@ -244,31 +251,49 @@ class Recorder(Protocol):
     def record_cell(self, run_id: int, cell: CellRecord) -> int: ...
 
 
-def measure_group(
-    store: Recorder,
-    run_id: int,
-    settings: RunSettings,
-    points: list[Point],
-    progress: Progress = _no_progress,
-) -> None:
-    """Parity, then timing, of ``points``: the unit of work of both executors.
+@dataclass(frozen=True)
+class RunSession:
+    """One run being measured: where its results go, under which run id, with which settings.
 
-    Each (workload, size) gets its parity check once (once per sweep), before any of its cells
-    is timed; then each point's cells are timed phase by phase in interleaved rounds. `run`
-    passes every point of the plan; the Ray executor passes one (workload, size) group per task.
+    Both executors drive a run through it — the local runner over every point of the plan, a
+    Ray task over one (workload, size) group with a recorder that streams to the driver.
     """
-    checked: set[tuple[str, str]] = set()
-    for point in points:
-        if (point.workload.name, point.size_name) not in checked:  # once per sweep
-            checked.add((point.workload.name, point.size_name))
-            _check_parity(store, run_id, settings, point, progress)
-        for phase in settings.phases:
-            cells = [Cell(point, mode, phase) for mode in settings.modes]
-            _measure_interleaved(store, run_id, settings, cells, progress)
+
+    recorder: Recorder
+    run_id: int
+    settings: RunSettings
+
+    def record_run_info(self, points: list[Point]) -> None:
+        """What reports and audits need besides cells: twin sources, each worker's settings."""
+        _record_run_info(self.recorder, self.run_id, self.settings, points)
+
+    def probe_peaks(self, progress: Progress = _no_progress) -> None:
+        """Each framework's best matmul FLOP/s, the peak the cells are compared to."""
+        _probe_peaks(self.recorder, self.run_id, self.settings, progress)
+
+    def record_cell(self, cell: Cell, status: str, error: str | None) -> None:
+        """Record a cell that produced no measurement (``status`` says why)."""
+        _record(self.recorder, self.run_id, self.settings, cell, status, error)
+
+    def measure_group(self, points: list[Point], progress: Progress = _no_progress) -> None:
+        """Parity, then timing, of ``points``: the unit of work of both executors.
+
+        Each (workload, size) gets its parity check once (once per sweep), before any of its
+        cells is timed; then each point's cells are timed phase by phase in interleaved rounds.
+        """
+        store, run_id, settings = self.recorder, self.run_id, self.settings
+        checked: set[tuple[str, str]] = set()
+        for point in points:
+            if (point.workload.name, point.size_name) not in checked:  # once per sweep
+                checked.add((point.workload.name, point.size_name))
+                _check_parity(store, run_id, settings, point, progress)
+            for phase in settings.phases:
+                cells = [Cell(point, mode, phase) for mode in settings.modes]
+                _measure_interleaved(store, run_id, settings, cells, progress)
 
 
 def _record_run_info(
-    store: ResultStore, run_id: int, settings: RunSettings, points: list[Point]
+    store: Recorder, run_id: int, settings: RunSettings, points: list[Point]
 ) -> None:
     """What reports and audits need besides cells: twin sources, what each worker ran with."""
     unique = {p.workload.name: p.workload for p in points}

@@ -30,8 +30,6 @@ from twinbench.report.summary import (
     base_size,
     break_evens,
     environment_line,
-    fmt_seconds,
-    fmt_steps,
     groups,
     ok_cells,
     parity_record,
@@ -40,6 +38,7 @@ from twinbench.report.summary import (
     sweep_batch_size,
     sweep_series,
 )
+from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.report.verdict import Verdict
 from twinbench.store import CellRecord
 

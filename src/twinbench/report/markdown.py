@@ -10,11 +10,11 @@ from twinbench.report.summary import (
     NOTE_LEGEND,
     RunSummary,
     environment_line,
-    fmt_seconds,
-    fmt_steps,
     settings_line,
     suite_section,
 )
+from twinbench.report.text import fmt_seconds, fmt_steps
+from twinbench.store import CellRecord
 
 
 def _cell(text: str) -> str:
@@ -180,7 +180,7 @@ def write(summary: RunSummary, path: Path) -> Path:
     folder = path.with_name(f"{path.stem}-plots")
     images: dict[str, list[str]] = {}
     peak = peak_flops(summary.run)
-    by_key = {}
+    by_key: dict[tuple[str, str, str], list[CellRecord]] = {}
     for cell in summary.cells:
         by_key.setdefault((cell.workload, cell.size, cell.phase), []).append(cell)
     suite = suite_section(summary.run)
@@ -198,9 +198,9 @@ def write(summary: RunSummary, path: Path) -> Path:
             if ok:
                 figures.append(("steps", plots.workload_figure(ok, peak)))
         if s.parity is not None:
-            figure = plots.parity_figure(s.parity.checks)
-            if figure is not None:
-                figures.append(("parity", figure))
+            curves = plots.parity_figure(s.parity.checks)
+            if curves is not None:
+                figures.append(("parity", curves))
         for name, figure in figures:
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{s.anchor}-{name}.svg"

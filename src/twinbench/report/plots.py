@@ -12,12 +12,15 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.report.summary import SweepSeries
@@ -31,7 +34,7 @@ MODE_COLORS = {
     "jax-eager": "#0ca678",
 }
 FRAMEWORK_COLORS = {"torch": "#e8590c", "jax": "#1971c2"}
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans"],

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from twinbench.modes import COMPILED_MODES
 from twinbench.report.summary import (
-    COMPILED_MODES,
     RunSummary,
     SweepSeries,
     base_size,
-    fmt_seconds,
-    fmt_steps,
     groups,
     ok_cells,
     parity_record,
     sweep_batch_size,
     sweep_series,
 )
+from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.report.verdict import Verdict
 from twinbench.store import CellRecord
 

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
-from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
@@ -360,6 +359,3 @@ def suite_section(run: RunRecord) -> SuiteSection | None:
 def _as_markdown(text: str) -> str:
     """Stored text that is not Markdown tables (aligned plain text) goes in a code block."""
     return text if text.lstrip().startswith(("|", "#", "-")) else f"```text\n{text}\n```"
-
-
-__all__ = ["fmt_seconds", "fmt_steps"]  # re-exported: the report modules import them from here

@@ -55,7 +55,7 @@ def write_parity_curves(
     (recognised by their ``.twinbench`` suffix), so TensorBoard never shows a curve twice;
     other files are left alone.
     """
-    from tensorboardX import SummaryWriter  # type: ignore[import-untyped]
+    from tensorboardX import SummaryWriter
 
     parity = data.parity if isinstance(data, RunSummary) else data
     written = []

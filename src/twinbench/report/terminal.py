@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -14,6 +16,10 @@ from twinbench.report.summary import (
     settings_line,
     suite_section,
 )
+
+if TYPE_CHECKING:
+    from twinbench.parity import ParityReport
+    from twinbench.spec import Workload
 
 _GROUP = ("workload", "size", "phase")
 _COLUMNS = tuple(c for c in CELL_COLUMNS if c not in _GROUP)
@@ -43,3 +49,48 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(f"[dim]{escape(NOTE_LEGEND)}[/dim]")
     for note in summary.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
+
+
+def print_workloads(workloads: list[tuple[Workload, dict[str, int]]], console: Console) -> None:
+    """``twinbench list``: each workload with its sizes, parameter counts and description."""
+    table = Table("workload", "sizes (parameters)", "description", title="twinbench workloads")
+    for workload, counts in workloads:
+        sizes = ", ".join(f"{name} ({counts[name]:,})" for name in workload.sizes)
+        table.add_row(escape(workload.name), escape(sizes), escape(workload.description))
+    console.print(table)
+
+
+def print_parity(report: ParityReport, console: Console) -> None:
+    """``twinbench parity``: every check of every workload, then the failures in words."""
+    table = Table(
+        "workload",
+        "size",
+        "check",
+        "max abs",
+        "max rel",
+        "atol / rtol",
+        "result",
+        title="parity: PyTorch twin vs JAX twin",
+    )
+    for result in report.results:
+        workload, size = escape(result.workload), escape(result.size)
+        if result.error:
+            table.add_row(workload, size, "—", "", "", "", "[red]error[/red]")
+        for check in result.checks:
+            verdict = "[green]pass[/green]" if check.passed else "[red]FAIL[/red]"
+            table.add_row(
+                workload,
+                size,
+                escape(check.name),
+                f"{check.max_abs:.2e}",
+                f"{check.max_rel:.2e}",
+                f"{check.atol:.0e} / {check.rtol:.0e}",
+                verdict,
+            )
+    console.print(table)
+    for result in report.results:
+        for line in result.failures():
+            console.print(
+                f"[red]{escape(result.workload)} ({escape(result.size)}):[/red] {escape(line)}"
+            )
+    console.print("[green]all twins agree[/green]" if report.passed else "[red]parity failed[/red]")
