@@ -17,8 +17,12 @@ from twinbench.autodiff.functions import (
     make_deep_mlp,
     make_problem,
 )
+from twinbench.autodiff.settings import QUICK_MEMORY, AutodiffSettings
+from twinbench.autodiff.view import render_markdown
 from twinbench.errors import TwinbenchError
+from twinbench.harness.process import one_shot
 from twinbench.store import DB_NAME, ResultStore
+from twinbench.suite import record
 
 
 def _passing(transforms: list[str]) -> list[checks.CheckResult]:
@@ -96,21 +100,44 @@ def test_compiled_column_records_the_error_text() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "bad", "valid"),
     [
-        ({"functions": ["rosenbrok"]}, "'rosenbrok'", "mlp, rosenbrock"),
-        ({"transforms": ["hess"]}, "'hess'", "hessian"),
-        ({"modes": ["jit"]}, "'jit'", "eager, compiled"),
-        ({"dim": 0}, "dim", "0"),
-        ({"hidden": -3}, "hidden", "-3"),
-        ({"batch": 0}, "batch", "0"),
-        ({"batch_sizes": [1, 0]}, "batch size", "0"),
-        ({"threads": 0}, "threads", "0"),
+        ({"functions": ("rosenbrok",)}, "'rosenbrok'", "mlp, rosenbrock"),
+        ({"functions": ()}, "no function", "mlp, rosenbrock"),
+        ({"transforms": ("hess",)}, "'hess'", "hessian"),
+        ({"transforms": ()}, "no transformation", "hessian"),
+        ({"modes": ("jit",)}, "'jit'", "eager, compiled"),
+        ({"dim": 0}, "dim 0", "≥ 2"),
+        ({"dim": 1}, "dim 1", "≥ 2"),
+        ({"hidden": -3}, "hidden -3", "> 0"),
+        ({"batch": 0}, "batch 0", "> 0"),
+        ({"batch_sizes": (1, 0)}, "batch size 0", "> 0"),
+        ({"threads": 0}, "threads 0", "> 0"),
+        ({"budget_s": float("inf")}, "budget inf", "finite"),
+        ({"budget_s": -1.0}, "budget -1.0", "> 0"),
     ],
 )
-def test_bad_input_is_one_line_twinbench_error(kwargs: dict, bad: str, valid: str) -> None:
+def test_bad_setting_is_one_line_naming_the_value(kwargs: dict, bad: str, valid: str) -> None:
     with pytest.raises(TwinbenchError) as info:
-        suite.run_suite(**kwargs)
+        AutodiffSettings(**kwargs).validate()
     message = str(info.value)
     assert bad in message and valid in message and "\n" not in message
+
+
+def test_more_threads_than_cores_is_an_environment_check() -> None:
+    settings = AutodiffSettings(threads=999)
+    settings.validate()  # pure: no look at the machine
+    with pytest.raises(TwinbenchError, match="threads 999 is invalid; valid: an integer from 1"):
+        settings.check_environment()
+    with pytest.raises(TwinbenchError, match="threads 999"):
+        suite.run_autodiff(settings)
+
+
+def test_defaults_and_quick_presets_are_stored_as_before() -> None:
+    stored = AutodiffSettings(quick=True, threads=2).to_dict()
+    assert stored["budget_s"] == 0.05 and stored["batch_sizes"] == [1, 4, 16]
+    assert stored["memory"] == QUICK_MEMORY and stored["threads"] == 2
+    full = AutodiffSettings(dim=64, memory=False).to_dict()
+    assert full["budget_s"] == 0.25 and full["timing_sizes"]["dim"] == 64
+    assert full["memory"] is None and full["batch_sizes"][-1] == 256
 
 
 def test_bad_problem_names_and_sizes() -> None:
@@ -141,23 +168,25 @@ def test_time_cell_records_compile_errors_and_nan(monkeypatch: pytest.MonkeyPatc
 
 
 def test_tiny_run_end_to_end_and_saved(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    report = suite.run_suite(
-        functions=["rosenbrock"],
-        transforms=["grad", "hvp"],
-        modes=["eager"],
+    settings = AutodiffSettings(
+        functions=("rosenbrock",),
+        transforms=("grad", "hvp"),
+        modes=("eager",),
         quick=True,
-        batch_sizes=[],
+        batch_sizes=(),
         memory=False,
         budget_s=0.02,
     )
+    report = suite.run_autodiff(settings)
     assert not report.failures
     assert report.all_checks_passed and len(report.checks) == 4
     assert {(t["framework"], t["transform"]) for t in report.timings} == {
         (fw, t) for fw in ("torch", "jax") for t in ("grad", "hvp")
     }
     assert len(report.comparisons) == 2
-    assert "rosenbrock" in suite.format_summary(report)
-    run_id = suite.save(report, tmp_path)
+    markdown = render_markdown(report.to_dict())
+    assert "| rosenbrock grad | eager |" in markdown and "| rosenbrock hvp | pass" in markdown
+    run_id = record(report, tmp_path)
     with ResultStore(tmp_path / DB_NAME) as store:
         run = store.run(run_id)
     assert run.settings["kind"] == "autodiff" and run.status == "finished"
@@ -165,11 +194,18 @@ def test_tiny_run_end_to_end_and_saved(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_memory_worker_reports_both_accountings() -> None:
-    answer = suite.call_worker(
-        {"kind": "memory", "framework": "torch", "remat": True, **suite.QUICK_MEMORY},
+    answer = one_shot(
+        {"kind": "memory", "framework": "torch", "remat": True, **QUICK_MEMORY},
         threads=1,
         timeout=120,
+        module=suite.WORKER,
     )
     assert answer["accounting"]["bytes"] > 0
     assert answer["rss_method"]
     assert np.isfinite(answer["accounting"]["bytes"])
+
+
+def test_a_failing_worker_is_recorded_and_answers_none() -> None:
+    workers = suite._Workers(threads=1)
+    assert workers.ask({"kind": "unknown", "framework": "torch"}) is None
+    assert workers.failures == ["torch unknown: KeyError: 'unknown'"]

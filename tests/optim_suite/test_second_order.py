@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twinbench.optim_suite import make_problem, run_optim_suite, solve_second_order, torch_methods
+from twinbench.optim_suite import (
+    OptimSettings,
+    make_problem,
+    run_optim,
+    solve_second_order,
+    torch_methods,
+)
 
 pytest.importorskip("torch")
 pytest.importorskip("jax")
@@ -72,10 +78,12 @@ def test_logistic_regression_minimisers_agree(method):
 
 
 def test_suite_reports_pair_distances_and_implementations():
-    report = run_optim_suite(first_order=False, quick=True, problems=["linreg"])
+    report = run_optim(OptimSettings(first_order=False, quick=True, problems=("linreg",)))
     newton = report.result("linreg", "newton", "torch")
     assert newton.distance_other is not None and newton.distance_other < 1e-10
     assert newton.distance_reference is not None and newton.distance_reference < 1e-10
+    assert newton.wall_ci_low_s <= newton.wall_s <= newton.wall_ci_high_s  # type: ignore[operator]
+    assert newton.wall_block is not None and len(newton.wall_samples) == 1  # quick: one sample
     assert "PyTorch ships no BFGS" in report.result("linreg", "bfgs", "torch").implementation
     assert report.to_dict()["second_order"][0]["problem"] == "linreg"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from twinbench.errors import TwinbenchError
+from twinbench.validation import in_range, one_of, positive
 
 Array = npt.NDArray[np.float64]
 
@@ -40,21 +40,8 @@ TRANSFORMS = (
     "per_example_checkpoint",  # vmap(grad) of a checkpointed loss: a composition
 )
 SECOND_ORDER = ("hessian", "hvp")
+MIN_DIM = 2  # Rosenbrock couples neighbouring coordinates
 DEFAULT_SEED = 0
-
-
-def validate_positive(name: str, value: int) -> int:
-    """``value`` if it is a positive integer, else a one-line TwinbenchError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise TwinbenchError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def validate_names(kind: str, names: tuple[str, ...] | list[str], valid: tuple[str, ...]) -> None:
-    """Raise a one-line TwinbenchError for the first name not in ``valid``."""
-    for name in names:
-        if name not in valid:
-            raise TwinbenchError(f"unknown {kind} {name!r}; valid: {', '.join(valid)}")
 
 
 @dataclass(frozen=True)
@@ -69,10 +56,9 @@ class Sizes:
     mlp_hidden_layers: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("dim", "hidden", "batch", "mlp_in", "mlp_out", "mlp_hidden_layers"):
-            validate_positive(name, getattr(self, name))
-        if self.dim < 2:
-            raise TwinbenchError(f"dim {self.dim} is too small: Rosenbrock needs dim >= 2")
+        for name in ("hidden", "batch", "mlp_in", "mlp_out", "mlp_hidden_layers"):
+            positive(name, getattr(self, name), integer=True)
+        in_range("dim", self.dim, low=MIN_DIM, integer=True)
 
     @property
     def mlp_layers(self) -> tuple[int, ...]:
@@ -131,8 +117,8 @@ def make_problem(
     name: str, sizes: Sizes, *, batch: int | None = None, seed: int = DEFAULT_SEED
 ) -> Problem:
     """The problem ``name`` at ``sizes`` (``batch`` overrides the number of examples)."""
-    validate_names("function", [name], FUNCTIONS)
-    batch = validate_positive("batch", batch if batch is not None else sizes.batch)
+    one_of("function", [name], FUNCTIONS)
+    batch = int(positive("batch", batch if batch is not None else sizes.batch, integer=True))
     rng = np.random.default_rng([seed, FUNCTIONS.index(name)])
     if name == "mlp":
         layers = sizes.mlp_layers
@@ -163,7 +149,7 @@ def segments(hidden_layers: int) -> list[range]:
 def make_deep_mlp(depth: int, width: int, batch: int, *, seed: int = DEFAULT_SEED) -> Problem:
     """The memory experiment's MLP: ``depth`` tanh layers of ``width`` on ``batch`` examples."""
     for name, value in (("depth", depth), ("width", width), ("batch", batch)):
-        validate_positive(name, value)
+        positive(name, value, integer=True)
     layers = (width, *([width] * depth), width)
     rng = np.random.default_rng([seed, len(FUNCTIONS)])
     x = mlp_init(layers, rng)

@@ -1,7 +1,7 @@
 """One framework's process for the autodiff suite: ``python -m twinbench.autodiff.worker``.
 
-The parent writes one JSON request on stdin and reads one JSON answer from the last line of
-stdout. Requests (``kind``): ``check`` (float64 evaluations with finite-difference references),
+It speaks the one worker protocol (`twinbench.harness.process.serve`): one request, one answer.
+Requests (``kind``): ``check`` (float64 evaluations with finite-difference references),
 ``time`` (timed cells) and ``memory`` (one gradient step of the deep MLP, with or without
 checkpointing). Only one framework is imported per process, so neither's thread pools,
 allocator or compilation caches touch the other's numbers.
@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
-import os
-import sys
 from pathlib import Path
 from time import perf_counter
 from types import ModuleType
@@ -21,22 +18,16 @@ from typing import Any
 
 from twinbench.autodiff.functions import Sizes, make_deep_mlp, make_problem
 from twinbench.harness import timing
-from twinbench.harness.stats import is_converged, summarize
+from twinbench.harness.process import Handler, serve, thread_budget
+from twinbench.harness.stats import Summary, is_converged, summarize
 
 COMPILED_TOLERANCE = 1e-4  # float32: compiled and eager results may differ by reassociation
-MODES = {"eager": "eager", "compiled": "compiled"}
-
-
-def _pin_threads() -> None:
-    """Restrict this process to the run's thread budget before the framework is imported."""
-    threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
-    if threads and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
 
 
 def side(framework: str) -> ModuleType:
+    """The framework's side module, configured for this worker's thread budget."""
     module = importlib.import_module(f"twinbench.autodiff.{framework}_side")
-    module.configure(int(os.environ.get("TWINBENCH_THREADS", "0")))
+    module.configure(thread_budget())
     return module
 
 
@@ -88,14 +79,7 @@ def time_cell(
 
         result["warmup_steps"] = timing.warm_up(step, sd.sync)
         block = timing.calibrate_block(step, sd.sync)
-        samples: list[float] = []
-        deadline = perf_counter() + budget
-        chunk = max(budget / 5, timing.MIN_BLOCK_SECONDS)
-        while True:
-            samples += timing.time_blocks(step, sd.sync, block, chunk)
-            summary = summarize(samples)
-            if is_converged(summary) or perf_counter() >= deadline:
-                break
+        samples, summary = time_until_converged(step, sd.sync, block, budget)
         result.update(
             block=block,
             samples=samples,
@@ -110,6 +94,21 @@ def time_cell(
     except Exception as exc:  # recorded with its message: never hidden, never fatal to the run
         result.update(status="error", error=_one_line(exc))
     return result
+
+
+def time_until_converged(
+    step: timing.Step, sync: timing.Sync, block: int, budget: float
+) -> tuple[list[float], Summary]:
+    """Blocks of ``block`` steps, a fifth of ``budget`` at a time, until the median's CI is
+    within ±2 % or the budget is spent; the samples and their summary."""
+    samples: list[float] = []
+    deadline = perf_counter() + budget
+    chunk = max(budget / 5, timing.MIN_BLOCK_SECONDS)
+    while True:
+        samples += timing.time_blocks(step, sync, block, chunk)
+        summary = summarize(samples)
+        if is_converged(summary) or perf_counter() >= deadline:
+            return samples, summary
 
 
 def run_timing(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -168,21 +167,8 @@ def run_memory(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-HANDLERS = {"check": run_checks, "time": run_timing, "memory": run_memory}
-
-
-def main() -> None:
-    _pin_threads()
-    request = json.loads(sys.stdin.read())
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr  # anything the frameworks print goes to stderr
-    try:
-        answer: dict[str, Any] = {"result": HANDLERS[request["kind"]](request)}
-    except Exception as exc:
-        answer = {"error": _one_line(exc)}
-    real_stdout.write(json.dumps(answer) + "\n")
-    real_stdout.flush()
+HANDLERS: dict[str, Handler] = {"check": run_checks, "time": run_timing, "memory": run_memory}
 
 
 if __name__ == "__main__":
-    main()
+    serve(HANDLERS)

@@ -12,22 +12,41 @@ from rich.markup import escape
 
 from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, int_list
+from twinbench.errors import TwinbenchError
+from twinbench.store import DB_NAME
+from twinbench.suite import SuiteResult, record, view_for
 
 
 def publish_suite(
-    out: Path, report: Any, text: str, save: Callable[[Any, Path], int], *, as_json: bool
+    out: Path,
+    result: SuiteResult,
+    text: str | None = None,
+    save: Callable[[Any, Path], int] | None = None,
+    *,
+    as_json: bool,
 ) -> None:
-    """Print a suite's result, store it as a run, and keep its rendered tables with the run so
-    that `twinbench report` shows them later."""
-    from twinbench.store import DB_NAME, ResultStore
+    """Print a suite's result (its view's Markdown, or JSON), store it as a run, and keep the
+    rendering with the run so that `twinbench report` shows it later.
 
+    ``text`` and ``save`` serve a suite not yet on the contract (no view, its own store call).
+    """
+    if text is None:
+        view = view_for(result.kind)
+        if view is None:
+            raise TwinbenchError(f"no report view for suite kind '{result.kind}'")
+        text = view.markdown(result.to_dict())
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        print(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
-    run_id = save(report, out)
-    with ResultStore(out / DB_NAME) as store:
-        store.set_run_info(run_id, "suite_report", text)
+    if save is None:
+        run_id = record(result, out, text=text)
+    else:
+        from twinbench.store import ResultStore
+
+        run_id = save(result, out)
+        with ResultStore(out / DB_NAME) as store:
+            store.set_run_info(run_id, "suite_report", text)
     console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
 
 
@@ -61,27 +80,28 @@ def optim(
     as_json: AsJson = False,
 ) -> None:
     """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
-    from twinbench.optim_suite import render_markdown, run_optim_suite, save
+    from twinbench.optim_suite import OptimSettings, run_optim
 
+    defaults = OptimSettings()
+    settings = OptimSettings(
+        problems=tuple(csv_list(problem) or defaults.problems),
+        methods=tuple(csv_list(method) or defaults.methods),
+        dim=dim,
+        gtol=gtol,
+        max_iter=max_iter,
+        repeats=repeats,
+        workloads=tuple(csv_list(workload) or defaults.workloads),
+        optimizers=tuple(csv_list(optimizer) or defaults.optimizers),
+        size=size,
+        steps=steps,
+        seed=seed,
+        quick=quick,
+        first_order=not no_first_order,
+        second_order=not no_second_order,
+    )
     with err_console.status("running the optimizer suite…") as status:
-        report = run_optim_suite(
-            problems=csv_list(problem),
-            methods=csv_list(method),
-            dim=dim,
-            gtol=gtol,
-            max_iter=max_iter,
-            repeats=repeats,
-            workloads=csv_list(workload),
-            optimizers=csv_list(optimizer),
-            size=size,
-            steps=steps,
-            seed=seed,
-            quick=quick,
-            first_order=not no_first_order,
-            second_order=not no_second_order,
-            progress=lambda m: status.update(escape(m)),
-        )
-    publish_suite(out, report, render_markdown(report), save, as_json=as_json)
+        report = run_optim(settings, progress=lambda m: status.update(escape(m)))
+    publish_suite(out, report, as_json=as_json)
 
 
 @app.command()
@@ -112,22 +132,23 @@ def autodiff(
     as_json: AsJson = False,
 ) -> None:
     """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
-    from twinbench.autodiff import FUNCTIONS, MODES, TRANSFORMS, format_summary, run_suite, save
+    from twinbench.autodiff import AutodiffSettings, run_autodiff
 
+    defaults = AutodiffSettings()
+    settings = AutodiffSettings(
+        functions=tuple(csv_list(function) or defaults.functions),
+        transforms=tuple(csv_list(transform) or defaults.transforms),
+        modes=tuple(csv_list(mode) or defaults.modes),
+        quick=quick,
+        dim=dim,
+        hidden=hidden,
+        batch=batch,
+        batch_sizes=int_list("--batch-sizes", batch_sizes) or None,
+        threads=threads,
+        budget_s=budget,
+        memory=not no_memory,
+        seed=seed,
+    )
     with err_console.status("running the autodiff suite…") as status:
-        report = run_suite(
-            functions=csv_list(function) or FUNCTIONS,
-            transforms=csv_list(transform) or TRANSFORMS,
-            quick=quick,
-            dim=dim,
-            hidden=hidden,
-            batch=batch,
-            batch_sizes=int_list("--batch-sizes", batch_sizes) or None,
-            modes=csv_list(mode) or MODES,
-            threads=threads,
-            budget_s=budget,
-            memory=not no_memory,
-            seed=seed,
-            progress=lambda m: status.update(escape(m)),
-        )
-    publish_suite(out, report, format_summary(report), save, as_json=as_json)
+        report = run_autodiff(settings, progress=lambda m: status.update(escape(m)))
+    publish_suite(out, report, as_json=as_json)

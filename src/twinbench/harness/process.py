@@ -1,4 +1,11 @@
-"""The parent's handle on one worker subprocess: send, receive with a deadline, record failures."""
+"""The one worker protocol: every suite's framework code runs in a subprocess started here.
+
+The parent starts ``python -m <module>`` with the run's thread budget in its environment
+(`WorkerProcess`, `one_shot`) and writes one JSON request line; the worker answers with one JSON
+object per line: ``{"result": ...}``, ``{"error": "..."}`` or, in a conversation, whatever the
+two sides agreed. The worker's side is `serve` (its main) and `pin_threads`, which it calls
+before any framework is imported. Only this module knows the wire format.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,22 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Any
+import traceback
+from collections.abc import Callable, Mapping
+from typing import IO, Any
 
 from twinbench.harness.environment import thread_environment
 
 STDERR_TAIL = 2000  # characters of a failed worker's stderr kept with its record
+HARNESS_WORKER = "twinbench.harness.worker"
+THREADS_VARIABLE = "TWINBENCH_THREADS"  # set by `thread_environment`; 0 or unset: no budget
+
+Request = dict[str, Any]
+Send = Callable[[dict[str, Any]], None]
+Handler = Callable[[Request], Any]
+"""Answers a request once: its return value is sent as ``{"result": ...}``."""
+Session = Callable[[Request, Send, IO[str]], None]
+"""Holds a conversation: sends any messages and reads the parent's further command lines."""
 
 
 class CellFailed(Exception):
@@ -37,13 +55,13 @@ def describe_exit(returncode: int) -> str:
 
 
 class WorkerProcess:
-    """``python -m twinbench.harness.worker`` with the run's thread budget in its environment."""
+    """``python -m <module>`` (a worker that calls `serve`) with ``threads`` as its budget."""
 
-    def __init__(self, request: dict[str, Any], *, threads: int) -> None:
+    def __init__(self, request: Request, *, threads: int, module: str = HARNESS_WORKER) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "twinbench.harness.worker"],
+            [sys.executable, "-m", module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -103,10 +121,62 @@ class WorkerProcess:
         self._stderr.close()
 
 
-def one_shot(request: dict[str, Any], *, threads: int, timeout: float) -> Any:
-    """Run a worker request that answers once (parity, probe) and return its result."""
-    worker = WorkerProcess(request, threads=threads)
+def one_shot(
+    request: Request, *, threads: int, timeout: float, module: str = HARNESS_WORKER
+) -> Any:
+    """Run a request that answers once (parity, probe, a suite's step) and return its result.
+
+    Raises `CellFailed` when the worker raised, crashed or gave no answer within ``timeout``.
+    """
+    worker = WorkerProcess(request, threads=threads, module=module)
     try:
         return worker.receive(timeout)["result"]
     finally:
         worker.close()
+
+
+# ---- the worker's side --------------------------------------------------------------------------
+
+
+def thread_budget() -> int:
+    """The threads this worker may use, as its parent set them; 0 when no budget was set."""
+    return int(os.environ.get(THREADS_VARIABLE, "0"))
+
+
+def pin_threads() -> int:
+    """Restrict this process to its thread budget's first cores; returns the budget.
+
+    Call it before a framework is imported: XLA sizes its thread pool from the CPU affinity.
+    """
+    threads = thread_budget()
+    if threads and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+    return threads
+
+
+def serve(handlers: Mapping[str, Handler], sessions: Mapping[str, Session] | None = None) -> None:
+    """A worker's main: pin its threads, read one request, answer it by its ``kind``.
+
+    A `Handler`'s return value is sent as the result; a `Session` talks on its own. An exception
+    is sent as ``{"error": "Type: message"}`` (its traceback goes to stderr, which the parent
+    keeps) and the worker exits with status 1. Anything the frameworks print goes to stderr, so
+    stray output cannot corrupt the protocol.
+    """
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def send(message: dict[str, Any]) -> None:
+        protocol.write(json.dumps(message, default=float) + "\n")
+
+    pin_threads()
+    request: Request = json.loads(sys.stdin.readline())
+    kind = request["kind"]
+    try:
+        if sessions and kind in sessions:
+            sessions[kind](request, send, sys.stdin)
+        else:
+            send({"result": handlers[kind](request)})
+    except Exception as exc:
+        traceback.print_exc()
+        send({"error": f"{type(exc).__name__}: {exc}"})
+        sys.exit(1)

@@ -22,15 +22,8 @@ from time import perf_counter
 from typing import IO, Any
 
 from twinbench.harness import timing
+from twinbench.harness.process import pin_threads
 from twinbench.modes import FRAMEWORK_OF
-
-
-def _pin_threads() -> None:
-    """Restrict this process to the run's thread budget, before any framework is imported."""
-    threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
-    if threads and hasattr(os, "sched_setaffinity"):
-        cores = sorted(os.sched_getaffinity(0))[:threads]
-        os.sched_setaffinity(0, cores)
 
 
 def _workload(request: dict[str, Any]) -> Any:
@@ -83,7 +76,7 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
 
     workload, size = _size(request)
     framework = FRAMEWORK_OF[request["mode"]]
-    source = inspect.getsourcefile(workload.twin(framework))  # type: ignore[arg-type]
+    source = inspect.getsourcefile(workload.twin(framework))
     return {
         "params": parameter_count(canonical_shapes(workload, size, framework, statistics=False)),
         "twin_loc": count_code_lines(Path(source)) if source else None,
@@ -180,7 +173,7 @@ def main() -> None:
     def send(message: dict[str, Any]) -> None:
         protocol.write(json.dumps(message, default=float) + "\n")
 
-    _pin_threads()
+    pin_threads()
     request = json.loads(sys.stdin.readline())
     try:
         if request["kind"] == "cell":

@@ -13,16 +13,10 @@ from twinbench.optim_suite.first_order import (
 )
 from twinbench.optim_suite.methods import IMPLEMENTATIONS, METHODS
 from twinbench.optim_suite.problems import DEFAULT_DIMS, PROBLEMS, QUICK_DIMS, Problem, make_problem
-from twinbench.optim_suite.suite import (
-    OptimReport,
-    SecondOrderResult,
-    first_order_rows,
-    render_markdown,
-    run_optim_suite,
-    save,
-    second_order_rows,
-    solve_second_order,
-)
+from twinbench.optim_suite.second_order import SecondOrderResult, solve_second_order
+from twinbench.optim_suite.settings import OptimSettings
+from twinbench.optim_suite.suite import OptimReport, run_optim
+from twinbench.optim_suite.view import first_order_rows, render_markdown, second_order_rows
 
 __all__ = [
     "DEFAULT_DIMS",
@@ -33,6 +27,7 @@ __all__ = [
     "QUICK_DIMS",
     "FirstOrderResult",
     "OptimReport",
+    "OptimSettings",
     "Problem",
     "SecondOrderResult",
     "compare_first_order",
@@ -40,8 +35,7 @@ __all__ = [
     "first_order_rows",
     "make_problem",
     "render_markdown",
-    "run_optim_suite",
-    "save",
+    "run_optim",
     "second_order_rows",
     "solve_second_order",
 ]

@@ -19,6 +19,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.parity import TOLERANCES, compare_curves
 from twinbench.registry import EXAMPLES, builtin
 from twinbench.spec import OptimizerConfig
+from twinbench.validation import one_of
 
 FIRST_ORDER = ("sgd", "sgd_momentum", "adam", "adamw")
 
@@ -53,10 +54,8 @@ class FirstOrderResult:
 
 def validate_first_order(workload: str, optimizer: str) -> None:
     """One-line TwinbenchError for an unknown workload or optimizer name."""
-    if workload not in EXAMPLES:
-        raise TwinbenchError(f"unknown workload '{workload}'; valid: {', '.join(EXAMPLES)}")
-    if optimizer not in FIRST_ORDER:
-        raise TwinbenchError(f"unknown optimizer '{optimizer}'; valid: {', '.join(FIRST_ORDER)}")
+    one_of("workload", [workload], EXAMPLES)
+    one_of("optimizer", [optimizer], FIRST_ORDER)
 
 
 def first_order_config(workload: str, optimizer: str, lr: float | None = None) -> OptimizerConfig:

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.optimize
 
 from twinbench.errors import TwinbenchError
+from twinbench.validation import one_of, positive
 
 PROBLEMS = ("linreg", "logreg", "rosenbrock")
 DEFAULT_DIMS = {"linreg": 50, "logreg": 20, "rosenbrock": 10}
@@ -54,10 +55,9 @@ class Problem:
 
 def validate_problem(name: str, dim: int | None = None) -> None:
     """One-line TwinbenchError for an unknown problem or a dimension it cannot have."""
-    if name not in PROBLEMS:
-        raise TwinbenchError(f"unknown problem '{name}'; valid: {', '.join(PROBLEMS)}")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-        raise TwinbenchError(f"dimension must be a positive integer, got {dim!r} for '{name}'")
+    one_of("problem", [name], PROBLEMS)
+    if dim is not None:
+        positive("dimension", dim, integer=True)
     if dim is not None and dim < MIN_DIMS[name]:
         raise TwinbenchError(f"problem '{name}' needs dimension >= {MIN_DIMS[name]}, got {dim}")
 
