@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from twinbench.backends import initial_weights, make_runner
+from twinbench.backends.protocols import Runner
 from twinbench.errors import TwinbenchError
 from twinbench.registry import resolve
 from twinbench.spec import Batch, Size, Workload
@@ -147,30 +148,21 @@ class ParityReport:
         return {"passed": self.passed, "results": [r.to_dict() for r in self.results]}
 
 
+def _failed(name: str, tol: Tolerance, detail: str, *, difference: float = np.inf) -> Check:
+    """A check that fails before any element is compared (``difference``: inf, or NaN when a
+    value is not finite)."""
+    return Check(name, False, difference, difference, tol.atol, tol.rtol, detail=detail)
+
+
 def compare(name: str, reference: np.ndarray, other: np.ndarray, tol: Tolerance) -> Check:
     """Elementwise comparison; non-finite values or a shape mismatch always fail."""
     reference, other = np.asarray(reference, np.float64), np.asarray(other, np.float64)
     if reference.shape != other.shape:
-        return Check(
-            name,
-            False,
-            np.inf,
-            np.inf,
-            tol.atol,
-            tol.rtol,
-            detail=f"shapes differ: torch {reference.shape}, jax {other.shape}",
-        )
+        return _failed(name, tol, f"shapes differ: torch {reference.shape}, jax {other.shape}")
     if not (np.isfinite(reference).all() and np.isfinite(other).all()):
         side = "torch" if not np.isfinite(reference).all() else "jax"
-        return Check(
-            name,
-            False,
-            np.nan,
-            np.nan,
-            tol.atol,
-            tol.rtol,
-            detail=f"non-finite values (NaN or Inf) in the {side} result",
-        )
+        detail = f"non-finite values (NaN or Inf) in the {side} result"
+        return _failed(name, tol, detail, difference=np.nan)
     diff = np.abs(reference - other)
     max_abs = float(diff.max(initial=0.0))
     significant = np.abs(reference) > tol.atol
@@ -196,15 +188,7 @@ def compare_gradients(
     tensor furthest out of tolerance."""
     missing = sorted(set(torch_grads) ^ set(jax_grads))
     if missing:
-        return Check(
-            name,
-            False,
-            np.inf,
-            np.inf,
-            tol.atol,
-            tol.rtol,
-            detail=f"parameters present in one twin only: {', '.join(missing)}",
-        )
+        return _failed(name, tol, f"parameters present in one twin only: {', '.join(missing)}")
     checks = {n: compare(n, torch_grads[n], jax_grads[n], tol) for n in torch_grads}
     worst = max(
         checks,
@@ -267,11 +251,11 @@ def compare_curves(
 
 
 def find_divergence(
-    torch_runner: Any, jax_runner: Any, batch: Batch, tol: Tolerance
+    torch_runner: Runner, jax_runner: Runner, batch: Batch, tol: Tolerance
 ) -> Divergence | None:
     """The first module (in PyTorch's execution order) whose output differs between the twins."""
     torch_acts = torch_runner.activations(batch)
-    jax_acts = jax_runner.activations(batch)
+    jax_acts = {name: act.output for name, act in jax_runner.activations(batch).items()}
     previous = None
     for name, (torch_out, torch_in) in torch_acts.items():
         if name not in jax_acts or jax_acts[name].shape != torch_out.shape:

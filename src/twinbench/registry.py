@@ -9,7 +9,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.spec import Workload, load_module_from_path
 
 # The built-in workloads, in the order `twinbench list` and the default suite show them: the
-# seeds' own examples, then the model zoo.
+# small examples (linear regression, the 1-10-1 regression MLP, XOR), then the model zoo.
 EXAMPLES = ("linreg", "mlp", "xor")
 ZOO = ("resnet", "bert", "gpt", "lstm", "gru")
 BUILTIN = EXAMPLES + ZOO
@@ -19,11 +19,12 @@ def builtin(name: str) -> Workload:
     """A built-in workload by name; a one-line error lists the valid names."""
     if name not in BUILTIN:
         raise TwinbenchError(f"unknown workload '{name}'; valid: {', '.join(BUILTIN)}")
-    return importlib.import_module(f"twinbench.workloads.{name}").WORKLOAD  # type: ignore[no-any-return]
+    workload: Workload = importlib.import_module(f"twinbench.workloads.{name}").WORKLOAD
+    return workload
 
 
 def from_file(path: str | Path) -> Workload:
-    """The ``WORKLOAD`` a user's file defines (see ADDING_WORKLOADS.md)."""
+    """The ``WORKLOAD`` (a `twinbench.WorkloadSpec`) a user's file defines."""
     path = Path(path)
     if not path.is_file():
         raise TwinbenchError(f"workload file {path} does not exist")
@@ -33,8 +34,11 @@ def from_file(path: str | Path) -> Workload:
         raise TwinbenchError(f"workload file {path} defines no WORKLOAD (a twinbench.WorkloadSpec)")
     for attribute in ("name", "description", "sizes", "batches", "twin", "twin_path", "size"):
         if not hasattr(workload, attribute):
-            raise TwinbenchError(f"WORKLOAD in {path} lacks '{attribute}'; see ADDING_WORKLOADS.md")
-    return workload  # type: ignore[no-any-return]
+            raise TwinbenchError(
+                f"WORKLOAD in {path} lacks '{attribute}'; define it as a twinbench.WorkloadSpec"
+            )
+    checked: Workload = workload
+    return checked
 
 
 def resolve(names: list[str] | None = None, files: list[str] | None = None) -> list[Workload]:

@@ -1,11 +1,24 @@
-"""Framework adapters. Each backend is imported only when its framework is needed."""
+"""Framework adapters. Each backend is imported only when its framework is needed.
+
+`Runner` and `Bench` (`twinbench.backends.protocols`) are what parity and the timing harness
+ask of a backend; `twinbench.backends.layouts` is the one table of torch ⇄ canonical layouts.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
+from twinbench.backends.protocols import Activation, Bench, Runner
 from twinbench.canonical import Canonical, init_canonical
 from twinbench.spec import Framework, Size, Workload, available_frameworks, require_framework
+
+__all__ = [
+    "Activation",
+    "Bench",
+    "Runner",
+    "canonical_shapes",
+    "initial_weights",
+    "make_runner",
+    "parameter_counts",
+]
 
 
 def make_runner(
@@ -15,7 +28,7 @@ def make_runner(
     *,
     dtype: str = "float32",
     device: str = "cpu",
-) -> Any:
+) -> Runner:
     """The parity runner (`TorchRunner` or `JaxRunner`) for one twin of ``workload``."""
     require_framework(framework)
     if framework == "torch":
@@ -45,13 +58,15 @@ def canonical_shapes(
     if framework == "torch":
         from twinbench.backends import torch_backend
 
-        model = torch_backend.build_on_meta(workload, size)
-        return torch_backend.canonical_shapes(model, statistics=statistics)
+        return torch_backend.canonical_shapes(
+            torch_backend.build_on_meta(workload, size), statistics=statistics
+        )
     require_framework(framework)  # say what to install when it is missing
     from twinbench.backends import jax_backend
 
-    model = jax_backend.build_abstract(workload, size)
-    return jax_backend.canonical_shapes(model, statistics=statistics)
+    return jax_backend.canonical_shapes(
+        jax_backend.build_abstract(workload, size), statistics=statistics
+    )
 
 
 def initial_weights(

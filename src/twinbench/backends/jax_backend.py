@@ -5,7 +5,7 @@ Canonical layouts are Flax's own, so converting is flattening the parameter stat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -14,6 +14,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from twinbench.backends import initial_weights
+from twinbench.backends.protocols import Activation
 from twinbench.canonical import Canonical, check_compatible
 from twinbench.spec import Batch, OptimizerConfig, Size, Workload
 
@@ -24,7 +26,10 @@ def _name(path: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in path)
 
 
-def state_to_canonical(state: nnx.State) -> Canonical:
+ModelState = nnx.State[Any, Any]  # flax leaves State's key and value types open
+
+
+def state_to_canonical(state: ModelState) -> Canonical:
     """A parameter (or gradient) state as canonical float32 NumPy arrays."""
     return {
         _name(path): np.array(variable.get_value(), dtype=np.float32)
@@ -114,27 +119,56 @@ def to_device(batch: Batch, device: jax.Device | None, dtype: Any) -> dict[str, 
 def build_abstract(workload: Workload, size: Size) -> nnx.Module:
     """The twin's model with abstract arrays only (no memory), for shapes and counts."""
     twin = workload.twin("jax")
-    return nnx.eval_shape(lambda: twin.build(size.config))
+    model: nnx.Module = nnx.eval_shape(lambda: twin.build(size.config))
+    return model
 
 
 class JaxRunner:
-    """Runs a workload's JAX twin for the parity checks."""
+    """Runs a workload's JAX twin for the parity checks.
+
+    The model is built abstractly (`nnx.eval_shape`, no random init) and takes its values from
+    the first `load`; until then it holds the canonical init for seed 0 (`initial_weights`).
+    A twin with state besides parameters and running statistics (an RNG stream, a cached table)
+    is built eagerly instead, since that state has no canonical values to load. ``outputs`` and
+    ``loss_and_grads`` run jitted, as the twin is timed.
+    """
 
     framework = "jax"
 
     def __init__(
         self, workload: Workload, size: Size, *, dtype: str = "float32", device: str = "cpu"
     ) -> None:
+        self.workload = workload
         self.twin = workload.twin("jax")
         self.size = size
         self.device = jax.devices(device)[0]
         self.dtype = DTYPES[dtype]
-        with jax.default_device(self.device):
-            self.model = self.twin.build(size.config)
-        cast_params(self.model, self.dtype)
+
+        def build() -> nnx.Module:
+            model: nnx.Module = self.twin.build(size.config)
+            cast_params(model, self.dtype)
+            return model
+
+        self._model = nnx.eval_shape(build)
+        self._loaded = False  # abstract until `load`
+        if len(nnx.to_flat_state(nnx.state(self._model, nnx.Not(WEIGHTS)))):
+            with jax.default_device(self.device):  # state no load fills in: the twin's own init
+                self._model = build()
+            self._loaded = True
+        self._forward = nnx.jit(self.twin.forward)
+        self._loss_and_grads = nnx.jit(nnx.value_and_grad(self.twin.loss_fn))
+
+    @property
+    def model(self) -> nnx.Module:
+        """The twin's model, with concrete values (the canonical init if nothing was loaded)."""
+        if not self._loaded:
+            self.load(initial_weights(self.workload, self.size))
+        return self._model
 
     def load(self, weights: Mapping[str, np.ndarray]) -> None:
-        load_canonical(self.model, weights)
+        with jax.default_device(self.device):
+            load_canonical(self._model, weights)
+        self._loaded = True
 
     def weights(self) -> Canonical:
         return to_canonical(self.model)
@@ -143,19 +177,20 @@ class JaxRunner:
         return statistics_to_canonical(self.model)
 
     def set_mode(self, train: bool) -> None:
+        # flax's Module.train and .eval are unannotated
         if train:
-            self.model.train()
+            self._model.train()  # type: ignore[no-untyped-call]
         else:
-            self.model.eval()
+            self._model.eval()  # type: ignore[no-untyped-call]
 
     def _batch(self, batch: Batch) -> dict[str, jax.Array]:
         return to_device(batch, self.device, self.dtype)
 
     def outputs(self, batch: Batch) -> np.ndarray:
-        return np.asarray(self.twin.forward(self.model, self._batch(batch)), dtype=np.float32)
+        return np.asarray(self._forward(self.model, self._batch(batch)), dtype=np.float32)
 
     def loss_and_grads(self, batch: Batch) -> tuple[float, Canonical]:
-        loss, grads = nnx.value_and_grad(self.twin.loss_fn)(self.model, self._batch(batch))
+        loss, grads = self._loss_and_grads(self.model, self._batch(batch))
         return float(loss), state_to_canonical(grads)
 
     def train_curve(self, batches: list[Batch], config: OptimizerConfig) -> list[float]:
@@ -164,15 +199,18 @@ class JaxRunner:
         loss_fn = self.twin.loss_fn
 
         @nnx.jit
-        def step(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, jax.Array]) -> Any:
+        def step(
+            model: nnx.Module, optimizer: nnx.Optimizer[nnx.Module], batch: dict[str, jax.Array]
+        ) -> jax.Array:
             loss, grads = nnx.value_and_grad(loss_fn)(model, batch)
             optimizer.update(model, grads)
-            return loss
+            return loss  # type: ignore[no-any-return]  # the twin's loss_fn is untyped
 
         return [float(step(self.model, optimizer, self._batch(batch))) for batch in batches]
 
-    def activations(self, batch: Batch) -> dict[str, np.ndarray]:
-        """Each submodule's output (first call), by canonical module name."""
+    def activations(self, batch: Batch) -> dict[str, Activation]:
+        """Each submodule's output (first call), by canonical module name; NNX records no
+        inputs."""
         forward = nnx.capture(self.twin.forward, nnx.Intermediate, method_outputs=nnx.Intermediate)
         _, intermediates = forward(self.model, self._batch(batch))
         recorded = {}
@@ -181,12 +219,14 @@ class JaxRunner:
             value = variable.get_value()
             first = value[0] if isinstance(value, tuple) else value
             if method == "__call__" and module_path and isinstance(first, jax.Array):
-                recorded[_name(tuple(module_path))] = np.asarray(first, dtype=np.float32)
+                recorded[_name(tuple(module_path))] = Activation(
+                    np.asarray(first, dtype=np.float32), None
+                )
         return recorded
 
     def apply_layer(self, name: str, x: np.ndarray) -> np.ndarray:
         """Run the submodule ``name`` alone on input ``x`` (to tell a layer from its input)."""
-        module: Callable[[jax.Array], jax.Array] = self.model
+        module: Any = self.model
         for part in name.split("."):
-            module = module[int(part)] if part.isdigit() else getattr(module, part)  # type: ignore[index]
+            module = module[int(part)] if part.isdigit() else getattr(module, part)
         return np.asarray(module(jnp.asarray(x, dtype=self.dtype)), dtype=np.float32)

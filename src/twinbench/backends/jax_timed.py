@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from itertools import cycle, islice
 from time import perf_counter
 from typing import Any
@@ -12,11 +11,22 @@ import jax
 from flax import nnx
 
 from twinbench.backends import initial_weights
-from twinbench.backends.jax_backend import DTYPES, cast_params, load_canonical, make_tx, to_device
+from twinbench.backends.jax_backend import (
+    DTYPES,
+    ModelState,
+    cast_params,
+    load_canonical,
+    make_tx,
+    to_device,
+)
 from twinbench.spec import Size, Workload
 
 DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in the compiled module
+
+
+def _block_until_ready(tree: object) -> None:
+    jax.block_until_ready(tree)  # type: ignore[no-untyped-call]  # unannotated in jax
 
 
 class JaxBench:
@@ -39,9 +49,8 @@ class JaxBench:
         seed: int,
         allow_tf32: bool,
     ) -> None:
-        jax.config.update(
-            "jax_default_matmul_precision", "tensorfloat32" if allow_tf32 else "highest"
-        )
+        precision = "tensorfloat32" if allow_tf32 else "highest"
+        jax.config.update("jax_default_matmul_precision", precision)  # type: ignore[no-untyped-call]  # jax's config.update is unannotated
         self.jit = mode == "jax-jit"
         target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
         twin = workload.twin("jax")
@@ -65,11 +74,12 @@ class JaxBench:
             objects = (model, optimizer)
 
             def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
+                loss: jax.Array
                 loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
                 optimizer.update(model, grads)
                 return loss
 
-            def pure_step(state: nnx.State, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+            def pure_step(state: ModelState, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
                 model, optimizer = nnx.merge(graphdef, state)
                 loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
                 optimizer.update(model, grads)
@@ -81,16 +91,17 @@ class JaxBench:
             objects = model
 
             def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
-                return twin.forward(model, batch)
+                outputs: jax.Array = twin.forward(model, batch)
+                return outputs
 
-            def pure_step(state: nnx.State, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+            def pure_step(state: ModelState, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
                 return state, twin.forward(nnx.merge(graphdef, state), batch)
 
             donate = ()
         graphdef, self._state = nnx.split(objects)
         self._eager_step = eager_step
         self._jitted = jax.jit(pure_step, donate_argnums=donate)
-        self._compiled: Callable[..., Any] | None = None
+        self._compiled: jax.stages.Compiled | None = None
 
     def compile(self) -> float | None:
         """Ahead-of-time ``lower()`` + ``compile()`` of the step, timed (jit mode only)."""
@@ -107,7 +118,7 @@ class JaxBench:
         return out
 
     def sync(self, out: Any = None) -> None:
-        jax.block_until_ready(out if out is not None else self._state)
+        _block_until_ready(out if out is not None else self._state)
 
     def flops_per_step(self) -> float | None:
         """FLOPs of one step from XLA's ``cost_analysis()`` of the compiled step.
@@ -137,11 +148,11 @@ def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:
     a = jax.device_put(jax.random.normal(key_a, (n, n), DTYPES[dtype]), target)
     b = jax.device_put(jax.random.normal(key_b, (n, n), DTYPES[dtype]), target)
     matmul = jax.jit(jax.numpy.matmul).lower(a, b).compile()
-    jax.block_until_ready(matmul(a, b))
+    _block_until_ready(matmul(a, b))
     best = float("inf")
     deadline = perf_counter() + seconds
     while perf_counter() < deadline:
         start = perf_counter()
-        jax.block_until_ready(matmul(a, b))
+        _block_until_ready(matmul(a, b))
         best = min(best, perf_counter() - start)
     return 2 * n**3 / best

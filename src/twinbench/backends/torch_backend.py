@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 
 from twinbench.backends import layouts
 from twinbench.backends.layouts import Axes, Layout, Leaf
+from twinbench.backends.protocols import Activation
 from twinbench.canonical import Canonical, check_compatible
 from twinbench.errors import TwinbenchError
 from twinbench.spec import Batch, OptimizerConfig, Size, Workload, image_keys_of
@@ -212,17 +212,17 @@ class TorchRunner:
             losses.append(float(loss.detach()))
         return losses
 
-    def activations(self, batch: Batch) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """Each submodule's (output, single input), in the order the modules finished."""
-        recorded: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    def activations(self, batch: Batch) -> dict[str, Activation]:
+        """Each submodule's output and single input, in the order the modules finished."""
+        recorded: dict[str, Activation] = {}
 
-        def hook(name: str) -> Callable[..., None]:
-            def record(_module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+        def hook(name: str) -> Callable[[nn.Module, tuple[object, ...], object], None]:
+            def record(_module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
                 if name in recorded or not isinstance(output, torch.Tensor):
                     return  # a module called twice is compared on its first call
                 single = inputs[0] if len(inputs) == 1 else None
                 x = self._channels_last(single) if isinstance(single, torch.Tensor) else None
-                recorded[name] = (self._channels_last(output), x)
+                recorded[name] = Activation(self._channels_last(output), x)
 
             return record
 
@@ -235,3 +235,11 @@ class TorchRunner:
             for handle in handles:
                 handle.remove()
         return recorded
+
+    def apply_layer(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Run the submodule ``name`` alone on input ``x``, both in the JAX twin's layout."""
+        tensor = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
+        if self.image_keys and tensor.dim() == 4:
+            tensor = tensor.permute(0, 3, 1, 2)
+        with torch.no_grad():
+            return self._channels_last(self.model.get_submodule(name)(tensor))

@@ -33,7 +33,7 @@ def _rnn_layer_flops(input: Any, weight_ih: Any, weight_hh: Any, *_: Any, **__: 
     ``2 · (T·B) · G·H · (in + H)`` (gate element-wise work not counted, as for nn.Linear)."""
     steps_times_batch = input.numel() // input.shape[-1]  # (T, B, in), (B, T, in) or packed
     gates_hidden, in_features = weight_ih.shape
-    return 2 * steps_times_batch * gates_hidden * (in_features + weight_hh.shape[1])
+    return int(2 * steps_times_batch * gates_hidden * (in_features + weight_hh.shape[1]))
 
 
 def _rnn_layer_backward_flops(
@@ -106,13 +106,15 @@ class TorchBench:
                 loss = twin.loss_fn(model, batch)
                 loss.backward()
                 optimizer.step()
-                return loss.detach()
+                detached: torch.Tensor = loss.detach()
+                return detached
         else:
             model.eval()
 
             def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
                 with torch.no_grad():
-                    return twin.forward(model, batch)
+                    outputs: torch.Tensor = twin.forward(model, batch)
+                return outputs
 
         self._eager_step = step
         self._step = torch.compile(step, mode=compile_mode) if mode == "torch-compile" else step
@@ -142,7 +144,11 @@ def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:
     """Best FLOP/s of an n×n matmul over about ``seconds``: the machine's achievable peak."""
     a = torch.randn(n, n, dtype=DTYPES[dtype], device=device)
     b = torch.randn(n, n, dtype=DTYPES[dtype], device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     best = float("inf")
     deadline = perf_counter() + seconds
     while perf_counter() < deadline:
