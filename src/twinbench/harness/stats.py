@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy import stats
 
 NOISY_IQR_FRACTION = 0.10
+Samples = Sequence[float] | npt.NDArray[np.float64]
 N_RESAMPLES = 2000
 
 
@@ -59,14 +60,14 @@ class Ratio:
         return self.ci_low > 1.0 or self.ci_high < 1.0
 
 
-def _as_array(samples: Sequence[float], name: str = "samples") -> npt.NDArray[np.float64]:
+def _as_array(samples: Samples, name: str = "samples") -> npt.NDArray[np.float64]:
     arr = np.asarray(samples, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
     return arr
 
 
-def summarize(samples: Sequence[float], *, confidence: float = 0.95, seed: int = 0) -> Summary:
+def summarize(samples: Samples, *, confidence: float = 0.95, seed: int = 0) -> Summary:
     """Summarise samples by median, IQR and a percentile-bootstrap CI of the median.
 
     With fewer than 3 samples the bootstrap is meaningless, so the CI is (min, max).
@@ -96,8 +97,8 @@ def is_converged(summary: Summary, *, rel_halfwidth: float = 0.02, min_samples: 
 
 
 def ratio_of_medians(
-    a: Sequence[float],
-    b: Sequence[float],
+    a: Samples,
+    b: Samples,
     *,
     confidence: float = 0.95,
     n_resamples: int = N_RESAMPLES,
@@ -121,13 +122,13 @@ def ratio_of_medians(
     return Ratio(point, float(lo), float(hi))
 
 
-def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+def mann_whitney_p(a: Samples, b: Samples) -> float:
     """Two-sided Mann-Whitney U test p-value that a and b come from the same distribution."""
     result = stats.mannwhitneyu(_as_array(a, "a"), _as_array(b, "b"), alternative="two-sided")
     return float(result.pvalue)
 
 
-Groups = Sequence[Sequence[float]]
+Groups = Sequence[Samples]
 """Samples by worker process: ``groups[i]`` are the samples process ``i`` measured."""
 
 
@@ -155,7 +156,8 @@ def _hierarchical_medians(
     pooled = np.sort(values.reshape(n_resamples, -1), axis=1)  # the padding sorts last
     counts = sizes[chosen].sum(axis=1)
     rows = np.arange(n_resamples)
-    return 0.5 * (pooled[rows, (counts - 1) // 2] + pooled[rows, counts // 2])
+    middle = 0.5 * (pooled[rows, (counts - 1) // 2] + pooled[rows, counts // 2])
+    return np.asarray(middle, dtype=np.float64)
 
 
 def summarize_groups(
