@@ -13,7 +13,7 @@ from torch import nn
 
 import twinbench
 from twinbench import converters as cv
-from twinbench.backends import torch_backend
+from twinbench.backends import initial_weights, torch_backend
 from twinbench.canonical import init_canonical
 from twinbench.errors import TwinbenchError
 from twinbench.registry import from_file
@@ -102,8 +102,6 @@ def test_a_workload_may_declare_its_own_init():
     import dataclasses
     from functools import partial
 
-    from twinbench.backends import initial_weights
-
     mlp = twinbench.builtin("mlp")
     size = mlp.size("tiny")
     calls = []
@@ -137,3 +135,38 @@ def test_a_workload_may_loosen_float32_tolerances_for_one_size_only():
     assert tolerances_for(noisy, tiny, "float32") == TOLERANCES["float32"]
     assert tolerances_for(noisy, small, "bfloat16") == TOLERANCES["bfloat16"]
     assert tolerances_for(mlp, small, "float32") == TOLERANCES["float32"]
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_both_runners_satisfy_the_runner_protocol(framework):
+    from twinbench.backends import Activation, Runner, make_runner
+
+    workload = twinbench.builtin("mlp")
+    size = workload.size("tiny")
+    runner: Runner = make_runner(framework, workload, size)
+    assert isinstance(runner, Runner)
+    runner.load(initial_weights(workload, size))
+    activations = runner.activations(next(workload.batches(size, 0)))
+    assert activations and all(isinstance(a, Activation) for a in activations.values())
+
+
+@pytest.mark.parametrize("mode", ["torch-eager", "jax-jit"])
+def test_both_benches_satisfy_the_bench_protocol(mode):
+    from twinbench.backends import Bench
+
+    settings = {"phase": "train", "dtype": "float32", "device": "cpu", "seed": 0}
+    workload = twinbench.builtin("mlp")
+    size = workload.size("tiny")
+    if mode == "torch-eager":
+        from twinbench.backends.torch_timed import TorchBench
+
+        bench: Bench = TorchBench(
+            workload, size, mode=mode, allow_tf32=False, compile_mode="default", **settings
+        )
+    else:
+        from twinbench.backends.jax_timed import JaxBench
+
+        bench = JaxBench(workload, size, mode=mode, allow_tf32=False, **settings)
+    assert isinstance(bench, Bench)
+    bench.compile()
+    bench.sync(bench.step())

@@ -21,6 +21,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import IO, Any
 
+from twinbench.backends.protocols import Bench
 from twinbench.harness import timing
 from twinbench.harness.process import pin_threads
 from twinbench.modes import FRAMEWORK_OF
@@ -44,7 +45,7 @@ def _size(request: dict[str, Any]) -> Any:
     return point.workload, point.size
 
 
-def _bench(request: dict[str, Any]) -> Any:
+def _bench(request: dict[str, Any]) -> Bench:
     workload, size = _size(request)
     common = {
         "mode": request["mode"],
