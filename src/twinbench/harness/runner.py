@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from twinbench.errors import TwinbenchError
 from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
+from twinbench.harness.machine_load import LoadMeter
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize
 from twinbench.modes import FRAMEWORK_OF, MODES
@@ -221,20 +222,24 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     settings.check_environment()
     points = plan(settings)
     store = ResultStore(Path(settings.out) / DB_NAME)
+    meter = LoadMeter()
     run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
     cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
+    status = "failed"  # unless it ends as planned or by Ctrl-C
     try:
         session = RunSession(store, run_id, settings)
         session.record_run_info(points)
         session.probe_peaks(progress)
         session.measure_group(points, progress)
+        status = "finished"
     except KeyboardInterrupt:
-        store.finish_run(run_id, status="interrupted")
-        store.close()
+        status = "interrupted"
         raise RunInterrupted(run_id) from None
-    store.finish_run(run_id, status="finished")
-    store.close()
+    finally:
+        store.set_run_info(run_id, "machine_load", meter.stop().to_dict())
+        store.finish_run(run_id, status=status)
+        store.close()
     progress("done", {"run_id": run_id})
     return run_id
 

@@ -141,7 +141,23 @@ def summarize_run(
             )
     if run.status != "finished":
         notes.append(f"run status: {run.status} — only the cells finished before it stopped")
+    busy = busy_machine_note(run)
+    if busy:
+        notes.append(busy)
     return RunSummary(run, cells, parity, verdicts_for_run(cells, parity), rows, notes)
+
+
+def busy_machine_note(run: RunRecord) -> str | None:
+    """A warning when other processes took more than their share of the cores during the run."""
+    load = run.info.get("machine_load")
+    if not isinstance(load, dict) or load.get("quiet", True):
+        return None
+    return (
+        f"the machine was not quiet: other processes took {load['other_share']:.0%} of the "
+        f"{load['cores']} cores' time during the run (load average "
+        f"{load['load_average_start']:.1f} → {load['load_average_end']:.1f}); timings may be "
+        "disturbed — rerun on an idle machine before trusting a close verdict"
+    )
 
 
 def settings_line(run: RunRecord) -> str:
