@@ -12,7 +12,7 @@ import pytest
 from twinbench.cli import main
 from twinbench.errors import TwinbenchError
 from twinbench.parallel import MultiNode, ParallelSettings, cells, tp_plan
-from twinbench.parallel.suite import summarised
+from twinbench.parallel.scaling import summarised
 
 MLP_TINY = {"layers.0.kernel": (1, 10), "layers.0.bias": (10,),
             "layers.1.kernel": (10, 1), "layers.1.bias": (1,)}  # fmt: skip

@@ -16,12 +16,9 @@ from twinbench.parallel.plan import (
     cells,
     tp_plan,
 )
-from twinbench.parallel.suite import (
-    CellResult,
-    ParallelReport,
-    run_parallel_suite,
-    scaling_rows,
-)
+from twinbench.parallel.result import CellResult, ParallelReport
+from twinbench.parallel.scaling import scaling_rows
+from twinbench.parallel.suite import run_parallel_suite
 from twinbench.parallel.view import render_markdown
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from twinbench.parallel.suite import FLOOR_FACTOR
+from twinbench.parallel.parity import FLOOR_FACTOR
 from twinbench.report.text import fmt_number, fmt_seconds, md_table
 from twinbench.suite import SuiteView, register_view
 
