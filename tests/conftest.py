@@ -1,4 +1,7 @@
-"""Strict settings for every test, and fixtures shared by the parity, canonical and CLI tests."""
+"""Strict settings for every test, and fixtures shared by the parity, canonical and CLI tests.
+
+Plain helpers (the subprocess runner, synthetic cells and stores) live in ``helpers.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from helpers import Result, run_main
+
 if importlib.util.find_spec("jax") is not None:  # strict as equinox: no silent broadcasting
     import jax
 
     jax.config.update("jax_numpy_rank_promotion", "raise")
+    # Not jax_numpy_dtype_promotion="strict": optax's own Adam trips it (bias_correction computes
+    # `decay ** count`, a Python float to the power of an int32 step count), so no training curve
+    # with Adam could run. The twins' float32-only arithmetic is checked by parity instead.
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LN_GELU = FIXTURES / "ln_gelu"
@@ -43,3 +51,14 @@ def ln_gelu_variant(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
 
     return make
 
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """``cli(*args)``: the ``twinbench`` command in this process (see ``helpers.run_main``)."""
+
+    def call(*args: str | Path, columns: int = 80) -> Result:
+        return run_main(monkeypatch, capsys, *args, columns=columns)
+
+    return call

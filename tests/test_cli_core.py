@@ -1,17 +1,16 @@
 """The ``twinbench`` command end to end: list, parity, and the errors users meet.
 
-Exit codes are the contract (0 agree, 1 parity failed, 2 user error), so most tests run the real
-entry point in a subprocess. Errors must be one line on stderr, never a traceback — checked at
-the width of a non-terminal (rich's default of 80 columns), where long lines would wrap.
+Exit codes are the contract (0 agree, 1 parity failed, 2 user error). The commands run in this
+process through the console script's ``main`` (``cli``), one through the real entry point in a
+fresh interpreter. Errors must be one line on stderr, never a traceback — checked at the width
+of a non-terminal (rich's default of 80 columns), where long lines would wrap.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
@@ -20,42 +19,13 @@ from types import ModuleType
 
 import pytest
 
+from helpers import Result, assert_one_line_error, twinbench
 from twinbench import builtin
 from twinbench.registry import BUILTIN, EXAMPLES
 
-Runs = dict[str, subprocess.CompletedProcess[str]]
+Cli = Callable[..., Result]
 CHECKS = ["outputs", "loss", "gradients", "curve[sgd]", "curve[adam]"]
-
-
-def start(*args: str | Path, columns: int | None = None) -> subprocess.Popen[str]:
-    """Start ``python -m twinbench ARGS``; ``columns`` widens rich's tables for parsing."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    if columns:
-        env["COLUMNS"] = str(columns)
-    return subprocess.Popen([sys.executable, "-m", "twinbench", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
-    try:
-        out, err = process.communicate(timeout=300)
-    finally:
-        process.kill()  # no-op once it has exited; never leave one behind on a timeout
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
-def twinbench(*args: str | Path, columns: int | None = None) -> subprocess.CompletedProcess[str]:
-    return finish(start(*args, columns=columns))
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
+LN_GELU = Path(__file__).parent / "fixtures" / "ln_gelu" / "workload.py"
 
 
 def dense_count(dims: Sequence[int]) -> int:
@@ -81,9 +51,9 @@ def row_of(output: str, workload: str) -> str:
 # --- list ---------------------------------------------------------------------------------------
 
 
-def test_list_shows_every_workload_with_parameter_counts(runs: Runs) -> None:
+def test_list_shows_every_workload_with_parameter_counts(cli: Cli) -> None:
     assert expected_counts("mlp")["small"] == 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10
-    result = runs["list"]
+    result = cli("list", columns=250)
     assert result.returncode == 0, result.stderr
     for name in EXAMPLES:  # the zoo's counts are checked in tests/workloads
         row = row_of(result.stdout, name)
@@ -93,9 +63,9 @@ def test_list_shows_every_workload_with_parameter_counts(runs: Runs) -> None:
         assert re.search(r"tiny \([\d,]+\)", row_of(result.stdout, name))
 
 
-def test_list_includes_a_workload_file(runs: Runs) -> None:
+def test_list_includes_a_workload_file(cli: Cli) -> None:
     d = 8  # tiny: LayerNorm(d) scale and bias, Linear d->d, Linear d->1
-    result = runs["list-file"]
+    result = cli("list", "--workload-file", LN_GELU, columns=250)
     assert result.returncode == 0, result.stderr
     assert f"tiny ({2 * d + dense_count((d, d, 1))})" in row_of(result.stdout, "ln_gelu")
     for name in BUILTIN:
@@ -105,23 +75,8 @@ def test_list_includes_a_workload_file(runs: Runs) -> None:
 # --- parity -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def runs(ln_gelu_variant: Callable[..., Path]) -> Runs:
-    """The commands that import both frameworks, run side by side to save time."""
-    tanh_gelu = ln_gelu_variant("jax", "approximate=False", "approximate=True")
-    ln_gelu = Path(__file__).parent / "fixtures" / "ln_gelu" / "workload.py"
-    started = {
-        "list": start("list", columns=250),
-        "list-file": start("list", "--workload-file", ln_gelu, columns=250),
-        "pass": start("parity", "xor", "--size", "tiny", "--steps", "5", columns=200),
-        "json": start("parity", "mlp", "--json", "--steps", "5"),
-        "fail": start("parity", "--workload-file", tanh_gelu, "--steps", "3", columns=250),
-    }
-    return {name: finish(process) for name, process in started.items()}
-
-
-def test_parity_passes_and_says_so(runs: Runs) -> None:
-    result = runs["pass"]
+def test_parity_passes_and_says_so(cli: Cli) -> None:
+    result = cli("parity", "xor", "--size", "tiny", "--steps", "5", columns=200)
     assert result.returncode == 0, result.stdout + result.stderr
     for check in CHECKS:
         row = [line for line in result.stdout.splitlines() if f" {check} " in line]
@@ -130,8 +85,8 @@ def test_parity_passes_and_says_so(runs: Runs) -> None:
     assert "all twins agree" in result.stdout
 
 
-def test_parity_json_is_machine_readable(runs: Runs) -> None:
-    result = runs["json"]
+def test_parity_json_is_machine_readable(cli: Cli) -> None:
+    result = cli("parity", "mlp", "--json", "--steps", "5")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["passed"] is True
@@ -144,27 +99,29 @@ def test_parity_json_is_machine_readable(runs: Runs) -> None:
         assert 0.0 <= check["max_abs"] <= check["atol"] + check["rtol"] * 100
 
 
-def test_failing_parity_exits_1_and_names_the_layer(runs: Runs) -> None:
-    result = runs["fail"]
+def test_failing_parity_exits_1_and_names_the_layer(
+        ln_gelu_variant: Callable[..., Path]) -> None:
+    # the real console entry point, in a fresh interpreter: exit 1 as a shell sees it
+    tanh_gelu = ln_gelu_variant("jax", "approximate=False", "approximate=True")
+    result = twinbench("parity", "--workload-file", tanh_gelu, "--steps", "3", columns=250)
     assert "first divergent layer: 'fc2'" in result.stdout
     assert "FAIL" in result.stdout
     assert "parity failed" in result.stdout
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
 
 
 # --- user errors: exit 2, one line --------------------------------------------------------------
 
 
-def test_unknown_workload() -> None:
-    result = twinbench("parity", "resnet9000")
+def test_unknown_workload(cli: Cli) -> None:
+    result = cli("parity", "resnet9000")
     line = assert_one_line_error(result, "resnet9000", "linreg, mlp, xor")
     assert result.stdout == ""
     assert line.startswith("error:")
 
 
-def test_unknown_size() -> None:
-    assert_one_line_error(twinbench("parity", "xor", "--size", "huge"), "huge",
-                          "tiny, small, full")
+def test_unknown_size(cli: Cli) -> None:
+    assert_one_line_error(cli("parity", "xor", "--size", "huge"), "huge", "tiny, small, full")
 
 
 def _bad_workload_file(kind: str, tmp_path: Path,
@@ -189,44 +146,25 @@ def _bad_workload_file(kind: str, tmp_path: Path,
 
 @pytest.mark.parametrize("kind", ["missing", "brackets-in-path", "raises", "no-workload",
                                   "twin-without-loss_fn"])
-def test_broken_workload_file(kind: str, tmp_path: Path,
+def test_broken_workload_file(cli: Cli, kind: str, tmp_path: Path,
                               ln_gelu_variant: Callable[..., Path]) -> None:
     path, fragments = _bad_workload_file(kind, tmp_path, ln_gelu_variant)
-    assert_one_line_error(twinbench("parity", "--workload-file", path, "--steps", "2"),
-                          *fragments)
+    assert_one_line_error(cli("parity", "--workload-file", path, "--steps", "2"), *fragments)
 
 
-# --- in process: the entry point after an error, and a missing framework ------------------------
+# --- the entry point after an error, and a missing framework ------------------------------------
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-             *args: str) -> tuple[int, str, str]:
-    """Call ``twinbench.cli.main`` as the console script would; (exit code, stdout, stderr)."""
-    from twinbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["twinbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_a_broken_file_leaves_the_builtins_working(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   tmp_path: Path) -> None:
+def test_a_broken_file_leaves_the_builtins_working(cli: Cli, tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import this_module_does_not_exist\n")
-    code, _, err = run_main(monkeypatch, capsys, "parity", "--workload-file", str(broken))
-    assert code == 2
-    assert "ModuleNotFoundError" in err and "Traceback" not in err
-    assert not [m for m in sys.modules if m.startswith("twinbench_user_") and "broken" in m]
+    assert_one_line_error(cli("parity", "--workload-file", broken), "ModuleNotFoundError")
+    # the failed import left no half-made module behind (other tests' files may be loaded)
+    assert not [m for m in sys.modules if m.startswith("twinbench_user_") and m.endswith("_broken")]
 
-    code, out, err = run_main(monkeypatch, capsys, "parity", "mlp", "--steps", "3")
-    assert code == 0, out + err
-    assert "all twins agree" in out
+    result = cli("parity", "mlp", "--steps", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all twins agree" in result.stdout
 
 
 @pytest.fixture
@@ -253,21 +191,14 @@ def without_jax(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("without_jax")
-def test_parity_without_jax_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(monkeypatch, capsys, "parity", "xor", "--steps", "2")
-    assert code == 2
-    assert "Traceback" not in out + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert "'jax'" in lines[0] and "pip install jax" in lines[0]
+def test_parity_without_jax_says_what_to_install(cli: Cli) -> None:
+    assert_one_line_error(cli("parity", "xor", "--steps", "2"), "'jax'", "pip install jax")
 
 
 @pytest.mark.usefixtures("without_jax")
-def test_list_works_with_torch_alone(monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_main(monkeypatch, capsys, "list")
-    assert code == 0, err
+def test_list_works_with_torch_alone(cli: Cli) -> None:
+    result = cli("list")
+    assert result.returncode == 0, result.stderr
     for name in BUILTIN:
-        assert name in out
-    assert f"{expected_counts('mlp')['tiny']}" in out
+        assert name in result.stdout
+    assert f"{expected_counts('mlp')['tiny']}" in result.stdout
