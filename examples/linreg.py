@@ -1,9 +1,7 @@
-"""Linear regression, the example of seed 000 §4.3, trained the same way in both frameworks.
+"""Linear regression, trained the same way in both frameworks.
 
-What the seed got wrong: its JAX "model" is the constant function ``lambda x: x * 2`` (nothing to
-learn), it calls ``jax.scipy.optimize.newton``, which does not exist, and both versions fit one
-point (x = 1, y = 2), which any line through it fits exactly. Here both twins fit y = wx + b + noise
-on 64 points with the same optimizer (SGD with momentum) from the same canonical init.
+Both twins fit y = wx + b + noise on 64 points — not a single point, which any line through it
+fits exactly — with the same optimizer (SGD with momentum) from the same canonical init.
 
 Exits non-zero unless both reach a final loss below a tenth of the initial one.
 """

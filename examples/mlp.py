@@ -1,9 +1,7 @@
-"""The 1-10-1 ReLU network of seed 000 §5.2, trained the same way in both frameworks.
+"""The 1-10-1 regression MLP (ReLU), trained the same way in both frameworks.
 
-What the seed got wrong: it trains on a single point (x = 1, y = 2), which says nothing about
-what the network learns, and its "JAX version" is a fixed function handed to
-``jax.scipy.optimize.newton``, which does not exist. Here both twins fit y = sin(3x) + noise on
-fresh batches of 32 points with Adam, from the same canonical init and the same data stream.
+Both twins fit y = sin(3x) + noise on fresh batches of 32 points with Adam, from the same
+canonical init and the same data stream, and are judged on a batch neither trained on.
 
 Exits non-zero unless both reach a final loss below a tenth of the initial one.
 """

@@ -1,9 +1,10 @@
-"""XOR, the binary classifier of seed 001 §5.2, done right and trained in both frameworks.
+"""XOR, a binary classifier of four points, trained in both frameworks.
 
-What the seed got wrong:
+Three things a first attempt tends to get wrong:
 
-* its model is linear (``nn.Linear(2, 1)`` then a sigmoid), and XOR is not linearly separable,
-  so no amount of training reaches more than 3 of the 4 points: the twins add a tanh hidden layer;
+* a linear model (``nn.Linear(2, 1)`` then a sigmoid) cannot learn XOR, which is not linearly
+  separable: no amount of training gets more than 3 of the 4 points, so the twins add a tanh
+  hidden layer;
 * ``jnp.sigmoid`` does not exist (it is ``jax.nn.sigmoid``);
 * ``nn.BCELoss`` on the integer tensors ``torch.tensor([[0], [1], [1], [0]])`` fails: the labels
   must be floats. The twins take float labels and use BCE on the logits, the stable form.

@@ -1,7 +1,9 @@
-"""The seeds' examples, corrected: each runs as a script and both frameworks reach its target."""
+"""The examples (linear regression, the 1-10-1 regression MLP, XOR, the ResNet port): each runs as
+a script and both frameworks reach its target."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -72,7 +74,7 @@ def test_xor_is_learned_perfectly_by_both(
 
 def test_the_worked_example_in_adding_workloads_passes_parity(tmp_path: Path) -> None:
     """ADDING_WORKLOADS.md's example, copied out of the document, is a working workload."""
-    from twinbench import from_file
+    from twinbench import TwinbenchError, from_file
     from twinbench.backends import initial_weights
     from twinbench.parity import check_workload
 
@@ -87,6 +89,9 @@ def test_the_worked_example_in_adding_workloads_passes_parity(tmp_path: Path) ->
         ["ln.scale", "ln.bias", "fc1.kernel", "fc1.bias", "fc2.kernel", "fc2.bias"])
     result = check_workload(workload, size, steps=3)
     assert result.passed, result.failures()
+    one_feature = dataclasses.replace(size, config={"d": 1})
+    with pytest.raises(TwinbenchError, match="^ln_gelu: d must be at least 2, got 1$"):
+        workload.check(one_feature)
 
 
 def test_porting_example_reproduces_torch_eval_logits_in_flax(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ class BertEmbeddings(nnx.Module):
 
     def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, T, d)
         positions = self.position_embeddings(jnp.arange(tokens.shape[1]))[None]
-        return self.LayerNorm(self.word_embeddings(tokens) + positions)
+        normed: jax.Array = self.LayerNorm(self.word_embeddings(tokens) + positions)
+        return normed
 
 
 class BertSelfAttention(nnx.Module):
@@ -59,7 +60,8 @@ class BertResidualOutput(nnx.Module):
         self.LayerNorm = layer_norm(d_model, rngs)
 
     def __call__(self, hidden: jax.Array, residual: jax.Array) -> jax.Array:
-        return self.LayerNorm(self.dense(hidden) + residual)
+        normed: jax.Array = self.LayerNorm(self.dense(hidden) + residual)
+        return normed
 
 
 class BertAttention(nnx.Module):
@@ -109,36 +111,23 @@ class BertPooler(nnx.Module):
 
 
 class Bert(nnx.Module):
-    def __init__(
-        self,
-        vocab_size: int,
-        max_positions: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        n_classes: int,
-        *,
-        rngs: nnx.Rngs,
-    ) -> None:
-        self.embeddings = BertEmbeddings(vocab_size, max_positions, d_model, rngs=rngs)
-        self.encoder = BertEncoder(d_model, n_heads, n_layers, rngs=rngs)
+    """From a config as the PyTorch twin's (the spec's size presets)."""
+
+    def __init__(self, config: Mapping[str, Any], *, rngs: nnx.Rngs) -> None:
+        d_model = config["d_model"]
+        self.embeddings = BertEmbeddings(
+            config["vocab_size"], config["max_positions"], d_model, rngs=rngs
+        )
+        self.encoder = BertEncoder(d_model, config["n_heads"], config["n_layers"], rngs=rngs)
         self.pooler = BertPooler(d_model, rngs=rngs)
-        self.classifier = nnx.Linear(d_model, n_classes, rngs=rngs)
+        self.classifier = nnx.Linear(d_model, config["n_classes"], rngs=rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, n_classes)
         return self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
 
 
 def build(config: Mapping[str, Any]) -> Bert:
-    return Bert(
-        config["vocab_size"],
-        config["max_positions"],
-        config["d_model"],
-        config["n_heads"],
-        config["n_layers"],
-        config["n_classes"],
-        rngs=nnx.Rngs(0),
-    )
+    return Bert(config, rngs=nnx.Rngs(0))
 
 
 def forward(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
@@ -146,5 +135,5 @@ def forward(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
 
 
 def loss_fn(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
-    logits = model(batch["tokens"])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]).mean()
+    logits = forward(model, batch)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]))

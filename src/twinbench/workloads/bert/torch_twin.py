@@ -25,7 +25,9 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, d)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        return self.LayerNorm(self.word_embeddings(tokens) + self.position_embeddings(positions))
+        embedded = self.word_embeddings(tokens) + self.position_embeddings(positions)
+        normed: torch.Tensor = self.LayerNorm(embedded)
+        return normed
 
 
 class BertSelfAttention(nn.Module):
@@ -58,7 +60,8 @@ class BertResidualOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(d_model, eps=LN_EPS)
 
     def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dense(hidden) + residual)
+        normed: torch.Tensor = self.LayerNorm(self.dense(hidden) + residual)
+        return normed
 
 
 class BertAttention(nn.Module):
@@ -68,7 +71,8 @@ class BertAttention(nn.Module):
         self.output = BertResidualOutput(d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.self(x), x)
+        attended: torch.Tensor = self.output(self.self(x), x)
+        return attended
 
 
 class BertIntermediate(nn.Module):
@@ -89,7 +93,8 @@ class BertLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.attention(x)
-        return self.output(self.intermediate(x), x)
+        out: torch.Tensor = self.output(self.intermediate(x), x)
+        return out
 
 
 class BertEncoder(nn.Module):
@@ -113,39 +118,30 @@ class BertPooler(nn.Module):
 
 
 class Bert(nn.Module):
-    def __init__(
-        self,
-        vocab_size: int,
-        max_positions: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        n_classes: int,
-    ) -> None:
+    """From a config as Hugging Face's takes one: vocab_size, max_positions, d_model, n_heads,
+    n_layers, n_classes (the spec's size presets)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
-        self.embeddings = BertEmbeddings(vocab_size, max_positions, d_model)
-        self.encoder = BertEncoder(d_model, n_heads, n_layers)
+        d_model = config["d_model"]
+        self.embeddings = BertEmbeddings(config["vocab_size"], config["max_positions"], d_model)
+        self.encoder = BertEncoder(d_model, config["n_heads"], config["n_layers"])
         self.pooler = BertPooler(d_model)
-        self.classifier = nn.Linear(d_model, n_classes)
+        self.classifier = nn.Linear(d_model, config["n_classes"])
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, n_classes)
-        return self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+        logits: torch.Tensor = self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+        return logits
 
 
 def build(config: Mapping[str, Any]) -> Bert:
-    return Bert(
-        config["vocab_size"],
-        config["max_positions"],
-        config["d_model"],
-        config["n_heads"],
-        config["n_layers"],
-        config["n_classes"],
-    )
+    return Bert(config)
 
 
 def forward(model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["tokens"])
+    logits: torch.Tensor = model(batch["tokens"])
+    return logits
 
 
 def loss_fn(model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.cross_entropy(model(batch["tokens"]), batch["labels"])
+    return F.cross_entropy(forward(model, batch), batch["labels"])

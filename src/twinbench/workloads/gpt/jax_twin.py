@@ -56,19 +56,13 @@ class Block(nnx.Module):
 
 
 class GPT(nnx.Module):
-    def __init__(
-        self,
-        vocab_size: int,
-        max_positions: int,
-        d_model: int,
-        n_heads: int,
-        n_layers: int,
-        *,
-        rngs: nnx.Rngs,
-    ) -> None:
-        self.wte = nnx.Embed(vocab_size, d_model, rngs=rngs)
-        self.wpe = nnx.Embed(max_positions, d_model, rngs=rngs)
-        self.h = nnx.List([Block(d_model, n_heads, rngs=rngs) for _ in range(n_layers)])
+    """From a config as the PyTorch twin's (the spec's size presets)."""
+
+    def __init__(self, config: Mapping[str, Any], *, rngs: nnx.Rngs) -> None:
+        d_model, n_heads = config["d_model"], config["n_heads"]
+        self.wte = nnx.Embed(config["vocab_size"], d_model, rngs=rngs)
+        self.wpe = nnx.Embed(config["max_positions"], d_model, rngs=rngs)
+        self.h = nnx.List([Block(d_model, n_heads, rngs=rngs) for _ in range(config["n_layers"])])
         self.ln_f = layer_norm(d_model, rngs)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, T, vocab)
@@ -81,14 +75,7 @@ class GPT(nnx.Module):
 
 
 def build(config: Mapping[str, Any]) -> GPT:
-    return GPT(
-        config["vocab_size"],
-        config["max_positions"],
-        config["d_model"],
-        config["n_heads"],
-        config["n_layers"],
-        rngs=nnx.Rngs(0),
-    )
+    return GPT(config, rngs=nnx.Rngs(0))
 
 
 def forward(model: GPT, batch: dict[str, jax.Array]) -> jax.Array:
@@ -96,5 +83,5 @@ def forward(model: GPT, batch: dict[str, jax.Array]) -> jax.Array:
 
 
 def loss_fn(model: GPT, batch: dict[str, jax.Array]) -> jax.Array:
-    logits = model(batch["tokens"])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
+    logits = forward(model, batch)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]))

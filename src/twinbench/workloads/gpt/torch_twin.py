@@ -28,7 +28,8 @@ class CausalSelfAttention(nn.Module):
         # (B, T, d) -> (B, nh, T, hs): the layout scaled_dot_product_attention wants
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, d))
+        projected: torch.Tensor = self.c_proj(y.transpose(1, 2).reshape(B, T, d))
+        return projected
 
 
 class MLP(nn.Module):
@@ -38,7 +39,8 @@ class MLP(nn.Module):
         self.c_proj = nn.Linear(4 * d_model, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # GPT-2's "gelu_new"
+        out: torch.Tensor = self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))  # "gelu_new"
+        return out
 
 
 class Block(nn.Module):
@@ -51,17 +53,20 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        out: torch.Tensor = x + self.mlp(self.ln_2(x))
+        return out
 
 
 class GPT(nn.Module):
-    def __init__(
-        self, vocab_size: int, max_positions: int, d_model: int, n_heads: int, n_layers: int
-    ) -> None:
+    """From a config, as nanoGPT's GPT(config): vocab_size, max_positions, d_model, n_heads,
+    n_layers (the spec's size presets)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
         super().__init__()
-        self.wte = nn.Embedding(vocab_size, d_model)
-        self.wpe = nn.Embedding(max_positions, d_model)
-        self.h = nn.ModuleList(Block(d_model, n_heads) for _ in range(n_layers))
+        d_model = config["d_model"]
+        self.wte = nn.Embedding(config["vocab_size"], d_model)
+        self.wpe = nn.Embedding(config["max_positions"], d_model)
+        self.h = nn.ModuleList(Block(d_model, config["n_heads"]) for _ in range(config["n_layers"]))
         self.ln_f = nn.LayerNorm(d_model, eps=LN_EPS)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, vocab)
@@ -74,19 +79,14 @@ class GPT(nn.Module):
 
 
 def build(config: Mapping[str, Any]) -> GPT:
-    return GPT(
-        config["vocab_size"],
-        config["max_positions"],
-        config["d_model"],
-        config["n_heads"],
-        config["n_layers"],
-    )
+    return GPT(config)
 
 
 def forward(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["tokens"])
+    logits: torch.Tensor = model(batch["tokens"])
+    return logits
 
 
 def loss_fn(model: GPT, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    logits = model(batch["tokens"])
+    logits = forward(model, batch)
     return F.cross_entropy(logits.flatten(0, 1), batch["targets"].flatten())

@@ -7,8 +7,8 @@ cannot hold torch's ``b_hn``: with gates r, z, n in torch's order,
     n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
     h' = (1 − z) ⊙ n + z ⊙ h
 
-Each layer projects the whole input sequence at once (one big matmul, outside the loop) and
-scans only the recurrence ``h @ W_h + b_h``.
+Each layer projects the whole input sequence at once and scans only the recurrence
+``h @ W_h + b_h`` (`twinbench.workloads._forecaster_jax`).
 """
 
 from collections.abc import Mapping
@@ -18,16 +18,25 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from twinbench.workloads._forecaster_jax import (
+    Forecaster,
+    RecurrentLayer,
+    forward,
+    loss_fn,
+    scan_over_time,
+    stacked,
+)
 
-class GRULayer(nnx.Module):
+__all__ = ["build", "forward", "loss_fn"]
+
+
+class GRULayer(RecurrentLayer):
     def __init__(self, d_in: int, hidden: int, *, rngs: nnx.Rngs) -> None:
-        self.dense_i = nnx.Linear(d_in, 3 * hidden, rngs=rngs)  # b_ih
-        self.dense_h = nnx.Linear(hidden, 3 * hidden, rngs=rngs)  # b_hh = [b_hr, b_hz, b_hn]
+        super().__init__(d_in, hidden, gates=3, rngs=rngs)  # b_hh = [b_hr, b_hz, b_hn]
 
     def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, in) -> (B, T, H)
-        xs = jnp.swapaxes(self.dense_i(x), 0, 1)  # (T, B, 3H): time-major for the scan
-        assert self.dense_h.bias is not None  # built with a bias: torch's b_hh
-        w_h, b_h = self.dense_h.kernel[...], self.dense_h.bias[...][None, :]  # (H, 3H), (1, 3H)
+        xs = self.dense_i(x)  # (B, T, 3H)
+        w_h, b_h = self.recurrence()  # (H, 3H), (1, 3H)
         h0 = jnp.zeros((x.shape[0], w_h.shape[0]), xs.dtype)
 
         def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -39,34 +48,8 @@ class GRULayer(nnx.Module):
             h = n + z * (h - n)  # = (1 − z) ⊙ n + z ⊙ h, one product fewer (torch's form)
             return h, h
 
-        _, hs = jax.lax.scan(step, h0, xs)  # (T, B, H)
-        return jnp.swapaxes(hs, 0, 1)
-
-
-class Forecaster(nnx.Module):
-    def __init__(
-        self, features: int, hidden: int, layers: int, horizon: int, *, rngs: nnx.Rngs
-    ) -> None:
-        self.gru = nnx.List(
-            [GRULayer(features if k == 0 else hidden, hidden, rngs=rngs) for k in range(layers)]
-        )
-        self.head = nnx.Linear(hidden, horizon, rngs=rngs)
-
-    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, features) -> (B, horizon)
-        for layer in self.gru:
-            x = layer(x)
-        return self.head(x[:, -1])
+        return scan_over_time(step, h0, xs)
 
 
 def build(config: Mapping[str, Any]) -> Forecaster:
-    return Forecaster(
-        config["features"], config["hidden"], config["layers"], config["horizon"], rngs=nnx.Rngs(0)
-    )
-
-
-def forward(model: Forecaster, batch: dict[str, jax.Array]) -> jax.Array:
-    return model(batch["x"])
-
-
-def loss_fn(model: Forecaster, batch: dict[str, jax.Array]) -> jax.Array:
-    return jnp.mean((model(batch["x"]) - batch["y"]) ** 2)
+    return stacked("gru", GRULayer, config)

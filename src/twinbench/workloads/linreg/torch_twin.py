@@ -14,7 +14,8 @@ class LinearRegression(nn.Module):
         self.linear = nn.Linear(features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, features) -> (N, 1)
-        return self.linear(x)
+        y: torch.Tensor = self.linear(x)
+        return y
 
 
 def build(config: Mapping[str, Any]) -> LinearRegression:
@@ -22,8 +23,9 @@ def build(config: Mapping[str, Any]) -> LinearRegression:
 
 
 def forward(model: LinearRegression, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["x"])
+    y: torch.Tensor = model(batch["x"])
+    return y
 
 
 def loss_fn(model: LinearRegression, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.mse_loss(model(batch["x"]), batch["y"])
+    return F.mse_loss(forward(model, batch), batch["y"])

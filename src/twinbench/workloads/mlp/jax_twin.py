@@ -36,5 +36,5 @@ def forward(model: MLP, batch: dict[str, jax.Array]) -> jax.Array:
 def loss_fn(model: MLP, batch: dict[str, jax.Array]) -> jax.Array:
     out = model(batch["x"])
     if model.task == "classify":
-        return optax.softmax_cross_entropy_with_integer_labels(out, batch["y"]).mean()
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, batch["y"]))
     return jnp.mean((out - batch["y"]) ** 2)

@@ -19,7 +19,8 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, d_in) -> (B, d_out)
         for layer in self.layers[:-1]:
             x = F.relu(layer(x))
-        return self.layers[-1](x)
+        out: torch.Tensor = self.layers[-1](x)
+        return out
 
 
 def build(config: Mapping[str, Any]) -> MLP:
@@ -27,11 +28,12 @@ def build(config: Mapping[str, Any]) -> MLP:
 
 
 def forward(model: MLP, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["x"])
+    out: torch.Tensor = model(batch["x"])
+    return out
 
 
 def loss_fn(model: MLP, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    out = model(batch["x"])
+    out = forward(model, batch)
     if model.task == "classify":
         return F.cross_entropy(out, batch["y"])
     return F.mse_loss(out, batch["y"])

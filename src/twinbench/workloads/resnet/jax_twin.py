@@ -82,7 +82,10 @@ def conv(in_planes: int, out_planes: int, kernel: int, stride: int, *, rngs: nnx
     )
 
 
-def downsample(inplanes: int, outplanes: int, stride: int, *, rngs: nnx.Rngs) -> nnx.List | None:
+Downsample = nnx.List[nnx.Conv | BatchNorm]  # a 1×1 conv, then a BatchNorm
+
+
+def downsample(inplanes: int, outplanes: int, stride: int, *, rngs: nnx.Rngs) -> Downsample | None:
     """1×1 conv + BatchNorm on the shortcut, as a list so names read ``downsample.0.kernel``."""
     if stride == 1 and inplanes == outplanes:
         return None
@@ -93,7 +96,8 @@ def shortcut(block: "BasicBlock | Bottleneck", x: jax.Array) -> jax.Array:
     if block.downsample is None:
         return x
     projection, norm = block.downsample
-    return norm(projection(x))
+    projected: jax.Array = norm(projection(x))
+    return projected
 
 
 class BasicBlock(nnx.Module):
@@ -171,7 +175,8 @@ class ResNet(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:  # (B, H, W, 3) -> (B, classes)
         x = nnx.relu(self.bn1(self.conv1(x)))
         if self.imagenet_stem:  # torch's MaxPool2d(3, 2, padding=1): pads with -inf
-            x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            # nnx.max_pool is Flax Linen's pooling function, which has no type annotations.
+            x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))  # type: ignore[no-untyped-call]
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in stage:
                 x = block(x)
@@ -194,5 +199,5 @@ def forward(model: ResNet, batch: dict[str, jax.Array]) -> jax.Array:
 
 
 def loss_fn(model: ResNet, batch: dict[str, jax.Array]) -> jax.Array:
-    logits = model(batch["x"])
-    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    logits = forward(model, batch)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]))

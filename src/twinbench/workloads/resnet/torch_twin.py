@@ -44,7 +44,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        activated: torch.Tensor = self.relu(out + identity)
+        return activated
 
 
 class Bottleneck(nn.Module):
@@ -68,7 +69,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        activated: torch.Tensor = self.relu(out + identity)
+        return activated
 
 
 def _downsample(inplanes: int, outplanes: int, stride: int) -> nn.Sequential | None:
@@ -121,7 +123,8 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, classes)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.avgpool(x), 1))
+        return logits
 
 
 def build(config: Mapping[str, Any]) -> ResNet:
@@ -131,8 +134,9 @@ def build(config: Mapping[str, Any]) -> ResNet:
 
 
 def forward(model: ResNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["x"])
+    logits: torch.Tensor = model(batch["x"])
+    return logits
 
 
 def loss_fn(model: ResNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.cross_entropy(model(batch["x"]), batch["y"])
+    return F.cross_entropy(forward(model, batch), batch["y"])

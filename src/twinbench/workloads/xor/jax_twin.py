@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -26,4 +27,4 @@ def forward(model: XorNet, batch: dict[str, jax.Array]) -> jax.Array:
 
 
 def loss_fn(model: XorNet, batch: dict[str, jax.Array]) -> jax.Array:
-    return optax.sigmoid_binary_cross_entropy(model(batch["x"]), batch["y"]).mean()
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(forward(model, batch), batch["y"]))

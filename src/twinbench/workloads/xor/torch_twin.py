@@ -15,7 +15,8 @@ class XorNet(nn.Module):
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 2) -> logits (N, 1)
-        return self.out(torch.tanh(self.hidden(x)))
+        logits: torch.Tensor = self.out(torch.tanh(self.hidden(x)))
+        return logits
 
 
 def build(config: Mapping[str, Any]) -> XorNet:
@@ -23,8 +24,9 @@ def build(config: Mapping[str, Any]) -> XorNet:
 
 
 def forward(model: XorNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return model(batch["x"])
+    logits: torch.Tensor = model(batch["x"])
+    return logits
 
 
 def loss_fn(model: XorNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(model(batch["x"]), batch["y"])
+    return F.binary_cross_entropy_with_logits(forward(model, batch), batch["y"])
