@@ -98,7 +98,7 @@ def test_counts_the_workload_cannot_split_are_refused(settings, says):
     ("settings", "says"),
     [
         (ParallelSettings(device="cuda", devices=(2,)), "2 devices requested; valid on cuda: none"),
-        (ParallelSettings(threads=3), "--threads 3 is more than this machine's 2 usable core(s)"),
+        (ParallelSettings(threads=3), "--threads 3 is invalid; valid: an integer from 1 to 2"),
     ],
 )
 def test_what_this_machine_cannot_run_is_refused(settings, says):

@@ -153,17 +153,13 @@ class ParallelSettings:
                 check_tp_plan(self.workload, plan, shapes, n)
 
     def check_environment(self, *, cores: int | None = None, gpus: int | None = None) -> None:
-        """Refuse what this machine cannot run: more threads per device than it has cores, more
-        CUDA devices than its GPUs (times the nodes). ``cores`` and ``gpus`` default to what this
-        machine has."""
+        """Refuse what this machine cannot run: more threads per device than the cores this
+        process may use, more CUDA devices than its GPUs (times the nodes). ``cores`` and
+        ``gpus`` default to what this machine has."""
         from twinbench.harness.environment import fingerprint, usable_cores
 
         cores = usable_cores() if cores is None else cores
-        if self.threads > cores:
-            raise TwinbenchError(
-                f"--threads {self.threads} is more than this machine's {cores} usable core(s); "
-                f"valid: 1..{cores}"
-            )
+        in_range("--threads", self.threads, low=1, high=cores, integer=True)
         if self.device != "cuda":
             return
         gpus = len(fingerprint()["gpus"]) if gpus is None else gpus
@@ -171,12 +167,10 @@ class ParallelSettings:
         limit = gpus * nodes
         for n in self.devices:
             if n > limit:
-                where = (
-                    f"1..{limit} ({gpus} GPU(s) per node)"
-                    if limit
-                    else ("none: no GPU found (use --device cpu)")
+                where = f"1..{limit} ({gpus} GPU(s) per node)" if limit else "none: no GPU found"
+                raise TwinbenchError(
+                    f"{n} devices requested; valid on cuda: {where} (or give --device cpu)"
                 )
-                raise TwinbenchError(f"{n} devices requested; valid on cuda: {where}")
 
 
 @dataclass(frozen=True)

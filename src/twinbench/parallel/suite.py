@@ -82,9 +82,9 @@ def run_parallel_suite(
     from twinbench.harness.environment import usable_cores
 
     settings.validate()
+    settings.check_environment()
     shapes, batch_size = _probe(settings)
     settings.check_workload(shapes, batch_size)
-    settings.check_environment()
     report = ParallelReport(
         settings=settings.to_dict(), simulated=settings.device == "cpu", cores=usable_cores()
     )

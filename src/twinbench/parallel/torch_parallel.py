@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from twinbench.harness.process import thread_budget
 from twinbench.parallel import common
 from twinbench.spec import Batch
 
@@ -146,7 +147,8 @@ def _environment(request: dict[str, Any]) -> dict[str, Any]:
     import torch
     import torch.distributed as dist
 
-    threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
+    # Not harness.process.pin_threads: N ranks pinned to the same first cores would share one.
+    threads = thread_budget()
     if threads:
         torch.set_num_threads(threads)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
