@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -37,7 +38,7 @@ TOL_FD_FIRST = 1e-6
 TOL_FD_SECOND = 1e-5
 TOL_CROSS = 1e-9
 STATUSES = ("pass", "fail", "nan", "error")
-_EPS_CBRT = float(np.finfo(np.float64).eps) ** (1.0 / 3.0)
+_EPS_CBRT: float = float(np.finfo(np.float64).eps) ** (1.0 / 3.0)
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,19 @@ def _step(x: np.ndarray) -> float:
 def fd_directional(f: Callable[[np.ndarray], Any], x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(f(x + h v) - f(x - h v)) / 2h with h scaled to x and v."""
     h = _step(x) / max(1.0, float(np.max(np.abs(v))))
-    return (np.asarray(f(x + h * v)) - np.asarray(f(x - h * v))) / (2.0 * h)
+    forward = np.asarray(f(x + h * v), dtype=np.float64)
+    backward = np.asarray(f(x - h * v), dtype=np.float64)
+    return (forward - backward) / (2.0 * h)
 
 
 def fd_jacobian(f: Callable[[np.ndarray], Any], x: np.ndarray) -> np.ndarray:
     """Central-difference Jacobian, shape ``f(x).shape + x.shape`` (a gradient for scalar f)."""
     columns = [fd_directional(f, x, e) for e in np.eye(x.size)]
     return np.moveaxis(np.asarray(columns, dtype=np.float64), 0, -1)
+
+
+def _of_example(example: Callable[[np.ndarray, int], float], x: np.ndarray, *, i: int) -> float:
+    return example(x, i)
 
 
 class References:
@@ -151,11 +158,12 @@ class References:
 
     def per_example(self) -> np.ndarray:
         def make() -> np.ndarray:
+            example = self.f["example"]
             rows = [
-                fd_jacobian(lambda x, i=i: self.f["example"](x, i), self.problem.x)
+                fd_jacobian(partial(_of_example, example, i=i), self.problem.x)
                 for i in range(self.problem.batch)
             ]
-            return np.asarray(rows)
+            return np.asarray(rows, dtype=np.float64)
 
         return self._get("per_example", make)
 
@@ -166,7 +174,7 @@ class References:
         if transform == "jvp":
             return fd_directional(self.f["vector"], p.x, p.tangent)
         if transform == "vjp":
-            return p.cotangent @ self.jacobian()
+            return np.asarray(p.cotangent @ self.jacobian(), dtype=np.float64)
         if transform in ("jacfwd", "jacrev"):
             return self.jacobian()
         if transform == "hessian":

@@ -96,12 +96,14 @@ class Model:
 
     def vector(self, x: Array) -> Array:
         if self.problem.name == "mlp":
-            return mlp_losses(x, *self.examples, self.problem.layers)
+            inputs, targets = self.examples
+            return mlp_losses(x, inputs, targets, self.problem.layers)
         return rosenbrock_residuals(x)
 
     def scalar(self, x: Array, remat: bool = False) -> Array:
         if self.problem.name == "mlp":
-            return jnp.mean(mlp_losses(x, *self.examples, self.problem.layers, remat))
+            inputs, targets = self.examples
+            return jnp.mean(mlp_losses(x, inputs, targets, self.problem.layers, remat))
         return rosenbrock(x, remat)
 
     def example(self, x: Array, *example: Array, remat: bool = False) -> Array:
@@ -135,20 +137,21 @@ def transform(model: Model, name: str) -> tuple[Callable[..., Any], tuple[Array,
     x, ex = model.x, model.examples
     if name == "grad":
 
-        def fn(x: Array) -> Array:
+        def value_and_grad(x: Array) -> Array:
             value, g = jax.value_and_grad(model.scalar)(x)
             return jnp.concatenate([value[None], g])
 
-        return fn, (x,)
+        return value_and_grad, (x,)
     if name == "jvp":
         return (lambda x, t: jax.jvp(model.vector, (x,), (t,))[1]), (x, model.tangent)
     if name == "vjp":
 
-        def fn(x: Array, u: Array) -> Array:
+        def pull_back(x: Array, u: Array) -> Array:
             _, pullback = jax.vjp(model.vector, x)
-            return pullback(u)[0]
+            cotangents: tuple[Array, ...] = pullback(u)
+            return cotangents[0]
 
-        return fn, (x, model.cotangent)
+        return pull_back, (x, model.cotangent)
     if name == "jacfwd":
         return jax.jacfwd(model.vector), (x,)
     if name == "jacrev":
@@ -171,15 +174,18 @@ def transform(model: Model, name: str) -> tuple[Callable[..., Any], tuple[Array,
 
 
 def compile_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``jax.jit(fn)``."""
     return jax.jit(fn)
 
 
-def to_numpy(out: Any) -> np.ndarray:
+def to_numpy(out: Array) -> np.ndarray:
+    """``out`` as a float64 NumPy array (waits for it)."""
     return np.asarray(out, dtype=np.float64)
 
 
 def sync(out: Any) -> None:
-    jax.block_until_ready(out)
+    """Wait until ``out`` is computed (JAX dispatches asynchronously)."""
+    jax.block_until_ready(out)  # type: ignore[no-untyped-call]  # jax leaves it unannotated
 
 
 def evaluators(model: Model) -> dict[str, Callable[..., Any]]:
@@ -210,7 +216,8 @@ def evaluators(model: Model) -> dict[str, Callable[..., Any]]:
 
 def float64() -> contextlib.AbstractContextManager[Any]:
     """Context in which float64 arrays stay float64 (JAX is float32-only by default)."""
-    return jax.enable_x64(True)
+    context: contextlib.AbstractContextManager[Any] = jax.enable_x64(True)
+    return context
 
 
 def configure(threads: int) -> None:
@@ -234,7 +241,8 @@ def memory_step(
     compiled = grad_fn.lower(model.x).compile()
 
     def step() -> Array:
-        return compiled(model.x)
+        out: Array = compiled(model.x)
+        return out
 
     def accounting() -> dict[str, Any]:
         analysis = compiled.memory_analysis()

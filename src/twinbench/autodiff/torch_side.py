@@ -82,9 +82,12 @@ def rosenbrock_residuals(x: Tensor) -> Tensor:
 
 
 def rosenbrock(x: Tensor, remat: bool = False) -> Tensor:
-    if remat:
-        return checkpoint(rosenbrock_residuals, x, use_reentrant=False).pow(2).sum()
-    return rosenbrock_residuals(x).pow(2).sum()
+    residuals: Tensor = (
+        checkpoint(rosenbrock_residuals, x, use_reentrant=False)
+        if remat
+        else rosenbrock_residuals(x)
+    )
+    return residuals.pow(2).sum()
 
 
 @dataclass
@@ -99,12 +102,14 @@ class Model:
 
     def vector(self, x: Tensor) -> Tensor:
         if self.problem.name == "mlp":
-            return mlp_losses(x, *self.examples, self.problem.layers)
+            inputs, targets = self.examples
+            return mlp_losses(x, inputs, targets, self.problem.layers)
         return rosenbrock_residuals(x)
 
     def scalar(self, x: Tensor, remat: bool = False) -> Tensor:
         if self.problem.name == "mlp":
-            return mlp_losses(x, *self.examples, self.problem.layers, remat).mean()
+            inputs, targets = self.examples
+            return mlp_losses(x, inputs, targets, self.problem.layers, remat).mean()
         return rosenbrock(x, remat)
 
     def example(self, x: Tensor, *example: Tensor, remat: bool = False) -> Tensor:
@@ -136,20 +141,21 @@ def transform(model: Model, name: str) -> tuple[Callable[..., Any], tuple[Tensor
     x, ex = model.x, model.examples
     if name == "grad":
 
-        def fn(x: Tensor) -> Tensor:
+        def value_and_grad(x: Tensor) -> Tensor:
             g, value = grad_and_value(model.scalar)(x)
             return torch.cat([value.reshape(1), g])
 
-        return fn, (x,)
+        return value_and_grad, (x,)
     if name == "jvp":
         return (lambda x, t: jvp(model.vector, (x,), (t,))[1]), (x, model.tangent)
     if name == "vjp":
 
-        def fn(x: Tensor, u: Tensor) -> Tensor:
-            _, pullback = vjp(model.vector, x)
-            return pullback(u)[0]
+        def pull_back(x: Tensor, u: Tensor) -> Tensor:
+            pullback = vjp(model.vector, x)[1]
+            cotangents: tuple[Tensor, ...] = pullback(u)
+            return cotangents[0]
 
-        return fn, (x, model.cotangent)
+        return pull_back, (x, model.cotangent)
     if name == "jacfwd":
         return jacfwd(model.vector), (x,)
     if name == "jacrev":
@@ -162,11 +168,11 @@ def transform(model: Model, name: str) -> tuple[Callable[..., Any], tuple[Tensor
         return vmap(grad(model.example), in_dims=(None, *[0] * len(ex))), (x, *ex)
     if name == "checkpoint":
 
-        def fn(x: Tensor) -> Tensor:
+        def checkpointed_grad(x: Tensor) -> Tensor:
             x = x.detach().requires_grad_(True)
             return torch.autograd.grad(model.scalar(x, remat=True), x)[0]
 
-        return fn, (x,)
+        return checkpointed_grad, (x,)
     if name == "per_example_checkpoint":
 
         def loss(x: Tensor, *example: Tensor) -> Tensor:
@@ -182,8 +188,10 @@ def compile_fn(fn: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compile(fn)
 
 
-def to_numpy(out: Any) -> np.ndarray:
-    return out.detach().cpu().numpy().astype(np.float64)
+def to_numpy(out: Tensor) -> np.ndarray:
+    """``out`` as a float64 NumPy array."""
+    array: np.ndarray = out.detach().cpu().numpy().astype(np.float64)
+    return array
 
 
 def sync(out: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def first_order_config(workload: str, optimizer: str, lr: float | None = None) -
         momentum = MOMENTUM if optimizer == "sgd_momentum" else 0.0
         return OptimizerConfig("sgd", lr=lr or sgd_lr, momentum=momentum, weight_decay=0.0)
     decay = ADAMW_WEIGHT_DECAY if optimizer == "adamw" else 0.0
-    name = "adamw" if optimizer == "adamw" else "adam"
+    name: Literal["adam", "adamw"] = "adamw" if optimizer == "adamw" else "adam"
     return OptimizerConfig(name, lr=lr or adam_lr, betas=BETAS, eps=EPS, weight_decay=decay)
 
 

@@ -27,6 +27,8 @@ from twinbench.optim_suite.methods import EIGENVALUE_FLOOR, Outcome, newton_loop
 from twinbench.optim_suite.problems import Problem
 
 Data = dict[str, jax.Array]
+Objective = Callable[[jax.Array, Data], jax.Array]
+Run = Callable[[jax.Array, Data], Outcome]  # a solver bound to its objective and tolerances
 
 
 def _linreg(w: jax.Array, d: Data) -> jax.Array:
@@ -41,14 +43,14 @@ def _rosenbrock(w: jax.Array, _d: Data) -> jax.Array:
     return jnp.sum(100.0 * (w[1:] - w[:-1] ** 2) ** 2 + (1.0 - w[:-1]) ** 2)
 
 
-OBJECTIVES: dict[str, Callable[[jax.Array, Data], jax.Array]] = {
+OBJECTIVES: dict[str, Objective] = {
     "linreg": _linreg,
     "logreg": _logreg,
     "rosenbrock": _rosenbrock,
 }
 
 
-def _newton(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: int) -> Callable:
+def _newton(fn: Objective, gtol: float, max_iter: int) -> Run:
     value = jax.jit(fn)
 
     @jax.jit
@@ -80,7 +82,7 @@ def _newton(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: i
     return run
 
 
-def _bfgs(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: int) -> Callable:
+def _bfgs(fn: Objective, gtol: float, max_iter: int) -> Run:
     @jax.jit
     def minimize(x0: jax.Array, data: Data) -> Any:
         options = {"gtol": gtol, "maxiter": max_iter}  # gtol tested on the infinity norm
@@ -100,7 +102,7 @@ def _bfgs(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: int
     return run
 
 
-def _lbfgs(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: int) -> Callable:
+def _lbfgs(fn: Objective, gtol: float, max_iter: int) -> Run:
     """optax's documented L-BFGS loop, as one jitted ``lax.while_loop``.
 
     Function evaluations are 1 (the first value and gradient) plus the zoom line search's trial
@@ -121,11 +123,12 @@ def _lbfgs(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: in
             value, grad = value_and_grad(x, state=state)
             updates, state = solver.update(grad, state, x, value=value, grad=grad, value_fn=f)
             evals = evals + optax.tree.get(state, "num_linesearch_steps")
-            return optax.apply_updates(x, updates), state, evals
+            x_next: jax.Array = optax.apply_updates(x, updates)
+            return x_next, state, evals
 
         def keep_going(carry: tuple[jax.Array, Any, jax.Array]) -> jax.Array:
             _, state, _ = carry
-            count = optax.tree.get(state, "count")
+            count: jax.Array = optax.tree.get(state, "count")  # optax ships no types
             grad_norm = jnp.max(jnp.abs(optax.tree.get(state, "grad")))
             return (count == 0) | ((count < max_iter) & (grad_norm > gtol))
 
@@ -148,7 +151,11 @@ def _lbfgs(fn: Callable[[jax.Array, Data], jax.Array], gtol: float, max_iter: in
     return run
 
 
-_SOLVERS = {"newton": _newton, "bfgs": _bfgs, "lbfgs": _lbfgs}
+_SOLVERS: dict[str, Callable[[Objective, float, int], Run]] = {
+    "newton": _newton,
+    "bfgs": _bfgs,
+    "lbfgs": _lbfgs,
+}
 
 
 def prepare(problem: Problem, method: str, *, gtol: float, max_iter: int) -> Callable[[], Outcome]:

@@ -94,11 +94,13 @@ def make_problem(name: str, dim: int, seed: int = 0) -> Problem:
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, z)
+    out: np.ndarray = np.logaddexp(0.0, z)
+    return out
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.exp(-_softplus(-z))
+    out: np.ndarray = np.exp(-_softplus(-z))
+    return out
 
 
 def _linreg_value(w: np.ndarray, d: dict[str, np.ndarray]) -> float:
@@ -107,7 +109,8 @@ def _linreg_value(w: np.ndarray, d: dict[str, np.ndarray]) -> float:
 
 
 def _linreg_grad(w: np.ndarray, d: dict[str, np.ndarray]) -> np.ndarray:
-    return d["x"].T @ (d["x"] @ w - d["y"]) / len(d["y"])
+    grad: np.ndarray = d["x"].T @ (d["x"] @ w - d["y"]) / len(d["y"])
+    return grad
 
 
 def _logreg_value(w: np.ndarray, d: dict[str, np.ndarray]) -> float:
@@ -117,13 +120,15 @@ def _logreg_value(w: np.ndarray, d: dict[str, np.ndarray]) -> float:
 
 def _logreg_grad(w: np.ndarray, d: dict[str, np.ndarray]) -> np.ndarray:
     z = d["y"] * (d["x"] @ w)
-    return -(d["x"].T @ (d["y"] * _sigmoid(-z))) / len(z) + d["l2"] * w
+    grad: np.ndarray = -(d["x"].T @ (d["y"] * _sigmoid(-z))) / len(z) + d["l2"] * w
+    return grad
 
 
 def _logreg_hess(w: np.ndarray, d: dict[str, np.ndarray]) -> np.ndarray:
     s = _sigmoid(d["x"] @ w)
     weights = s * (1.0 - s)
-    return (d["x"].T * weights) @ d["x"] / len(s) + d["l2"] * np.eye(len(w))
+    hess: np.ndarray = (d["x"].T * weights) @ d["x"] / len(s) + d["l2"] * np.eye(len(w))
+    return hess
 
 
 _NUMPY: dict[str, tuple[Callable[..., float], Callable[..., np.ndarray]]] = {

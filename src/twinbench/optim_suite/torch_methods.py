@@ -69,7 +69,9 @@ def _newton(
         h = hessian(x)
         try:
             p = -torch.linalg.solve(h, g)
-        except torch.linalg.LinAlgError:  # singular H: JAX returns NaN/Inf here, so do we
+        # singular H: JAX returns NaN/Inf here, so do we. (torch.linalg re-exports the error
+        # at run time without declaring it in its stubs.)
+        except torch.linalg.LinAlgError:  # type: ignore[attr-defined]
             return g, math.nan, grad_norm
         slope = g @ p
         if not bool(slope < 0):  # H is not positive definite here: modified Newton instead
@@ -156,10 +158,10 @@ def _lbfgs(
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         loss = f(x)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         return loss
 
-    optimizer.step(closure)
+    optimizer.step(closure)  # type: ignore[no-untyped-call]  # torch leaves it unannotated
     state = optimizer.state[x]
     g = torch.func.grad(f)(x.detach())
     grad_norm = float(g.abs().max())
