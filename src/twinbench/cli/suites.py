@@ -12,7 +12,6 @@ from rich.markup import escape
 
 from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, int_list
-from twinbench.errors import TwinbenchError
 from twinbench.store import DB_NAME
 from twinbench.suite import SuiteResult, record, view_for
 
@@ -28,15 +27,17 @@ def publish_suite(
     """Print a suite's result (its view's Markdown, or JSON), store it as a run, and keep the
     rendering with the run so that `twinbench report` shows it later.
 
-    ``text`` and ``save`` serve a suite not yet on the contract (no view, its own store call).
+    ``text`` replaces the view's rendering; ``save`` replaces `twinbench.suite.record` for a
+    suite that stores itself (``text`` is then added to its run).
     """
+    data = result.to_dict()
     if text is None:
         view = view_for(result.kind)
-        if view is None:
-            raise TwinbenchError(f"no report view for suite kind '{result.kind}'")
-        text = view.markdown(result.to_dict())
+        if view is None:  # a suite module that forgot to register: a bug, not a user error
+            raise LookupError(f"no report view registered for suite kind '{result.kind}'")
+        text = view.markdown(data)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        print(json.dumps(data, indent=2, default=str))
     else:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     if save is None:
