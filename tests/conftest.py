@@ -58,7 +58,7 @@ def cli(monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """``cli(*args)``: the ``twinbench`` command in this process (see ``helpers.run_main``)."""
 
-    def call(*args: str | Path, columns: int = 80) -> Result:
+    def call(*args: str | Path, columns: int | None = None) -> Result:
         return run_main(monkeypatch, capsys, *args, columns=columns)
 
     return call

@@ -29,9 +29,9 @@ Result = subprocess.CompletedProcess[str]
 
 def start(*args: str | Path, columns: int | None = None,
           cwd: Path | None = None) -> subprocess.Popen[str]:
-    """Start ``python -m twinbench ARGS`` without waiting; ``columns`` widens rich's tables.
+    """Start ``python -m twinbench ARGS`` without waiting; ``columns`` sets rich's width.
 
-    Without ``columns`` the output is as a non-terminal gets it: rich's default of 80 columns.
+    Without ``columns`` the output is what a pipe gets (no COLUMNS from the caller's terminal).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     if columns:
@@ -57,16 +57,21 @@ def twinbench(*args: str | Path, columns: int | None = None, cwd: Path | None = 
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-             *args: str | Path, columns: int = 80) -> Result:
+             *args: str | Path, columns: int | None = None) -> Result:
     """Call ``twinbench.cli.main`` in this process as the console script would.
 
-    ``columns`` is rich's width (80, a non-terminal's, unless a test widens the tables), so
-    the result reads like ``twinbench(...)``'s whatever terminal pytest runs in.
+    The output is captured, so the CLI's consoles write as to a pipe, like ``twinbench(...)``;
+    ``columns`` sets their width (the consoles are made once, at import: COLUMNS alone would
+    not reach them).
     """
+    from twinbench.cli import app as cli_app
     from twinbench.cli import main
 
     argv = [str(a) for a in args]
-    monkeypatch.setenv("COLUMNS", str(columns))
+    if columns:
+        monkeypatch.setenv("COLUMNS", str(columns))
+        for console in (cli_app.console, cli_app.err_console):
+            monkeypatch.setattr(console, "width", columns)
     monkeypatch.setattr(sys, "argv", ["twinbench", *argv])
     capsys.readouterr()  # what the test printed before is not the command's output
     code = 0

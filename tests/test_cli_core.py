@@ -2,8 +2,8 @@
 
 Exit codes are the contract (0 agree, 1 parity failed, 2 user error). The commands run in this
 process through the console script's ``main`` (``cli``), one through the real entry point in a
-fresh interpreter. Errors must be one line on stderr, never a traceback — checked at the width
-of a non-terminal (rich's default of 80 columns), where long lines would wrap.
+fresh interpreter. Errors must be one line on stderr, never a traceback — checked at 80 columns
+(rich's default for a narrow terminal), where long lines would wrap.
 """
 
 from __future__ import annotations
@@ -114,14 +114,15 @@ def test_failing_parity_exits_1_and_names_the_layer(
 
 
 def test_unknown_workload(cli: Cli) -> None:
-    result = cli("parity", "resnet9000")
+    result = cli("parity", "resnet9000", columns=80)
     line = assert_one_line_error(result, "resnet9000", "linreg, mlp, xor")
     assert result.stdout == ""
     assert line.startswith("error:")
 
 
 def test_unknown_size(cli: Cli) -> None:
-    assert_one_line_error(cli("parity", "xor", "--size", "huge"), "huge", "tiny, small, full")
+    assert_one_line_error(cli("parity", "xor", "--size", "huge", columns=80), "huge",
+                          "tiny, small, full")
 
 
 def _bad_workload_file(kind: str, tmp_path: Path,
@@ -149,7 +150,8 @@ def _bad_workload_file(kind: str, tmp_path: Path,
 def test_broken_workload_file(cli: Cli, kind: str, tmp_path: Path,
                               ln_gelu_variant: Callable[..., Path]) -> None:
     path, fragments = _bad_workload_file(kind, tmp_path, ln_gelu_variant)
-    assert_one_line_error(cli("parity", "--workload-file", path, "--steps", "2"), *fragments)
+    assert_one_line_error(cli("parity", "--workload-file", path, "--steps", "2", columns=80),
+                          *fragments)
 
 
 # --- the entry point after an error, and a missing framework ------------------------------------
@@ -192,7 +194,8 @@ def without_jax(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("without_jax")
 def test_parity_without_jax_says_what_to_install(cli: Cli) -> None:
-    assert_one_line_error(cli("parity", "xor", "--steps", "2"), "'jax'", "pip install jax")
+    assert_one_line_error(cli("parity", "xor", "--steps", "2", columns=80), "'jax'",
+                          "pip install jax")
 
 
 @pytest.mark.usefixtures("without_jax")

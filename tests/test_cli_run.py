@@ -1,28 +1,26 @@
-"""`twinbench run` and `twinbench report` end to end, through the real console entry point."""
+"""`twinbench run` and `twinbench report` end to end: through the console script's ``main`` in
+this process (the cells still run in their own subprocesses), and Ctrl-C through the real entry
+point in a fresh interpreter."""
 
 import os
+import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from helpers import assert_one_line_error, start
+from twinbench.harness import runner
 from twinbench.store import DB_NAME, ResultStore
 
 
-def twinbench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "twinbench", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
-
-
-def test_tiny_suite_two_modes_writes_database_and_markdown(tmp_path):
+def test_tiny_suite_two_modes_writes_database_and_markdown(cli, tmp_path, monkeypatch):
     out = tmp_path / "results"  # the seeds' examples; the zoo's run: tests/workloads
-    done = twinbench("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp",
-                     "--workload", "xor", "--mode", "jax-jit", "--mode", "torch-eager",
-                     "--budget", "0.5", "--out", str(out))
+    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)  # peak FLOP/s are recorded, not checked
+    done = cli("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp",
+               "--workload", "xor", "--mode", "jax-jit", "--mode", "torch-eager",
+               "--budget", "0.5", "--out", out)
     assert done.returncode == 0, done.stderr
 
     with ResultStore(out / DB_NAME) as store:
@@ -53,11 +51,8 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tmp_path):
 
 def test_ctrl_c_keeps_finished_cells_and_a_readable_database(tmp_path):
     out = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twinbench", "run", "--suite", "tiny", "--workload", "linreg",
-         "--workload", "xor", "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "1",
-         "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start("run", "--suite", "tiny", "--workload", "linreg", "--workload", "xor",
+                 "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "1", "--out", out)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait for the first committed cell
         if (out / DB_NAME).exists():
@@ -97,51 +92,44 @@ def test_ctrl_c_keeps_finished_cells_and_a_readable_database(tmp_path):
         (["--torch-compile-mode", "turbo"], "turbo"),
     ],
 )
-def test_bad_run_options_give_one_line_and_exit_2(tmp_path, args, named):
-    done = twinbench("run", *args, "--out", str(tmp_path / "out"))
-    assert done.returncode == 2
-    assert named in done.stderr and "valid" in done.stderr or "give seconds" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+def test_bad_run_options_give_one_line_and_exit_2(cli, tmp_path, args, named):
+    done = cli("run", *args, "--out", tmp_path / "out")
+    assert_one_line_error(done, named)
+    assert "valid" in done.stderr or "give seconds" in done.stderr
     assert not (tmp_path / "out" / DB_NAME).exists()  # refused before any work
 
 
-def test_cuda_without_a_gpu_is_refused(tmp_path):
-    if subprocess.run(["sh", "-c", "command -v nvidia-smi"], capture_output=True).returncode == 0:
-        pytest.skip("this machine has nvidia-smi; the refusal is for machines without a GPU")
-    done = twinbench("run", "--device", "cuda", "--out", str(tmp_path / "out"))
-    assert done.returncode == 2 and "no NVIDIA GPU" in done.stderr
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None,
+                    reason="this machine has nvidia-smi; the refusal is for machines without a GPU")
+def test_cuda_without_a_gpu_is_refused(cli, tmp_path):
+    assert_one_line_error(cli("run", "--device", "cuda", "--out", tmp_path / "out"),
+                          "no NVIDIA GPU")
 
 
-def test_unwritable_out_is_refused(tmp_path):
+def test_unwritable_out_is_refused(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    done = twinbench("run", "--suite", "tiny", "--out", str(blocker / "results"))
-    assert done.returncode == 2 and "cannot write results" in done.stderr
-    assert "Traceback" not in done.stderr
+    done = cli("run", "--suite", "tiny", "--out", blocker / "results")
+    assert_one_line_error(done, "cannot write results")
 
 
-def test_corrupted_database_is_reported_and_left_untouched(tmp_path):
+def test_corrupted_database_is_reported_and_left_untouched(cli, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     garbage = b"this is not a database" * 100
     (out / DB_NAME).write_bytes(garbage)
-    done = twinbench("run", "--suite", "tiny", "--out", str(out))
-    assert done.returncode == 2 and DB_NAME in done.stderr
+    assert_one_line_error(cli("run", "--suite", "tiny", "--out", out), DB_NAME)
     assert (out / DB_NAME).read_bytes() == garbage
 
 
-def test_newer_schema_is_refused(tmp_path):
+def test_newer_schema_is_refused(cli, tmp_path):
     out = tmp_path / "out"
     ResultStore(out / DB_NAME).close()
     with sqlite3.connect(out / DB_NAME) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    done = twinbench("run", "--suite", "tiny", "--out", str(out))
-    assert done.returncode == 2 and "newer" in done.stderr
+    assert_one_line_error(cli("run", "--suite", "tiny", "--out", out), "newer")
 
 
-def test_report_of_an_empty_store_or_bad_run_id(tmp_path):
-    done = twinbench("report", "--results", str(tmp_path / "none"))
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    done = twinbench("report", "abc", "--results", str(tmp_path))
-    assert done.returncode == 2 and "abc" in done.stderr
+def test_report_of_an_empty_store_or_bad_run_id(cli, tmp_path):
+    assert_one_line_error(cli("report", "--results", tmp_path / "none"), "no results directory")
+    assert_one_line_error(cli("report", "abc", "--results", tmp_path), "abc")
