@@ -4,7 +4,6 @@ One local Ray instance (loopback only) serves the whole module: starting one tak
 """
 
 import socket
-import subprocess
 import sys
 import textwrap
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from helpers import assert_one_line_error, twinbench
 from twinbench.harness import ray_executor, runner
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
@@ -209,32 +209,15 @@ def test_a_ray_task_killed_mid_group_is_recorded_and_leaves_no_process(local_ray
     assert worker_processes() == []
 
 
-def twinbench(*args: str) -> subprocess.CompletedProcess[str]:
-    """The console entry point in a fresh interpreter: no Ray connection made by other tests."""
-    return subprocess.run([sys.executable, "-m", "twinbench", *args], capture_output=True,
-                          text=True, timeout=120)  # the timeout: a hang fails, not blocks
-
-
 def test_unreachable_ray_address_is_one_line_and_exit_2(tmp_path):
     with socket.socket() as probe:  # a port on this machine that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # a fresh interpreter: no Ray connection made by other tests; a hang fails, not blocks
     done = twinbench("run", "--executor", "ray", "--ray-address", f"127.0.0.1:{port}",
-                     "--suite", "tiny", "--out", str(tmp_path / "out"))
-    assert done.returncode == 2, done.stderr
-    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+                     "--suite", "tiny", "--out", tmp_path / "out", timeout=120)
+    assert_one_line_error(done, f"cannot reach a Ray cluster at 127.0.0.1:{port}")
     assert not (tmp_path / "out" / DB_NAME).exists()
-
-
-def main_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The console entry point in this process (a fresh interpreter costs seconds)."""
-    from twinbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["twinbench", *args])
-    with pytest.raises(SystemExit) as stop:
-        main()
-    return stop.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -246,27 +229,12 @@ def main_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str]:
         (["--executor", "ray", "--ray-address", "ray://head:10001"], "(ray://) addresses are not"),
     ],
 )
-def test_bad_executor_options_are_refused(monkeypatch, capsys, tmp_path, args, named):
-    code, stderr = main_in_process(monkeypatch, capsys, "run", *args, "--suite", "tiny",
-                                   "--out", str(tmp_path / "out"))
-    assert code == 2 and named in stderr, stderr
-    assert len(stderr.strip().splitlines()) == 1
+def test_bad_executor_options_are_refused(cli, tmp_path, args, named):
+    assert_one_line_error(cli("run", *args, "--suite", "tiny", "--out", tmp_path / "out"), named)
     assert not (tmp_path / "out").exists()
 
 
-def test_without_ray_installed_the_error_names_the_extra(monkeypatch, capsys, tmp_path):
+def test_without_ray_installed_the_error_names_the_extra(cli, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
-    code, stderr = main_in_process(monkeypatch, capsys, "run", "--executor", "ray", "--suite",
-                                   "tiny", "--out", str(tmp_path / "out"))
-    assert code == 2 and 'pip install "twinbench[ray]"' in stderr, stderr
-    assert len(stderr.strip().splitlines()) == 1
-
-
-def test_twinbench_and_the_local_path_never_import_ray():
-    code = (
-        "import sys, twinbench, twinbench.cli, twinbench.harness.runner, "
-        "twinbench.harness.ray_executor; print('ray' in sys.modules)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "False"
+    done = cli("run", "--executor", "ray", "--suite", "tiny", "--out", tmp_path / "out")
+    assert_one_line_error(done, 'pip install "twinbench[ray]"')
