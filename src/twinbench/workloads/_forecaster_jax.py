@@ -1,46 +1,58 @@
 """The JAX side of ``lstm`` and ``gru``: recurrent layers, each one ``jax.lax.scan``, → Linear.
 
 A `RecurrentLayer` projects the whole input sequence at once (``dense_i``: one big matmul, outside
-the loop) and scans only the recurrence through ``dense_h``; each twin writes its cell's step.
-Both of torch's biases are kept (``dense_i.bias`` = b_ih, ``dense_h.bias`` = b_hh) and the gates
-are in torch's order. `Forecaster` keeps the layers under the workload's name, so canonical names
-read ``lstm.0.dense_i.kernel``.
+the loop) and scans only the recurrence through ``dense_h``; each twin's layer writes its cell's
+``step``. Both of torch's biases are kept (``dense_i.bias`` = b_ih, ``dense_h.bias`` = b_hh) and
+the gates are in torch's order. `Forecaster` keeps the layers under the workload's name, so
+canonical names read ``lstm.0.dense_i.kernel``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-Carry = TypeVar("Carry")
+Carry = TypeVar("Carry")  # what the scan carries from step to step: h, or (h, c)
 
 
-class RecurrentLayer(nnx.Module):
-    def __init__(self, d_in: int, hidden: int, *, gates: int, rngs: nnx.Rngs) -> None:
-        self.dense_i = nnx.Linear(d_in, gates * hidden, rngs=rngs)  # b_ih
-        self.dense_h = nnx.Linear(hidden, gates * hidden, rngs=rngs)  # b_hh
+class RecurrentLayer(nnx.Module, Generic[Carry]):
+    gates: int  # gate blocks per step: a subclass sets it
 
-    def recurrence(self) -> tuple[jax.Array, jax.Array]:
-        """``dense_h``'s kernel (H, G·H) and bias (1, G·H), read once, outside the scan."""
+    def __init__(self, d_in: int, hidden: int, *, rngs: nnx.Rngs) -> None:
+        self.dense_i = nnx.Linear(d_in, self.gates * hidden, rngs=rngs)  # b_ih
+        self.dense_h = nnx.Linear(hidden, self.gates * hidden, rngs=rngs)  # b_hh
+
+    def start(self, h0: jax.Array) -> Carry:
+        """The carry before the first step, from the zero hidden state ``h0`` (B, H)."""
+        raise NotImplementedError
+
+    def step(
+        self, carry: Carry, x_t: jax.Array, w_h: jax.Array, b_h: jax.Array
+    ) -> tuple[Carry, jax.Array]:
+        """One time step: ``x_t`` (B, G·H) is this step's input projection; returns the next
+        carry and the hidden state (B, H)."""
+        raise NotImplementedError
+
+    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, in) -> (B, T, H)
+        xs = jnp.swapaxes(self.dense_i(x), 0, 1)  # (T, B, G·H): time-major for the scan
         assert self.dense_h.bias is not None  # built with a bias: torch's b_hh
-        return self.dense_h.kernel[...], self.dense_h.bias[...][None, :]
+        w_h, b_h = self.dense_h.kernel[...], self.dense_h.bias[...][None, :]  # (H, G·H), (1, G·H)
+        h0 = jnp.zeros((x.shape[0], w_h.shape[0]), xs.dtype)
 
+        def step(carry: Carry, x_t: jax.Array) -> tuple[Carry, jax.Array]:
+            return self.step(carry, x_t, w_h, b_h)
 
-def scan_over_time(
-    step: Callable[[Carry, jax.Array], tuple[Carry, jax.Array]], carry: Carry, xs: jax.Array
-) -> jax.Array:
-    """``step``'s outputs (B, T, H) over the time axis of ``xs`` (B, T, G·H), from ``carry``."""
-    _, hs = jax.lax.scan(step, carry, jnp.swapaxes(xs, 0, 1))  # time-major for the scan
-    return jnp.swapaxes(hs, 0, 1)
+        _, hs = jax.lax.scan(step, self.start(h0), xs)  # (T, B, H)
+        return jnp.swapaxes(hs, 0, 1)
 
 
 class Forecaster(nnx.Module):
     def __init__(
-        self, name: str, layers: Sequence[RecurrentLayer], horizon: int, *, rngs: nnx.Rngs
+        self, name: str, layers: Sequence[RecurrentLayer[Any]], horizon: int, *, rngs: nnx.Rngs
     ) -> None:
         self.stack_name = name
         setattr(self, name, nnx.List(layers))
@@ -53,7 +65,7 @@ class Forecaster(nnx.Module):
 
 
 def stacked(
-    name: str, layer: Callable[..., RecurrentLayer], config: Mapping[str, Any]
+    name: str, layer: Callable[..., RecurrentLayer[Any]], config: Mapping[str, Any]
 ) -> Forecaster:
     """The config's forecaster: ``layers`` of ``layer(d_in, hidden, rngs=...)``, under ``name``."""
     rngs = nnx.Rngs(0)

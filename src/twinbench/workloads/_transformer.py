@@ -42,6 +42,12 @@ def layer_flops(size: Size) -> int:
     return int(24 * b * t * d * d + 4 * b * t * t * d)
 
 
+def train_step_flops(size: Size, head: int) -> float:
+    """FLOPs of one training step, 3 × forward (backward = 2 × forward), with ``head`` the
+    forward FLOPs on top of the ``n_layers`` layers."""
+    return float(3.0 * (size.config["n_layers"] * layer_flops(size) + head))
+
+
 def validator(workload: str, *, shortest: int, why: str = "") -> Callable[[Size], None]:
     """``validate`` for a transformer: heads divide ``d_model``; ``seq_len`` runs from
     ``shortest`` (``why`` says what needs that many) to the position table's length."""

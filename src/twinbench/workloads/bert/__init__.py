@@ -32,7 +32,7 @@ import numpy as np
 
 from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
 from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
-from twinbench.workloads._transformer import layer_flops, preset, validator
+from twinbench.workloads._transformer import preset, train_step_flops, validator
 
 CLS = 0
 N_CLASSES = 2  # one Markov chain per class
@@ -84,8 +84,8 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
 def flops(size: Size) -> float:
     """Analytic FLOPs of one training step (formula in the module docstring)."""
     c = size.config
-    head = 2 * size.batch_size * c["d_model"] * (c["d_model"] + c["n_classes"])
-    return float(3.0 * (c["n_layers"] * layer_flops(size) + head))
+    pooler_and_classifier = 2 * size.batch_size * c["d_model"] * (c["d_model"] + c["n_classes"])
+    return train_step_flops(size, head=pooler_and_classifier)
 
 
 WORKLOAD = WorkloadSpec(

@@ -34,7 +34,7 @@ import numpy as np
 from twinbench.canonical import init_canonical
 from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
 from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
-from twinbench.workloads._transformer import layer_flops, preset, validator
+from twinbench.workloads._transformer import preset, train_step_flops, validator
 
 SIZES = {
     # Position tables a little longer than seq_len, so `twinbench run --seq-lens` can sweep up.
@@ -59,8 +59,8 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
 def flops(size: Size) -> float:
     """Analytic FLOPs of one training step (formula in the module docstring)."""
     c = size.config
-    head = 2 * size.batch_size * c["seq_len"] * c["d_model"] * c["vocab_size"]
-    return float(3.0 * (c["n_layers"] * layer_flops(size) + head))
+    lm_head = 2 * size.batch_size * c["seq_len"] * c["d_model"] * c["vocab_size"]
+    return train_step_flops(size, head=lm_head)
 
 
 WORKLOAD = WorkloadSpec(

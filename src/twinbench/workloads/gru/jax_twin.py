@@ -16,39 +16,34 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from twinbench.workloads._forecaster_jax import (
     Forecaster,
     RecurrentLayer,
     forward,
     loss_fn,
-    scan_over_time,
     stacked,
 )
 
 __all__ = ["build", "forward", "loss_fn"]
 
 
-class GRULayer(RecurrentLayer):
-    def __init__(self, d_in: int, hidden: int, *, rngs: nnx.Rngs) -> None:
-        super().__init__(d_in, hidden, gates=3, rngs=rngs)  # b_hh = [b_hr, b_hz, b_hn]
+class GRULayer(RecurrentLayer[jax.Array]):
+    gates = 3  # r, z, n; b_hh = [b_hr, b_hz, b_hn]
 
-    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, in) -> (B, T, H)
-        xs = self.dense_i(x)  # (B, T, 3H)
-        w_h, b_h = self.recurrence()  # (H, 3H), (1, 3H)
-        h0 = jnp.zeros((x.shape[0], w_h.shape[0]), xs.dtype)
+    def start(self, h0: jax.Array) -> jax.Array:
+        return h0
 
-        def step(h: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-            x_r, x_z, x_n = jnp.split(x_t, 3, axis=-1)  # each (B, H)
-            h_r, h_z, h_n = jnp.split(h @ w_h + b_h, 3, axis=-1)
-            r = jax.nn.sigmoid(x_r + h_r)
-            z = jax.nn.sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * h_n)  # b_hn sits inside the reset gate's product
-            h = n + z * (h - n)  # = (1 − z) ⊙ n + z ⊙ h, one product fewer (torch's form)
-            return h, h
-
-        return scan_over_time(step, h0, xs)
+    def step(
+        self, h: jax.Array, x_t: jax.Array, w_h: jax.Array, b_h: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        x_r, x_z, x_n = jnp.split(x_t, 3, axis=-1)  # each (B, H)
+        h_r, h_z, h_n = jnp.split(h @ w_h + b_h, 3, axis=-1)
+        r = jax.nn.sigmoid(x_r + h_r)
+        z = jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)  # b_hn sits inside the reset gate's product
+        h = n + z * (h - n)  # = (1 − z) ⊙ n + z ⊙ h, one product fewer (torch's form)
+        return h, h
 
 
 def build(config: Mapping[str, Any]) -> Forecaster:

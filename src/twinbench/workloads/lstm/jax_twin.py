@@ -9,39 +9,34 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from twinbench.workloads._forecaster_jax import (
     Forecaster,
     RecurrentLayer,
     forward,
     loss_fn,
-    scan_over_time,
     stacked,
 )
 
 __all__ = ["build", "forward", "loss_fn"]
 
+State = tuple[jax.Array, jax.Array]  # (h, c), each (B, H)
 
-class LSTMLayer(RecurrentLayer):
-    def __init__(self, d_in: int, hidden: int, *, rngs: nnx.Rngs) -> None:
-        super().__init__(d_in, hidden, gates=4, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, in) -> (B, T, H)
-        xs = self.dense_i(x)  # (B, T, 4H)
-        w_h, b_h = self.recurrence()  # (H, 4H), (1, 4H)
-        h0 = jnp.zeros((x.shape[0], w_h.shape[0]), xs.dtype)
+class LSTMLayer(RecurrentLayer[State]):
+    gates = 4  # i, f, g, o
 
-        def step(
-            carry: tuple[jax.Array, jax.Array], x_t: jax.Array
-        ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-            h, c = carry
-            i, f, g, o = jnp.split(x_t + (h @ w_h + b_h), 4, axis=-1)  # each (B, H)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (h, c), h
+    def start(self, h0: jax.Array) -> State:
+        return h0, h0
 
-        return scan_over_time(step, (h0, h0), xs)
+    def step(
+        self, carry: State, x_t: jax.Array, w_h: jax.Array, b_h: jax.Array
+    ) -> tuple[State, jax.Array]:
+        h, c = carry
+        i, f, g, o = jnp.split(x_t + (h @ w_h + b_h), 4, axis=-1)  # each (B, H)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
 
 
 def build(config: Mapping[str, Any]) -> Forecaster:

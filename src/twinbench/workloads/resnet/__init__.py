@@ -19,43 +19,25 @@ import numpy as np
 from twinbench.errors import TwinbenchError
 from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, require_one_of, sgd_and_adam
 
+PRESETS = {  # name: (block, blocks per stage, stage widths, stem, image side, classes, batch)
+    "tiny": ("basic", (1, 1, 1, 1), (8, 16, 32, 64), "cifar", 32, 10, 8),
+    "small": ("basic", (2, 2, 2, 2), (64, 128, 256, 512), "cifar", 32, 10, 32),
+    "full": ("bottleneck", (3, 4, 6, 3), (64, 128, 256, 512), "imagenet", 224, 1000, 64),
+}
 SIZES = {
-    "tiny": Size(
-        "tiny",
+    name: Size(
+        name,
         {
-            "block": "basic",
-            "layers": (1, 1, 1, 1),
-            "widths": (8, 16, 32, 64),
-            "stem": "cifar",
-            "image_size": 32,
-            "num_classes": 10,
+            "block": block,
+            "layers": layers,
+            "widths": widths,
+            "stem": stem,
+            "image_size": image_size,
+            "num_classes": num_classes,
         },
-        batch_size=8,
-    ),
-    "small": Size(
-        "small",
-        {
-            "block": "basic",
-            "layers": (2, 2, 2, 2),
-            "widths": (64, 128, 256, 512),
-            "stem": "cifar",
-            "image_size": 32,
-            "num_classes": 10,
-        },
-        batch_size=32,
-    ),
-    "full": Size(
-        "full",
-        {
-            "block": "bottleneck",
-            "layers": (3, 4, 6, 3),
-            "widths": (64, 128, 256, 512),
-            "stem": "imagenet",
-            "image_size": 224,
-            "num_classes": 1000,
-        },
-        batch_size=64,
-    ),
+        batch_size=batch,
+    )
+    for name, (block, layers, widths, stem, image_size, num_classes, batch) in PRESETS.items()
 }
 
 # Parity's float32 loss curves of a BatchNorm-ReLU net agree only by luck: now and then a ReLU
