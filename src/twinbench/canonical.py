@@ -24,8 +24,9 @@ normalise identically in eval mode); they have no gradients. ``G`` is 4 for LSTM
 and 3 for GRU (r, z, n), in PyTorch's order.
 
 A parameter a twin declares directly (not inside one of these layers) keeps its name and layout on
-both sides. Model-level converters live in the backends; layer-by-layer converters for porting a
-torch state_dict (BatchNorm, LSTM, GRU, attention too) in `twinbench.converters`. NumPy only here.
+both sides. The torch side of this table is code in one place, `twinbench.backends.layouts`, read
+by the model-level converters of the torch backend and by the layer-by-layer converters for
+porting a torch state_dict (`twinbench.converters`, attention too). NumPy only here.
 """
 
 from __future__ import annotations

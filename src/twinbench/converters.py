@@ -10,7 +10,8 @@ arithmetic, so ``*_to_torch(*_from_torch(sd))`` gives back ``sd``'s tensors bit 
 own dtype. Only the ``*_cell_weights`` helpers, which feed Flax's recurrent cells, add biases.
 
 Canonical names are ``prefix + "." + leaf`` (just ``leaf`` when the prefix is empty); the torch
-prefix and the canonical prefix are the same string.
+prefix and the canonical prefix are the same string. The names and axis orders of every layer kind
+but attention come from `twinbench.backends.layouts`, the table the torch backend uses too.
 
 ======================  ==========================================  ===========================
 layer kind              PyTorch ``state_dict`` (under prefix)       canonical (under prefix)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from itertools import cycle, islice
 from time import perf_counter
-from typing import Any
+from typing import Any, Unpack
 
 import jax
 from flax import nnx
@@ -19,10 +18,15 @@ from twinbench.backends.jax_backend import (
     make_tx,
     to_device,
 )
+from twinbench.backends.timed import BenchSettings, DeviceBatches, fastest_call
 from twinbench.spec import Size, Workload
 
-DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
 _WHILE_LOOP = re.compile(r"\bwhile\(")  # an HLO while instruction in the compiled module
+
+
+def _device(device: str) -> jax.Device:
+    """The first JAX device of a cell's ``device`` ("cuda" or "cpu")."""
+    return jax.devices("gpu" if device == "cuda" else "cpu")[0]
 
 
 def _block_until_ready(tree: object) -> None:
@@ -37,36 +41,22 @@ class JaxBench:
     same step on the stateful NNX objects, op by op.
     """
 
-    def __init__(
-        self,
-        workload: Workload,
-        size: Size,
-        *,
-        mode: str,
-        phase: str,
-        dtype: str,
-        device: str,
-        seed: int,
-        allow_tf32: bool,
-    ) -> None:
-        precision = "tensorfloat32" if allow_tf32 else "highest"
-        jax.config.update("jax_default_matmul_precision", precision)  # type: ignore[no-untyped-call]  # jax's config.update is unannotated
-        self.jit = mode == "jax-jit"
-        target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    def __init__(self, workload: Workload, size: Size, **settings: Unpack[BenchSettings]) -> None:
+        precision = "tensorfloat32" if settings["allow_tf32"] else "highest"
+        # jax's config.update is unannotated
+        jax.config.update("jax_default_matmul_precision", precision)  # type: ignore[no-untyped-call]
+        self.jit = settings["mode"] == "jax-jit"
+        target = _device(settings["device"])
+        dtype, seed = DTYPES[settings["dtype"]], settings["seed"]
         twin = workload.twin("jax")
         with jax.default_device(target):
             model = twin.build(size.config)
-        cast_params(model, DTYPES[dtype])
+        cast_params(model, dtype)
         load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
-        batches = [
-            to_device(b, target, DTYPES[dtype])
-            for b in islice(workload.batches(size, seed), DEVICE_BATCHES)
-        ]
-        self._batches = cycle(batches)
-        self._first_batch = batches[0]
+        self._batches = DeviceBatches(workload, size, seed, lambda b: to_device(b, target, dtype))
 
         objects: Any
-        if phase == "train":
+        if settings["phase"] == "train":
             model.train()
             optimizer = nnx.Optimizer(
                 model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
@@ -108,13 +98,13 @@ class JaxBench:
         if not self.jit:
             return None
         start = perf_counter()
-        self._compiled = self._jitted.lower(self._state, self._first_batch).compile()
+        self._compiled = self._jitted.lower(self._state, self._batches.first).compile()
         return perf_counter() - start
 
     def step(self) -> Any:
         if self._compiled is None:
-            return self._eager_step(next(self._batches))
-        self._state, out = self._compiled(self._state, next(self._batches))
+            return self._eager_step(self._batches.next())
+        self._state, out = self._compiled(self._state, self._batches.next())
         return out
 
     def sync(self, out: Any = None) -> None:
@@ -127,7 +117,7 @@ class JaxBench:
         once, not once per iteration (jax-ml/jax#18672), so a recurrent net's count would be off
         by about the sequence length — no figure rather than a wrong one.
         """
-        compiled = self._compiled or self._jitted.lower(self._state, self._first_batch).compile()
+        compiled = self._compiled or self._jitted.lower(self._state, self._batches.first).compile()
         if _WHILE_LOOP.search(compiled.as_text() or ""):
             return None
         analysis = compiled.cost_analysis()
@@ -143,16 +133,10 @@ class JaxBench:
 
 def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:
     """Best FLOP/s of an n×n matmul over about ``seconds``: the machine's achievable peak."""
-    target = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+    target = _device(device)
     key_a, key_b = jax.random.split(jax.random.key(0))
     a = jax.device_put(jax.random.normal(key_a, (n, n), DTYPES[dtype]), target)
     b = jax.device_put(jax.random.normal(key_b, (n, n), DTYPES[dtype]), target)
     matmul = jax.jit(jax.numpy.matmul).lower(a, b).compile()
     _block_until_ready(matmul(a, b))
-    best = float("inf")
-    deadline = perf_counter() + seconds
-    while perf_counter() < deadline:
-        start = perf_counter()
-        _block_until_ready(matmul(a, b))
-        best = min(best, perf_counter() - start)
-    return 2 * n**3 / best
+    return 2 * n**3 / fastest_call(lambda: _block_until_ready(matmul(a, b)), seconds=seconds)

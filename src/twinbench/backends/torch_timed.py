@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import cycle, islice
-from time import perf_counter
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from twinbench.backends import initial_weights
+from twinbench.backends.timed import BenchSettings, DeviceBatches, fastest_call
 from twinbench.backends.torch_backend import DTYPES, load_canonical, make_optimizer, to_device
 from twinbench.spec import Size, Workload, image_keys_of
-
-DEVICE_BATCHES = 4  # distinct batches kept on the device and cycled through while timing
 
 
 def _as_registered(formula: Callable[..., int]) -> Callable[..., int]:
@@ -63,22 +60,19 @@ _CPU_KERNEL_FLOPS = {
 }
 
 
+class TorchBenchSettings(BenchSettings):
+    """A torch cell's settings: the shared ones and torch.compile's ``mode``."""
+
+    compile_mode: str
+
+
 class TorchBench:
     """One cell's PyTorch side: model, optimizer and batches on the device, a step to time."""
 
     def __init__(
-        self,
-        workload: Workload,
-        size: Size,
-        *,
-        mode: str,
-        phase: str,
-        dtype: str,
-        device: str,
-        seed: int,
-        allow_tf32: bool,
-        compile_mode: str,
+        self, workload: Workload, size: Size, **settings: Unpack[TorchBenchSettings]
     ) -> None:
+        device, dtype, allow_tf32 = settings["device"], settings["dtype"], settings["allow_tf32"]
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("torch sees no CUDA device")
         torch.backends.cuda.matmul.allow_tf32 = allow_tf32
@@ -87,15 +81,14 @@ class TorchBench:
         self.device = device
         twin = workload.twin("torch")
         model = twin.build(size.config).to(device, DTYPES[dtype])
+        seed = settings["seed"]
         load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
-        batches = [
-            to_device(b, device, DTYPES[dtype], image_keys_of(workload))
-            for b in islice(workload.batches(size, seed), DEVICE_BATCHES)
-        ]
-        self._batches = cycle(batches)
-        self._first_batch = batches[0]
+        image_keys = image_keys_of(workload)
+        self._batches = DeviceBatches(
+            workload, size, seed, lambda b: to_device(b, device, DTYPES[dtype], image_keys)
+        )
 
-        if phase == "train":
+        if settings["phase"] == "train":
             model.train()
             optimizer = make_optimizer(
                 model.parameters(), workload.optimizers[workload.train_optimizer]
@@ -117,14 +110,15 @@ class TorchBench:
                 return outputs
 
         self._eager_step = step
-        self._step = torch.compile(step, mode=compile_mode) if mode == "torch-compile" else step
+        compiled = settings["mode"] == "torch-compile"
+        self._step = torch.compile(step, mode=settings["compile_mode"]) if compiled else step
 
     def compile(self) -> float | None:
         """torch.compile compiles on the first call, so there is no separate compile phase."""
         return None
 
     def step(self) -> Any:
-        return self._step(next(self._batches))
+        return self._step(self._batches.next())
 
     def sync(self, _out: Any = None) -> None:
         if self.device == "cuda":
@@ -133,7 +127,7 @@ class TorchBench:
     def flops_per_step(self) -> float | None:
         """FLOPs of one step, from torch.utils.flop_counter (runs one eager step)."""
         with FlopCounterMode(display=False, custom_mapping=_CPU_KERNEL_FLOPS) as counter:
-            self._eager_step(self._first_batch)
+            self._eager_step(self._batches.first)
         return float(counter.get_total_flops())
 
     def peak_device_memory(self) -> int | None:
@@ -145,15 +139,9 @@ def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:
     a = torch.randn(n, n, dtype=DTYPES[dtype], device=device)
     b = torch.randn(n, n, dtype=DTYPES[dtype], device=device)
 
-    def sync() -> None:
+    def matmul() -> None:
+        torch.mm(a, b)
         if device == "cuda":
             torch.cuda.synchronize()
 
-    best = float("inf")
-    deadline = perf_counter() + seconds
-    while perf_counter() < deadline:
-        start = perf_counter()
-        torch.mm(a, b)
-        sync()
-        best = min(best, perf_counter() - start)
-    return 2 * n**3 / best
+    return 2 * n**3 / fastest_call(matmul, seconds=seconds)
