@@ -1,5 +1,5 @@
-"""Parity of the seeds' examples at the default run's size: slower, so CI runs it in its own
-step (pytest -m slow). The zoo's workloads have theirs in tests/workloads."""
+"""Parity of the example workloads (linear regression, the MLP, XOR) at the default run's size:
+slower, so CI runs it in its own step (pytest -m slow). The zoo's have theirs in tests/workloads."""
 
 import pytest
 

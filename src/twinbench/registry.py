@@ -9,7 +9,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.spec import Workload, load_module_from_path
 
 # The built-in workloads, in the order `twinbench list` and the default suite show them: the
-# small examples (linear regression, the 1-10-1 regression MLP, XOR), then the model zoo.
+# examples (linear regression, the MLP, XOR), then the model zoo.
 EXAMPLES = ("linreg", "mlp", "xor")
 ZOO = ("resnet", "bert", "gpt", "lstm", "gru")
 BUILTIN = EXAMPLES + ZOO
