@@ -7,24 +7,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helpers import cell
 from twinbench import store as store_module
 from twinbench.store import DB_NAME, CellRecord, ResultStore, StoreError, load_results
 
 
 def _cell(framework: str = "torch", **overrides: Any) -> CellRecord:
-    cell = CellRecord(
-        workload="mlp",
-        size="S",
-        framework=framework,
-        mode="compiled",
-        phase="train",
-        dtype="float32",
-        device="cpu",
-        status="ok",
-        metrics={"median_s": 0.0125, "n_samples": 3, "noisy": False},
-        samples=[0.0125, 0.0131, 0.0119],
-    )
-    return dataclasses.replace(cell, **overrides)
+    fields: dict[str, Any] = {
+        "size": "S",
+        "framework": framework,
+        "metrics": {"median_s": 0.0125, "n_samples": 3, "noisy": False},
+        "samples": [0.0125, 0.0131, 0.0119],
+        "error": None,
+        **overrides,
+    }
+    return cell("compiled", **fields)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helpers import ENVIRONMENT, SETTINGS, add_run, cell, noisy
 from twinbench.errors import TwinbenchError
 from twinbench.report.compare import (
     CompareRow,
@@ -18,34 +19,6 @@ from twinbench.report.compare import (
 )
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord, StoreError
 
-ENVIRONMENT = {
-    "cpu_model": "Test CPU",
-    "usable_cores": 4,
-    "gpus": [],
-    "python": "3.11.7",
-    "versions": {"torch": "2.13.0+cpu", "jax": "0.10.2"},
-}
-SETTINGS = {"threads": 4, "dtype": "float32", "device": "cpu", "allow_tf32": False}
-
-
-def _cell(mode: str, samples: np.ndarray | list[float], **overrides: Any) -> CellRecord:
-    framework = mode.split("-")[0]
-    samples = [float(s) for s in samples]
-    fields: dict[str, Any] = {
-        "workload": "mlp",
-        "size": "tiny",
-        "framework": framework,
-        "mode": mode,
-        "phase": "train",
-        "dtype": "float32",
-        "device": "cpu",
-        "status": "ok",
-        "metrics": {"median_s": float(np.median(samples)) if samples else None},
-        "samples": samples,
-    }
-    fields.update(overrides)
-    return CellRecord(**fields)
-
 
 def _store(
     tmp_path: Path,
@@ -53,33 +26,22 @@ def _store(
     environments: list[dict[str, Any]] | None = None,
     settings: list[dict[str, Any]] | None = None,
 ) -> ResultStore:
-    store = ResultStore(tmp_path / DB_NAME)
     for i, cells in enumerate(runs):
-        run_id = store.start_run(
-            environment=(environments or [ENVIRONMENT] * len(runs))[i],
-            settings=(settings or [SETTINGS] * len(runs))[i],
-        )
-        for cell in cells:
-            store.record_cell(run_id, cell)
-        store.finish_run(run_id, status="finished")
-    return store
-
-
-def _noisy(center: float, noise: float, n: int, seed: int) -> np.ndarray:
-    """n samples around center with a relative normal noise of ``noise``."""
-    return center * (1.0 + noise * np.random.default_rng(seed).standard_normal(n))
+        add_run(tmp_path, cells, environment=environments[i] if environments else None,
+                settings=settings[i] if settings else None)
+    return ResultStore(tmp_path / DB_NAME)
 
 
 def _only_row(tmp_path: Path, a: np.ndarray, b: np.ndarray, **kwargs: Any) -> CompareRow:
-    with _store(tmp_path, [_cell("jax-jit", a)], [_cell("jax-jit", b)]) as store:
+    with _store(tmp_path, [cell("jax-jit", a)], [cell("jax-jit", b)]) as store:
         comparison = compare_runs(store, 1, 2, **kwargs)
     assert len(comparison.rows) == 1
     return comparison.rows[0]
 
 
 def test_thirty_percent_slower_with_small_noise_is_a_regression(tmp_path):
-    a = _noisy(1e-3, 0.02, 40, seed=1)
-    b = 1.3 * _noisy(1e-3, 0.02, 40, seed=2)
+    a = noisy(1e-3, 40, seed=1, noise=0.02)
+    b = 1.3 * noisy(1e-3, 40, seed=2, noise=0.02)
     row = _only_row(tmp_path, a, b)
     assert row.change == "regressed"
     assert row.ratio == pytest.approx(np.median(b) / np.median(a))
@@ -91,8 +53,8 @@ def test_thirty_percent_slower_with_small_noise_is_a_regression(tmp_path):
 
 
 def test_thirty_percent_faster_is_an_improvement(tmp_path):
-    a = _noisy(1e-3, 0.02, 40, seed=3)
-    b = _noisy(1e-3, 0.02, 40, seed=4) / 1.3
+    a = noisy(1e-3, 40, seed=3, noise=0.02)
+    b = noisy(1e-3, 40, seed=4, noise=0.02) / 1.3
     row = _only_row(tmp_path, a, b)
     assert row.change == "improved"
     assert row.ratio == pytest.approx(1 / 1.3, abs=0.02)
@@ -100,8 +62,8 @@ def test_thirty_percent_faster_is_an_improvement(tmp_path):
 
 
 def test_a_significant_change_below_the_threshold_is_unchanged(tmp_path):
-    a = _noisy(1e-3, 0.005, 60, seed=5)
-    b = 1.03 * _noisy(1e-3, 0.005, 60, seed=6)
+    a = noisy(1e-3, 60, seed=5, noise=0.005)
+    b = 1.03 * noisy(1e-3, 60, seed=6, noise=0.005)
     row = _only_row(tmp_path, a, b)
     # 3 % slower, measured precisely enough to be significant, but under the 10 % threshold
     assert row.significant and row.ci_low > 1.0
@@ -124,8 +86,8 @@ def test_a_large_change_from_three_noisy_samples_is_not_significant(tmp_path):
 
 
 def test_large_noise_hides_a_large_ratio(tmp_path):
-    a = np.abs(_noisy(1e-3, 0.6, 8, seed=7))
-    b = np.abs(_noisy(1.2e-3, 0.6, 8, seed=8))
+    a = np.abs(noisy(1e-3, 8, seed=7, noise=0.6))
+    b = np.abs(noisy(1.2e-3, 8, seed=8, noise=0.6))
     row = _only_row(tmp_path, a, b)
     assert row.ci_low < 1.0 < row.ci_high
     assert row.change == "unchanged"
@@ -151,16 +113,16 @@ def test_significance_needs_both_the_p_value_and_the_interval():
 
 
 def test_added_removed_and_failed_cells(tmp_path):
-    samples = _noisy(1e-3, 0.01, 20, seed=9)
+    samples = noisy(1e-3, 20, seed=9, noise=0.01)
     run_a = [
-        _cell("jax-jit", samples),
-        _cell("torch-eager", samples),
-        _cell("torch-compile", samples),
+        cell("jax-jit", samples),
+        cell("torch-eager", samples),
+        cell("torch-compile", samples),
     ]
     run_b = [
-        _cell("jax-jit", samples),
-        _cell("torch-eager", [], status="crashed", error="Segmentation fault"),
-        _cell("jax-eager", samples),
+        cell("jax-jit", samples),
+        cell("torch-eager", [], status="crashed", error="Segmentation fault"),
+        cell("jax-eager", samples),
     ]
     with _store(tmp_path, run_a, run_b) as store:
         comparison = compare_runs(store, 1, 2)
@@ -188,9 +150,9 @@ def test_added_removed_and_failed_cells(tmp_path):
 
 
 def test_cells_are_matched_by_their_whole_key(tmp_path):
-    samples = _noisy(1e-3, 0.01, 20, seed=10)
+    samples = noisy(1e-3, 20, seed=10, noise=0.01)
     with _store(
-        tmp_path, [_cell("jax-jit", samples)], [_cell("jax-jit", samples, phase="infer")]
+        tmp_path, [cell("jax-jit", samples)], [cell("jax-jit", samples, phase="infer")]
     ) as store:
         changes = sorted(row.change for row in compare_runs(store, 1, 2).rows)
     assert changes == ["added", "removed"]
@@ -210,17 +172,17 @@ def test_environment_differences_are_named():
     warnings = environment_warnings(_run(ENVIRONMENT, SETTINGS), _run(other_machine, SETTINGS))
     assert len(warnings) == 1
     assert "different machines" in warnings[0]
-    assert "Test CPU → Other CPU" in warnings[0] and "usable_cores 4 → 8" in warnings[0]
+    assert "Test CPU → Other CPU" in warnings[0] and "usable_cores 2 → 8" in warnings[0]
 
     newer = {**ENVIRONMENT, "versions": {"torch": "2.14.0+cpu", "jax": "0.10.2"}}
     (warning,) = environment_warnings(_run(ENVIRONMENT, SETTINGS), _run(newer, SETTINGS))
     assert "library versions" in warning and "torch 2.13.0+cpu → 2.14.0+cpu" in warning
     assert "jax" not in warning
 
-    tf32 = {**SETTINGS, "allow_tf32": True, "threads": 2}
+    tf32 = {**SETTINGS, "allow_tf32": True, "threads": 4}
     (warning,) = environment_warnings(_run(ENVIRONMENT, SETTINGS), _run(ENVIRONMENT, tf32))
     assert "different settings" in warning
-    assert "allow_tf32 False → True" in warning and "threads 4 → 2" in warning
+    assert "allow_tf32 False → True" in warning and "threads 2 → 4" in warning
 
     (warning,) = environment_warnings(
         _run(ENVIRONMENT, SETTINGS), _run(ENVIRONMENT, SETTINGS, status="interrupted")
@@ -229,12 +191,12 @@ def test_environment_differences_are_named():
 
 
 def test_warnings_come_first_in_markdown_and_json(tmp_path):
-    samples = _noisy(1e-3, 0.01, 20, seed=11)
+    samples = noisy(1e-3, 20, seed=11, noise=0.01)
     other = {**ENVIRONMENT, "gpus": ["NVIDIA H100"]}
     with _store(
         tmp_path,
-        [_cell("jax-jit", samples)],
-        [_cell("jax-jit", samples * 1.5)],
+        [cell("jax-jit", samples)],
+        [cell("jax-jit", samples * 1.5)],
         environments=[ENVIRONMENT, other],
     ) as store:
         comparison = compare_runs(store, 1, 2)

@@ -9,59 +9,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import ENVIRONMENT, SETTINGS, add_run, cell
 from twinbench.report import export
 from twinbench.report.summary import load_summary
 from twinbench.store import DB_NAME, CellRecord, ResultStore, load_results
 
-ENVIRONMENT = {"cpu_model": "Test CPU", "usable_cores": 2, "versions": {"torch": "2.13.0"}}
-SETTINGS = {"threads": 2, "dtype": "float32", "device": "cpu"}
-
 
 def _ok_cell(mode: str, samples: list[float], **metrics: object) -> CellRecord:
-    return CellRecord(
-        workload="mlp",
-        size="tiny",
-        framework=mode.split("-")[0],
-        mode=mode,
-        phase="train",
-        dtype="float32",
-        device="cpu",
-        status="ok",
-        metrics={
-            "median_s": sorted(samples)[len(samples) // 2],
-            "ci_low_s": min(samples),
-            "ci_high_s": max(samples),
-            "n_samples": len(samples),
-            "time_to_first_step_s": 0.5,
-            "compile_s": None,
-            "converged": True,
-            **metrics,
-        },
-        samples=samples,
-    )
+    ok = cell(mode, samples)
+    ok.metrics.update(time_to_first_step_s=0.5, compile_s=None, converged=True, **metrics)
+    return ok
 
 
 def _failed_cell(mode: str) -> CellRecord:
-    return CellRecord(
-        workload="mlp",
-        size="tiny",
-        framework=mode.split("-")[0],
-        mode=mode,
-        phase="train",
-        dtype="float32",
-        device="cpu",
-        status="error",
-        error="RuntimeError: boom\nline two",
-    )
+    return cell(mode, status="error", error="RuntimeError: boom\nline two")
 
 
 def _results(tmp_path: Path, cells: list[CellRecord]) -> Path:
-    with ResultStore(tmp_path / DB_NAME) as store:
-        run_id = store.start_run(environment=ENVIRONMENT, settings=SETTINGS)
-        store.set_run_info(run_id, "peak_flops", {"torch": 1e10})
-        for cell in cells:
-            store.record_cell(run_id, cell)
-        store.finish_run(run_id, status="finished")
+    add_run(tmp_path, cells, info={"peak_flops": {"torch": 1e10}})
     return tmp_path
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import cell
 from twinbench.report import html
 from twinbench.report.summary import RunSummary, load_summary
 from twinbench.store import CellRecord, ResultStore
 
 HOSTILE = "<script>alert(1)</script>"
-FRAMEWORK = {"torch-eager": "torch", "jax-jit": "jax"}
 
 
 def _ok(workload: str, mode: str, median: float, size: str = "tiny", bs: int = 8) -> CellRecord:
@@ -33,24 +33,11 @@ def _ok(workload: str, mode: str, median: float, size: str = "tiny", bs: int = 8
         "achieved_flops_per_s": 1e9,
         "flops_per_step": 1e9 * median,
     }
-    return CellRecord(
-        workload,
-        size,
-        FRAMEWORK[mode],
-        mode,
-        "train",
-        "float32",
-        "cpu",
-        "ok",
-        metrics=metrics,
-        samples=samples,
-    )
+    return cell(mode, samples, metrics=metrics, workload=workload, size=size)
 
 
 def _failed(workload: str, mode: str, error: str) -> CellRecord:
-    return CellRecord(
-        workload, "tiny", FRAMEWORK[mode], mode, "train", "float32", "cpu", "crashed", error
-    )
+    return cell(mode, status="crashed", error=error, workload=workload)
 
 
 def _parity(workload: str, passed: bool = True) -> dict:

@@ -6,49 +6,30 @@ from pathlib import Path
 
 import numpy as np
 
+from helpers import cell
 from twinbench.report import markdown
 from twinbench.report.summary import summarize_run
-from twinbench.store import CellRecord, RunRecord
+from twinbench.store import RunRecord
 
 
 def _summary():
-    cells = []
-    for mode, fw, median in (("torch-eager", "torch", 0.004), ("jax-jit", "jax", 0.002)):
-        cells.append(
-            CellRecord(
-                "mlp",
-                "tiny",
-                fw,
-                mode,
-                "train",
-                "float32",
-                "cpu",
-                "ok",
-                metrics={
-                    "median_s": median,
-                    "ci_low_s": median,
-                    "ci_high_s": median,
-                    "iqr_s": 0.0,
-                    "converged": True,
-                    "time_to_first_step_s": 0.2,
-                    "compile_s": 0.2 if fw == "jax" else None,
-                },
-                samples=list(median * (1 + 0.01 * np.linspace(-1, 1, 21))),
-            )
+    cells = [
+        cell(
+            mode,
+            median * (1 + 0.01 * np.linspace(-1, 1, 21)),
+            metrics={
+                "median_s": median,
+                "ci_low_s": median,
+                "ci_high_s": median,
+                "iqr_s": 0.0,
+                "converged": True,
+                "time_to_first_step_s": 0.2,
+                "compile_s": 0.2 if mode == "jax-jit" else None,
+            },
         )
-    cells.append(
-        CellRecord(
-            "mlp",
-            "tiny",
-            "jax",
-            "jax-eager",
-            "train",
-            "float32",
-            "cpu",
-            "error",
-            "ValueError: a | b",
-        )
-    )
+        for mode, median in (("torch-eager", 0.004), ("jax-jit", 0.002))
+    ]
+    cells.append(cell("jax-eager", status="error", error="ValueError: a | b"))
     parity = [
         {
             "workload": "mlp",

@@ -5,30 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from helpers import cell
 from twinbench.report import plots
 from twinbench.report.summary import SweepSeries
 from twinbench.store import CellRecord
 
 
 def _cell(mode: str, median: float) -> CellRecord:
-    return CellRecord(
-        "mlp",
-        "tiny",
-        "torch" if "torch" in mode else "jax",
-        mode,
-        "train",
-        "float32",
-        "cpu",
-        "ok",
-        metrics={
-            "median_s": median,
-            "ci_low_s": 0.9 * median,
-            "ci_high_s": 1.1 * median,
-            "compile_s": 0.5 if mode == "jax-jit" else None,
-            "peak_memory_bytes": 2**28,
-            "achieved_flops_per_s": 5e9,
-        },
-    )
+    return cell(mode, metrics={
+        "median_s": median,
+        "ci_low_s": 0.9 * median,
+        "ci_high_s": 1.1 * median,
+        "compile_s": 0.5 if mode == "jax-jit" else None,
+        "peak_memory_bytes": 2**28,
+        "achieved_flops_per_s": 5e9,
+    })
 
 
 def test_workload_figure_has_labelled_panels_with_units():

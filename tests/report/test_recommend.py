@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from helpers import cell
 from twinbench.report.recommend import KINDS, recommend
 from twinbench.report.summary import RunSummary, summarize_run
 from twinbench.store import CellRecord, RunRecord
-
-FRAMEWORK = {"torch-eager": "torch", "torch-compile": "torch", "jax-jit": "jax", "jax-eager": "jax"}
 
 
 def _cell(
@@ -23,9 +22,7 @@ def _cell(
     batch_size: int = 32,
 ) -> CellRecord:
     if status != "ok":
-        return CellRecord(
-            "mlp", size, FRAMEWORK[mode], mode, "train", "float32", "cpu", status, error
-        )
+        return cell(mode, status=status, error=error, size=size)
     # symmetric around the median, in a shuffled order: the sample median is exactly `median`
     samples = list(
         np.random.default_rng(0).permutation(median * (1 + spread * np.linspace(-2, 2, 61)))
@@ -43,18 +40,7 @@ def _cell(
         "batch_size": batch_size,
         "samples_per_s": batch_size / median,
     }
-    return CellRecord(
-        "mlp",
-        size,
-        FRAMEWORK[mode],
-        mode,
-        "train",
-        "float32",
-        "cpu",
-        "ok",
-        metrics=metrics,
-        samples=samples,
-    )
+    return cell(mode, samples, metrics=metrics, size=size)
 
 
 def _summary(

@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 
+from helpers import cell as synthetic_cell
 from twinbench.report.verdict import flops_disagreement, group_verdicts
 from twinbench.store import CellRecord
 
@@ -13,24 +14,12 @@ def cell(
 ) -> CellRecord:
     rng = np.random.default_rng(seed)
     samples = list(median * (1 + spread * rng.standard_normal(200)))
-    framework = "torch" if mode.startswith("torch") else "jax"
     metrics = {
         "median_s": float(np.median(samples)),
         "time_to_first_step_s": ttfs,
         "flops_per_step": flops,
     }
-    return CellRecord(
-        "w",
-        "tiny",
-        framework,
-        mode,
-        "train",
-        "float32",
-        "cpu",
-        "ok",
-        metrics=metrics,
-        samples=samples,
-    )
+    return synthetic_cell(mode, samples, metrics=metrics, workload="w")
 
 
 def by_comparison(verdicts):
