@@ -95,6 +95,17 @@ def test_ln_gelu_fixture_passes(ln_gelu_result: ParityResult) -> None:
     assert ln_gelu_result.passed, ln_gelu_result.failures()
 
 
+def test_a_jax_twin_with_state_besides_its_weights_is_built_eagerly(
+    ln_gelu_variant: Callable[..., Path],
+) -> None:
+    """An RNG stream kept by the model has no canonical values to load, so the JAX runner falls
+    back to the twin's own (eager) init instead of an abstract build."""
+    fc2 = "self.fc2 = nnx.Linear(d, 1, rngs=rngs)"
+    path = ln_gelu_variant("jax", fc2, f"{fc2}\n        self.rngs = rngs")
+    result = run(path)
+    assert result.passed, result.failures()
+
+
 # --- planted faults: the checker fails, and names the place ------------------------------------
 
 
