@@ -6,6 +6,7 @@ Plain helpers (the subprocess runner, synthetic cells and stores) live in ``help
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,18 @@ if importlib.util.find_spec("jax") is not None:  # strict as equinox: no silent 
     # Not jax_numpy_dtype_promotion="strict": optax's own Adam trips it (bias_correction computes
     # `decay ** count`, a Python float to the power of an int32 step count), so no training curve
     # with Adam could run. The twins' float32-only arithmetic is checked by parity instead.
+
+MAX_WORKERS = 4  # every worker imports both frameworks (about 1.5 GB) and starts cell processes
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per usable core, at most MAX_WORKERS; PYTEST_XDIST_AUTO_NUM_WORKERS
+    decides when set."""
+    from twinbench.harness.environment import usable_cores
+
+    given = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(given) if given else max(1, min(MAX_WORKERS, usable_cores()))
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LN_GELU = FIXTURES / "ln_gelu"
