@@ -100,6 +100,20 @@ class CellRecord:
     samples: list[float] = field(default_factory=list)
     id: int | None = None
 
+    def sample_groups(self) -> list[list[float]]:
+        """The samples split by the worker process that measured them, in process order.
+
+        A cell stored before cells were measured in several processes is one group.
+        """
+        counts = self.metrics.get("process_sample_counts")
+        if not counts or sum(counts) != len(self.samples):
+            return [list(self.samples)]
+        groups, start = [], 0
+        for count in counts:
+            groups.append(list(self.samples[start : start + count]))
+            start += count
+        return groups
+
 
 @dataclass
 class RunRecord:

@@ -43,6 +43,14 @@ Threads = Annotated[
 Budget = Annotated[float, typer.Option(help="Seconds of steady-state timing per cell.")]
 
 
+Repeats = Annotated[
+    int,
+    typer.Option(
+        help="Worker processes per cell; the CI of each median covers their disagreement (1: "
+        "the noise inside one process only). The first compiles with empty compile caches, "
+        "the others reuse them."
+    ),
+]
 Timeout = Annotated[float, typer.Option(help="Seconds a cell may take to set up and compile.")]
 
 

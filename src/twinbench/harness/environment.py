@@ -12,6 +12,9 @@ from typing import Any
 
 import psutil
 
+COMPILE_CACHE_VARIABLE = (
+    "TWINBENCH_COMPILE_CACHE"  # a cell's compile caches, shared by its processes
+)
 PACKAGES = ("torch", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "twinbench")
 
 # Variables each BLAS / OpenMP runtime reads for its pool size; all get the same budget.

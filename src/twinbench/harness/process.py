@@ -57,7 +57,14 @@ def describe_exit(returncode: int) -> str:
 class WorkerProcess:
     """``python -m <module>`` (a worker that calls `serve`) with ``threads`` as its budget."""
 
-    def __init__(self, request: Request, *, threads: int, module: str = HARNESS_WORKER) -> None:
+    def __init__(
+        self,
+        request: Request,
+        *,
+        threads: int,
+        module: str = HARNESS_WORKER,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in close())
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
@@ -66,7 +73,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
-            env={**os.environ, **thread_environment(threads)},
+            env={**os.environ, **thread_environment(threads), **(env or {})},
             start_new_session=True,  # Ctrl-C reaches the parent, which then stops the workers
         )
         threading.Thread(target=self._read, daemon=True).start()

@@ -389,7 +389,7 @@ def _record_lost(
         store.record_parity(run_id, workload=workload, size=size, passed=False, summary=summary)
         progress("parity-done", {"workload": workload, "size": size, "passed": False})
     for cell in owed.cells:
-        RunSession(store, run_id, settings).record_cell(cell, status, f"ray task {error}")
+        RunSession(store, run_id, settings).record_failure(cell, status, f"ray task {error}")
         progress("cell-done", {"cell": cell.label, "status": status})
     owed.peaks, owed.parity, owed.cells = (), [], []
 

@@ -8,17 +8,26 @@ median step time is within ±2 % or its time budget is spent, and is committed t
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from twinbench.errors import TwinbenchError
-from twinbench.harness.environment import fingerprint, thread_environment, usable_cores
+from twinbench.harness.breakdown import TimeBreakdown
+from twinbench.harness.environment import (
+    COMPILE_CACHE_VARIABLE,
+    fingerprint,
+    thread_environment,
+    usable_cores,
+)
 from twinbench.harness.machine_load import LoadMeter
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
-from twinbench.harness.stats import is_converged, summarize
+from twinbench.harness.stats import is_converged, summarize, summarize_groups
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, analytic_flops, check_size
@@ -39,6 +48,7 @@ SUITES = {
     "examples": (EXAMPLES, "small"),
 }
 PROBE_SECONDS = 1.0
+MAX_REPEATS = 50
 
 
 def suite_selection(name: str) -> tuple[tuple[str, ...], str]:
@@ -59,7 +69,8 @@ class RunSettings:
     dtype: str = "float32"
     device: str = "cpu"
     threads: int = field(default_factory=usable_cores)
-    budget: float = 5.0  # seconds of steady-state timing per cell
+    budget: float = 5.0  # seconds of steady-state timing per cell, over all its processes
+    repeats: int = 2  # worker processes per cell; their disagreement widens the CI
     timeout: float = 900.0  # seconds a cell may take to set up, compile and take its first step
     allow_tf32: bool = False
     torch_compile_mode: str = "default"
@@ -79,6 +90,7 @@ class RunSettings:
         in_range("--threads", self.threads, low=1, integer=True)
         positive("--budget", self.budget)
         positive("--timeout", self.timeout)
+        in_range("--repeats", self.repeats, low=1, high=MAX_REPEATS, integer=True)
         in_range("--seed", self.seed, low=0, high=2**32 - 1, integer=True)
         in_range("parity steps", self.parity_steps, low=1, integer=True)
         for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
@@ -227,8 +239,8 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
     cells_total = len(points) * len(settings.phases) * len(settings.modes)
     progress("start", {"run_id": run_id, "cells": cells_total})
     status = "failed"  # unless it ends as planned or by Ctrl-C
+    session = RunSession(store, run_id, settings)
     try:
-        session = RunSession(store, run_id, settings)
         session.record_run_info(points)
         session.probe_peaks(progress)
         session.measure_group(points, progress)
@@ -238,6 +250,7 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
         raise RunInterrupted(run_id) from None
     finally:
         store.set_run_info(run_id, "machine_load", meter.stop().to_dict())
+        store.set_run_info(run_id, "time_breakdown", session.clock.to_dict())
         store.finish_run(run_id, status=status)
         store.close()
     progress("done", {"run_id": run_id})
@@ -262,11 +275,13 @@ class RunSession:
 
     Both executors drive a run through it — the local runner over every point of the plan, a
     Ray task over one (workload, size) group with a recorder that streams to the driver.
+    ``clock`` adds up where the time goes.
     """
 
     recorder: Recorder
     run_id: int
     settings: RunSettings
+    clock: TimeBreakdown = field(default_factory=TimeBreakdown)
 
     def record_run_info(self, points: list[Point]) -> None:
         """What reports and audits need besides cells: twin sources, each worker's settings."""
@@ -274,27 +289,36 @@ class RunSession:
 
     def probe_peaks(self, progress: Progress = _no_progress) -> None:
         """Each framework's best matmul FLOP/s, the peak the cells are compared to."""
-        _probe_peaks(self.recorder, self.run_id, self.settings, progress)
+        with self.clock.timed("peak probe"):
+            _probe_peaks(self.recorder, self.run_id, self.settings, progress)
 
-    def record_cell(self, cell: Cell, status: str, error: str | None) -> None:
+    def record_failure(self, cell: Cell, status: str, error: str | None) -> None:
         """Record a cell that produced no measurement (``status`` says why)."""
         _record(self.recorder, self.run_id, self.settings, cell, status, error)
+
+    def record_measured(self, cell: Cell, processes: list[_Process]) -> None:
+        """Record a cell measured in ``processes``: metrics, and every sample in process order."""
+        samples = [s for p in processes for s in p.samples]
+        metrics = cell_metrics(processes, self.settings, cell)
+        _record(self.recorder, self.run_id, self.settings, cell, "ok", None, metrics, samples)
 
     def measure_group(self, points: list[Point], progress: Progress = _no_progress) -> None:
         """Parity, then timing, of ``points``: the unit of work of both executors.
 
         Each (workload, size) gets its parity check once (once per sweep), before any of its
-        cells is timed; then each point's cells are timed phase by phase in interleaved rounds.
+        cells is timed; then each point's cells are timed phase by phase, each cell in
+        ``settings.repeats`` processes, in interleaved rounds.
         """
-        store, run_id, settings = self.recorder, self.run_id, self.settings
         checked: set[tuple[str, str]] = set()
-        for point in points:
-            if (point.workload.name, point.size_name) not in checked:  # once per sweep
-                checked.add((point.workload.name, point.size_name))
-                _check_parity(store, run_id, settings, point, progress)
-            for phase in settings.phases:
-                cells = [Cell(point, mode, phase) for mode in settings.modes]
-                _measure_interleaved(store, run_id, settings, cells, progress)
+        with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
+            for point in points:
+                if (point.workload.name, point.size_name) not in checked:  # once per sweep
+                    checked.add((point.workload.name, point.size_name))
+                    with self.clock.timed("parity"):
+                        _check_parity(self.recorder, self.run_id, self.settings, point, progress)
+                for phase in self.settings.phases:
+                    cells = [Cell(point, mode, phase) for mode in self.settings.modes]
+                    _measure_cells(self, cells, progress, Path(caches))
 
 
 def _record_run_info(
@@ -368,90 +392,170 @@ def _check_parity(
 
 
 @dataclass
-class _Active:
-    cell: Cell
+class _Process:
+    """One worker process of a cell: what it said when ready, its samples, its final word."""
+
     worker: WorkerProcess
     ready: dict[str, Any]
     samples: list[float] = field(default_factory=list)
     spent: float = 0.0
+    final: dict[str, Any] = field(default_factory=dict)
 
 
-def _measure_interleaved(
-    store: Recorder, run_id: int, settings: RunSettings, cells: list[Cell], progress: Progress
+@dataclass
+class _CellRuns:
+    """A cell's processes so far, or the failure that ended it."""
+
+    cell: Cell
+    processes: list[_Process] = field(default_factory=list)
+    failure: CellFailed | None = None
+
+
+def _measure_cells(
+    session: RunSession, cells: list[Cell], progress: Progress, caches: Path
 ) -> None:
-    """Set up every cell's worker, then time them in interleaved rounds until each is done."""
-    active: list[_Active] = []
+    """Each cell in ``settings.repeats`` worker processes, then one record per cell.
+
+    Round r sets up process r of every cell and times them in interleaved rounds (A B C D A B …)
+    before round r+1 starts, so a slow drift of the machine hits every cell alike. A cell's
+    first process compiles with empty compile caches (cold); later ones find what it left
+    (warm). The steady-state budget is split over the processes.
+    """
+    settings = session.settings
+    runs = [_CellRuns(cell) for cell in cells]
+    for repeat in range(settings.repeats):
+        alive = [r for r in runs if r.failure is None]
+        _measure_round(session, alive, repeat, progress, caches)
+    for r in runs:
+        if r.failure is not None:
+            kept = sum(len(p.samples) for p in r.processes)
+            where = f"process {len(r.processes) + 1} of {settings.repeats}"
+            note = f" ({kept} samples of earlier processes kept)" if kept else ""
+            session.record_failure(r.cell, r.failure.status, f"{where}: {r.failure.error}{note}")
+        else:
+            session.record_measured(r.cell, r.processes)
+        progress(
+            "cell-done", {"cell": r.cell.label, "status": r.failure and r.failure.status or "ok"}
+        )
+
+
+def _cache_environment(caches: Path, cell: Cell) -> dict[str, str]:
+    """Compile caches of one cell, shared by its processes and by no other cell."""
+    root = caches / cell.label.replace("/", "_").replace(" ", "_")
+    return {
+        COMPILE_CACHE_VARIABLE: str(root),
+        "TORCHINDUCTOR_CACHE_DIR": str(root / "inductor"),
+        "JAX_COMPILATION_CACHE_DIR": str(root / "xla"),
+        # cache every compilation, however quick: the warm figure must be warm for all of them
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
+def _measure_round(
+    session: RunSession, runs: list[_CellRuns], repeat: int, progress: Progress, caches: Path
+) -> None:
+    """Process ``repeat`` of every cell: set each up, then time them in interleaved rounds."""
+    settings, clock = session.settings, session.clock
+    suffix = f" (process {repeat + 1}/{settings.repeats})" if settings.repeats > 1 else ""
+    active: list[tuple[_CellRuns, _Process]] = []
     try:
-        for cell in cells:
-            progress("setup", {"cell": cell.label})
-            worker = WorkerProcess(cell.request(settings), threads=settings.threads)
+        for r in runs:
+            progress("setup", {"cell": r.cell.label + suffix})
+            started = time.monotonic()
+            worker = WorkerProcess(
+                r.cell.request(settings),
+                threads=settings.threads,
+                env=_cache_environment(caches, r.cell),
+            )
             try:
                 ready = worker.receive(settings.timeout)["ready"]
             except CellFailed as failure:
                 worker.close()
-                _record(store, run_id, settings, cell, failure.status, failure.error)
-                progress("cell-done", {"cell": cell.label, "status": failure.status})
+                r.failure = failure
+                clock.add("set-up", time.monotonic() - started)
                 continue
-            active.append(_Active(cell, worker, ready))
-        round_seconds = min(1.0, max(0.2, settings.budget / 5))
+            first_step = float(ready["time_to_first_step_s"])
+            clock.add("compile and first step", first_step)
+            clock.add("set-up", time.monotonic() - started - first_step)
+            process = _Process(worker, ready)
+            r.processes.append(process)
+            active.append((r, process))
+        budget = settings.budget / settings.repeats
+        round_seconds = min(1.0, max(0.2, budget / 5))
         while active:
             for entry in list(active):
-                progress("measure", {"cell": entry.cell.label, "samples": len(entry.samples)})
-                seconds = min(round_seconds, settings.budget - entry.spent)
+                r, process = entry
+                progress(
+                    "measure", {"cell": r.cell.label + suffix, "samples": len(process.samples)}
+                )
+                seconds = min(round_seconds, budget - process.spent)
                 started = time.monotonic()
                 try:
-                    entry.worker.send({"cmd": "measure", "seconds": seconds})
-                    entry.samples += entry.worker.receive(seconds * 10 + 60)["samples"]
+                    process.worker.send({"cmd": "measure", "seconds": seconds})
+                    process.samples += process.worker.receive(seconds * 10 + 60)["samples"]
                 except CellFailed as failure:
                     active.remove(entry)
-                    entry.worker.close()
-                    _record(store, run_id, settings, entry.cell, failure.status, failure.error)
-                    progress("cell-done", {"cell": entry.cell.label, "status": failure.status})
+                    process.worker.close()
+                    r.processes.remove(process)
+                    r.failure = failure
                     continue
-                entry.spent += time.monotonic() - started
-                if entry.spent >= settings.budget or is_converged(summarize(entry.samples)):
+                finally:
+                    clock.add("steady-state timing", time.monotonic() - started)
+                process.spent += time.monotonic() - started
+                if process.spent >= budget or is_converged(summarize(process.samples)):
                     active.remove(entry)
-                    _finish(store, run_id, settings, entry)
-                    progress("cell-done", {"cell": entry.cell.label, "status": "ok"})
+                    process.final = _finish(process.worker)
     finally:
-        for entry in active:
-            entry.worker.close()
+        for _, process in active:
+            process.worker.close()
 
 
-def _finish(store: Recorder, run_id: int, settings: RunSettings, entry: _Active) -> None:
+def _finish(worker: WorkerProcess) -> dict[str, Any]:
+    """The worker's last figures (peak memory); it is stopped either way."""
     try:
-        entry.worker.send({"cmd": "finish"})
-        final = entry.worker.receive(60)["final"]
+        worker.send({"cmd": "finish"})
+        final: dict[str, Any] = worker.receive(60)["final"]
     except CellFailed as failure:
         final = {"finish_error": failure.error}
     finally:
-        entry.worker.close()
-    metrics = cell_metrics(
-        entry.ready,
-        entry.samples,
-        final,
-        settings,
-        entry.cell,
-        converged=is_converged(summarize(entry.samples)),
-    )
-    _record(store, run_id, settings, entry.cell, "ok", None, metrics, entry.samples)
+        worker.close()
+    return final
 
 
-def cell_metrics(
-    ready: dict[str, Any],
-    samples: list[float],
-    final: dict[str, Any],
-    settings: RunSettings,
-    cell: Cell,
-    *,
-    converged: bool,
-) -> dict[str, Any]:
-    """Everything recorded for a measured cell, derived from the worker's raw answers."""
-    summary = summarize(samples)
-    size = cell.point.size
+def _compile_s(mode: str, ready: dict[str, Any], median: float) -> float | None:
+    """Compile seconds of one process; None for a mode that does not compile."""
+    if mode == "torch-compile":  # compiled lazily: the first call minus a steady step
+        return max(float(ready["time_to_first_step_s"]) - median, 0.0)
     compile_s = ready["compile_s"]
-    if cell.mode == "torch-compile":  # compiled lazily: the first call minus a steady step
-        compile_s = max(ready["time_to_first_step_s"] - summary.median, 0.0)
+    return None if compile_s is None else float(compile_s)
+
+
+def _cold_and_warm(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    """The first process's figure (empty caches) and the median of the others' (warm caches)."""
+    warm = [v for v in values[1:] if v is not None]
+    return values[0], (float(np.median(warm)) if warm else None)
+
+
+def cell_metrics(processes: list[_Process], settings: RunSettings, cell: Cell) -> dict[str, Any]:
+    """Everything recorded for a measured cell, derived from its processes' raw answers.
+
+    Step-time figures pool every process's samples; their CI is the hierarchical bootstrap over
+    processes. Compile and first-step figures are per process: the first (cold caches) is the
+    one stored under the historical names ``compile_s`` and ``time_to_first_step_s``.
+    """
+    groups = [p.samples for p in processes]
+    summary = summarize_groups(groups)
+    size = cell.point.size
+    ready = processes[0].ready
+    medians = [float(np.median(g)) for g in groups]
+    compiles = [_compile_s(cell.mode, p.ready, m) for p, m in zip(processes, medians, strict=True)]
+    first_steps = [float(p.ready["time_to_first_step_s"]) for p in processes]
+    compile_cold, compile_warm = _cold_and_warm(compiles)
+    first_cold, first_warm = _cold_and_warm(first_steps)
+    peaks = [p.final.get("peak_device_bytes") or p.final.get("peak_rss_bytes") for p in processes]
+    rss = [p.final["peak_rss_bytes"] for p in processes if p.final.get("peak_rss_bytes")]
+    finish_errors = [p.final["finish_error"] for p in processes if "finish_error" in p.final]
     flops = ready.get("flops_per_step")
     return {
         "median_s": summary.median,
@@ -460,11 +564,20 @@ def cell_metrics(
         "ci_high_s": summary.ci_high,
         "n_samples": summary.n,
         "noisy": summary.noisy,
-        "converged": converged,
+        "converged": is_converged(summary),
+        "processes": len(processes),
+        "process_sample_counts": [len(g) for g in groups],
+        "process_medians_s": medians,
         "block_size": ready["block_size"],
-        "time_to_first_step_s": ready["time_to_first_step_s"],
-        "compile_s": compile_s,
+        "time_to_first_step_s": first_cold,
+        "time_to_first_step_warm_s": first_warm,
+        "time_to_first_step_s_by_process": first_steps,
+        "compile_s": compile_cold,
+        "compile_warm_s": compile_warm,
+        "compile_s_by_process": compiles,
+        "compile_cache_entries_at_start": [p.ready.get("compile_cache_entries") for p in processes],
         "setup_s": ready["setup_s"],
+        "setup_s_by_process": [float(p.ready["setup_s"]) for p in processes],
         "warmup_steps": ready["warmup_steps"],
         "batch_size": size.batch_size,
         "seq_len": cell.point.seq_len,
@@ -477,12 +590,12 @@ def cell_metrics(
         "flops_per_step": flops,
         "achieved_flops_per_s": flops / summary.median if flops else None,
         "analytic_flops_per_step": _analytic_flops(cell),
-        "peak_memory_bytes": final.get("peak_device_bytes") or final.get("peak_rss_bytes"),
-        "peak_rss_bytes": final.get("peak_rss_bytes"),
+        "peak_memory_bytes": max((b for b in peaks if b), default=None),
+        "peak_rss_bytes": max(rss, default=None),
         "params": ready.get("params"),
         "twin_loc": ready.get("twin_loc"),
         "threads": settings.threads,
-        "finish_error": final.get("finish_error"),
+        "finish_error": finish_errors[0] if finish_errors else None,
     }
 
 

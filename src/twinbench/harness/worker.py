@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from twinbench.backends.protocols import Bench
 from twinbench.harness import timing
+from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
 from twinbench.harness.process import pin_threads
 from twinbench.modes import FRAMEWORK_OF
 
@@ -94,8 +95,17 @@ def _peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def _compile_cache_entries() -> int | None:
+    """Files in this cell's compile caches now: 0 for a cold process, more for a warm one."""
+    root = os.environ.get(COMPILE_CACHE_VARIABLE)
+    if not root:
+        return None
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
 def serve_cell(request: dict[str, Any], send: Any, commands: IO[str]) -> None:
     """Set the cell up, report first-step costs, then time steps on the parent's command."""
+    cache_entries = _compile_cache_entries()  # before anything compiles
     setup_start = perf_counter()
     bench = _bench(request)
     setup_s = perf_counter() - setup_start
@@ -115,6 +125,7 @@ def serve_cell(request: dict[str, Any], send: Any, commands: IO[str]) -> None:
                 "warmup_steps": warmup_steps,
                 "block_size": block,
                 "flops_per_step": flops,
+                "compile_cache_entries": cache_entries,
                 **_workload_facts(request),
             }
         }

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from twinbench.errors import TwinbenchError
-from twinbench.harness.stats import mann_whitney_p, ratio_of_medians
+from twinbench.harness.stats import mann_whitney_p, ratio_of_medians_grouped
 from twinbench.store import KEY_COLUMNS, CellRecord, ResultStore, RunRecord
 
 SIGNIFICANCE = 0.05
@@ -196,7 +196,7 @@ def _compare_cell(a: CellRecord, b: CellRecord | None, threshold: float) -> Comp
             n_b=len(b.samples),
             note="not comparable (" + ", ".join(broken) + ")",
         )
-    ratio = ratio_of_medians(b.samples, a.samples)
+    ratio = ratio_of_medians_grouped(b.sample_groups(), a.sample_groups())
     p_value = mann_whitney_p(a.samples, b.samples)
     row = CompareRow(
         **_key_fields(a),

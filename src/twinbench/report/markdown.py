@@ -9,6 +9,7 @@ from twinbench.report.summary import (
     CELL_COLUMNS,
     NOTE_LEGEND,
     RunSummary,
+    breakdown_line,
     environment_line,
     settings_line,
     suite_section,
@@ -111,6 +112,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
         "",
         f"- Machine: {environment_line(run)}",
         f"- Settings: {settings_line(run)}",
+        *([f"- Time: {breakdown}"] if (breakdown := breakdown_line(run)) else []),
         "",
     ]
     suite = suite_section(run)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
+from twinbench.report.text import fmt_seconds
 from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
@@ -29,6 +30,7 @@ CELL_COLUMNS = (
     "mode",
     "median ms",
     "95% CI ms",
+    "processes ms",
     "vs torch-eager",
     "first step s",
     "compile s",
@@ -37,9 +39,17 @@ CELL_COLUMNS = (
     "notes",
 )
 NOTE_LEGEND = (
+    "95% CI: of the median, over the cell's worker processes and the samples within them; "
+    "processes: the lowest and highest median of those processes; first step and compile: "
+    "the first process (empty compile caches) / the median of the later ones (warm caches); "
     "noisy: IQR over 10% of the median; wide CI: the 95% CI of the median is wider "
     "than ±2% when the cell's budget ran out; % peak: achieved FLOP/s over the best "
     "matmul FLOP/s measured at the start of the run"
+)
+ONE_PROCESS_NOTE = (
+    "each cell was measured in one worker process: its CIs cover the noise inside that "
+    "process only, not the variation between processes, and a rerun may disagree "
+    "(measure with --repeats 2 or more)"
 )
 
 
@@ -81,8 +91,11 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
     row["95% CI ms"] = f"{m['ci_low_s'] * 1e3:.4g}–{m['ci_high_s'] * 1e3:.4g}"
     if baseline is not None and baseline.status == "ok":
         row["vs torch-eager"] = f"{baseline.metrics['median_s'] / median:.2f}×"
-    row["first step s"] = f"{m['time_to_first_step_s']:.3g}"
-    row["compile s"] = f"{m['compile_s']:.3g}" if m.get("compile_s") is not None else "—"
+    process_medians = m.get("process_medians_s") or []
+    if len(process_medians) > 1:
+        row["processes ms"] = f"{min(process_medians) * 1e3:.4g}–{max(process_medians) * 1e3:.4g}"
+    row["first step s"] = _cold_warm(m["time_to_first_step_s"], m.get("time_to_first_step_warm_s"))
+    row["compile s"] = _cold_warm(m.get("compile_s"), m.get("compile_warm_s"))
     if m.get("peak_memory_bytes"):
         row["peak MB"] = f"{m['peak_memory_bytes'] / 2**20:.0f}"
     if peak and m.get("achieved_flops_per_s"):
@@ -94,6 +107,12 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
         flags.append("wide CI")
     row["notes"] = ", ".join(flags)
     return row
+
+
+def _cold_warm(cold: float | None, warm: float | None) -> str:
+    if cold is None:
+        return "—"
+    return f"{cold:.3g}" if warm is None else f"{cold:.3g} / {warm:.3g}"
 
 
 def _display_order(cells: list[CellRecord]) -> Any:
@@ -141,6 +160,9 @@ def summarize_run(
             )
     if run.status != "finished":
         notes.append(f"run status: {run.status} — only the cells finished before it stopped")
+    measured = [c for c in cells if c.status == "ok"]
+    if measured and all(len(c.sample_groups()) == 1 for c in measured):
+        notes.append(ONE_PROCESS_NOTE)
     busy = busy_machine_note(run)
     if busy:
         notes.append(busy)
@@ -160,6 +182,20 @@ def busy_machine_note(run: RunRecord) -> str | None:
     )
 
 
+def breakdown_line(run: RunRecord) -> str | None:
+    """Where the run's wall time went, in one line; None for runs that did not record it."""
+    parts = run.info.get("time_breakdown")
+    if not isinstance(parts, dict) or not parts.get("wall_s"):
+        return None
+    wall = float(parts["wall_s"])
+    shown = ", ".join(
+        f"{name} {fmt_seconds(float(seconds))} ({seconds / wall:.0%})"
+        for name, seconds in parts.items()
+        if name != "wall_s"
+    )
+    return f"{fmt_seconds(wall)} in all: {shown}"
+
+
 def settings_line(run: RunRecord) -> str:
     s = run.settings
     if s.get("kind"):  # a suite run keeps its own settings: list the simple ones
@@ -168,7 +204,8 @@ def settings_line(run: RunRecord) -> str:
     tf32 = "TF32 allowed" if s.get("allow_tf32") else "TF32 off on both sides"
     return (
         f"threads {s.get('threads')}, dtype {s.get('dtype')}, device {s.get('device')}, "
-        f"{tf32}, budget {s.get('budget')} s/cell, torch.compile mode "
+        f"{tf32}, budget {s.get('budget')} s/cell over {s.get('repeats', 1)} worker "
+        "process(es) each, torch.compile mode "
         f"{s.get('torch_compile_mode')}, seed {s.get('seed')}"
     )
 

@@ -12,6 +12,7 @@ from twinbench.report.summary import (
     CELL_COLUMNS,
     NOTE_LEGEND,
     RunSummary,
+    breakdown_line,
     environment_line,
     settings_line,
     suite_section,
@@ -46,6 +47,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     console.print(verdicts)
     console.print(f"[dim]{escape(environment_line(run))}[/dim]")
     console.print(f"[dim]{escape(settings_line(run))}[/dim]")
+    breakdown = breakdown_line(run)
+    if breakdown:
+        console.print(f"[dim]time: {escape(breakdown)}[/dim]")
     console.print(f"[dim]{escape(NOTE_LEGEND)}[/dim]")
     for note in summary.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from twinbench.harness.stats import Ratio, ratio_of_medians
+import numpy as np
+
+from twinbench.harness.stats import Ratio, ratio_of_medians, ratio_of_medians_grouped
 from twinbench.modes import FRAMEWORK_OF, MODES, mode_of
 from twinbench.store import CellRecord
 
@@ -79,7 +81,7 @@ def group_verdicts(
             continue
         best_torch = min(torch_cells, key=lambda c: c.metrics["median_s"])
         best_jax = min(jax_cells, key=lambda c: c.metrics["median_s"])
-        ratio = ratio_of_medians(best_torch.samples, best_jax.samples)
+        ratio = ratio_of_medians_grouped(best_torch.sample_groups(), best_jax.sample_groups())
         verdicts.append(
             Verdict(
                 *key,
@@ -90,25 +92,53 @@ def group_verdicts(
                 _describe(best_torch.mode, best_jax.mode, ratio),
             )
         )
-    ttfs = {m: c.metrics["time_to_first_step_s"] for m, c in ok.items()}
-    torch_first = [m for m in ("torch-eager", "torch-compile") if m in ttfs]
-    jax_first = [m for m in ("jax-jit", "jax-eager") if m in ttfs]
-    if torch_first and jax_first:
-        t = min(torch_first, key=ttfs.__getitem__)
-        j = min(jax_first, key=ttfs.__getitem__)
-        faster, slower = (t, j) if ttfs[t] < ttfs[j] else (j, t)
-        verdicts.append(
-            Verdict(
-                *key,
-                "time to first step",
-                t,
-                j,
-                None,
-                f"{faster} starts first: {ttfs[faster]:.3g} s vs {ttfs[slower]:.3g} s for {slower} "
-                "(one measurement each, compile included)",
-            )
-        )
+    first_step = _first_step_verdict(key, ok)
+    if first_step is not None:
+        verdicts.append(first_step)
     return verdicts
+
+
+def first_step_times(cell: CellRecord) -> list[float]:
+    """Time to first step of each of the cell's processes (one value for older runs)."""
+    values = cell.metrics.get("time_to_first_step_s_by_process")
+    return list(values) if values else [cell.metrics["time_to_first_step_s"]]
+
+
+def _first_step_verdict(key: tuple[str, str, str], ok: dict[str, CellRecord]) -> Verdict | None:
+    """Which framework's fastest-starting mode takes its first step sooner, compile included.
+
+    The first process of each cell starts with empty compile caches, later ones with warm ones:
+    the ratio's CI over processes covers both, and the text names the cold figures.
+    """
+    medians = {m: float(np.median(first_step_times(c))) for m, c in ok.items()}
+    torch_first = [m for m in ok if FRAMEWORK_OF[m] == "torch"]
+    jax_first = [m for m in ok if FRAMEWORK_OF[m] == "jax"]
+    if not torch_first or not jax_first:
+        return None
+    t = min(torch_first, key=medians.__getitem__)
+    j = min(jax_first, key=medians.__getitem__)
+    t_times, j_times = first_step_times(ok[t]), first_step_times(ok[j])
+    ratio = ratio_of_medians(t_times, j_times)
+    n = min(len(t_times), len(j_times))
+    if n < 2:
+        detail = "one measurement each, compile included"
+    else:
+        detail = (
+            f"median of {n} processes, compile included, 95% CI of the ratio "
+            f"{ratio.ci_low:.2f}–{ratio.ci_high:.2f}"
+        )
+    if n >= 2 and not ratio.significant:
+        text = (
+            f"no significant difference: {t} {medians[t]:.3g} s vs {j} {medians[j]:.3g} s "
+            f"({detail})"
+        )
+    else:
+        faster, slower = (t, j) if medians[t] < medians[j] else (j, t)
+        text = (
+            f"{faster} starts first: {medians[faster]:.3g} s vs {medians[slower]:.3g} s for "
+            f"{slower} ({detail})"
+        )
+    return Verdict(*key, "time to first step", t, j, ratio if n >= 2 else None, text)
 
 
 def flops_disagreement(cells: list[CellRecord]) -> float | None:
