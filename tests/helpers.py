@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,59 @@ def add_run(results: Path, cells: Iterable[CellRecord], *,
         if status is not None:
             store.finish_run(run_id, status=status)
     return run_id
+
+
+# --- planted workloads: a linear model whose PyTorch twin misbehaves when built ------------------
+
+_PLANTED_WORKLOAD = '''
+from pathlib import Path
+
+import numpy as np
+
+from twinbench.spec import Size, WorkloadSpec
+
+
+def data(size, rng):
+    while True:
+        x = rng.standard_normal((8, 2)).astype(np.float32)
+        yield {{"x": x, "y": x.sum(axis=1, keepdims=True)}}
+
+
+WORKLOAD = WorkloadSpec(
+    name="{name}",
+    description="{description}",
+    sizes={{"tiny": Size("tiny", {{}}, batch_size=8)}},
+    data=data,
+    loss="mse",
+    twins={{"torch": "torch_twin.py", "jax": "jax_twin.py"}},
+    root=Path(__file__).parent,
+)
+'''
+
+LINEAR_JAX_TWIN = '''
+import jax.numpy as jnp
+from flax import nnx
+
+
+def build(config):
+    return nnx.Linear(2, 1, rngs=nnx.Rngs(0))
+
+
+def forward(model, batch):
+    return model(batch["x"])
+
+
+def loss_fn(model, batch):
+    return jnp.mean((model(batch["x"]) - batch["y"]) ** 2)
+'''
+
+
+def write_planted(folder: Path, name: str, torch_twin: str, description: str) -> Path:
+    """A workload file in ``folder``: 2 → 1 linear twins, ``torch_twin`` the PyTorch twin's source
+    (it plants the fault), the JAX twin a working `nnx.Linear`. Returns ``workload.py``."""
+    folder.mkdir(parents=True)
+    (folder / "torch_twin.py").write_text(textwrap.dedent(torch_twin))
+    (folder / "jax_twin.py").write_text(LINEAR_JAX_TWIN)
+    (folder / "workload.py").write_text(
+        _PLANTED_WORKLOAD.format(name=name, description=description))
+    return folder / "workload.py"

@@ -5,14 +5,13 @@ One local Ray instance (loopback only) serves the whole module: starting one tak
 
 import socket
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
-from helpers import assert_one_line_error, twinbench
+from helpers import assert_one_line_error, twinbench, write_planted
 from twinbench.harness import ray_executor, runner
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
@@ -21,34 +20,9 @@ from twinbench.store import DB_NAME, ResultStore
 # process, JAX warns at every fork (its threads do not survive one). Ray's children exec at once.
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 
-# A workload whose PyTorch twin fails when built, as tests/harness/test_runner_faults.py plants
-# them: `exit` ends the cell's worker subprocess; `kill-host` kills the process that started it
-# (on Ray, the Ray worker running the task) and then hangs, so only cleanup can end it.
-WORKLOAD = '''
-from pathlib import Path
-
-import numpy as np
-
-from twinbench.spec import Size, WorkloadSpec
-
-
-def data(size, rng):
-    while True:
-        x = rng.standard_normal((8, 2)).astype(np.float32)
-        yield {{"x": x, "y": x.sum(axis=1, keepdims=True)}}
-
-
-WORKLOAD = WorkloadSpec(
-    name="dies_{name}",
-    description="a linear model whose PyTorch twin dies when built",
-    sizes={{"tiny": Size("tiny", {{}}, batch_size=8)}},
-    data=data,
-    loss="mse",
-    twins={{"torch": "torch_twin.py", "jax": "jax_twin.py"}},
-    root=Path(__file__).parent,
-)
-'''
-
+# A PyTorch twin that fails when built, as tests/harness/test_runner_faults.py plants them:
+# `exit` ends the cell's worker subprocess; `kill-host` kills the process that started it (on Ray,
+# the Ray worker running the task) and then hangs, so only cleanup can end it.
 TORCH_TWIN = '''
 import os
 import signal
@@ -73,34 +47,13 @@ def loss_fn(model, batch):
     return ((model(batch["x"]) - batch["y"]) ** 2).mean()
 '''
 
-JAX_TWIN = '''
-import jax.numpy as jnp
-from flax import nnx
-
-
-def build(config):
-    return nnx.Linear(2, 1, rngs=nnx.Rngs(0))
-
-
-def forward(model, batch):
-    return model(batch["x"])
-
-
-def loss_fn(model, batch):
-    return jnp.mean((model(batch["x"]) - batch["y"]) ** 2)
-'''
-
 MODES = ("torch-eager", "jax-jit")
 
 
 def write_dying(root: Path, fault: str) -> Path:
-    folder = root / fault
-    folder.mkdir()
-    name = fault.replace("-", "_")
-    (folder / "torch_twin.py").write_text(textwrap.dedent(TORCH_TWIN.format(fault=fault)))
-    (folder / "jax_twin.py").write_text(JAX_TWIN)
-    (folder / "workload.py").write_text(WORKLOAD.format(name=name))
-    return folder / "workload.py"
+    return write_planted(root / fault, "dies_" + fault.replace("-", "_"),
+                         TORCH_TWIN.format(fault=fault),
+                         "a linear model whose PyTorch twin dies when built")
 
 
 @pytest.fixture(scope="module")

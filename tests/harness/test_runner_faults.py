@@ -1,38 +1,13 @@
 """Cells that raise, abort (SIGABRT) or hang are recorded; the run goes on."""
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from helpers import write_planted
 from twinbench.harness import runner
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
-
-FAULTY_WORKLOAD = '''
-from pathlib import Path
-
-import numpy as np
-
-from twinbench.spec import Size, WorkloadSpec
-
-
-def data(size, rng):
-    while True:
-        x = rng.standard_normal((8, 2)).astype(np.float32)
-        yield {{"x": x, "y": x.sum(axis=1, keepdims=True)}}
-
-
-WORKLOAD = WorkloadSpec(
-    name="faulty_{fault}",
-    description="a linear model whose PyTorch twin {fault}s when built",
-    sizes={{"tiny": Size("tiny", {{}}, batch_size=8)}},
-    data=data,
-    loss="mse",
-    twins={{"torch": "torch_twin.py", "jax": "jax_twin.py"}},
-    root=Path(__file__).parent,
-)
-'''
 
 TORCH_TWIN = '''
 import os
@@ -59,32 +34,9 @@ def loss_fn(model, batch):
     return F.mse_loss(model(batch["x"]), batch["y"])
 '''
 
-JAX_TWIN = '''
-import jax.numpy as jnp
-from flax import nnx
-
-
-def build(config):
-    return nnx.Linear(2, 1, rngs=nnx.Rngs(0))
-
-
-def forward(model, batch):
-    return model(batch["x"])
-
-
-def loss_fn(model, batch):
-    return jnp.mean((model(batch["x"]) - batch["y"]) ** 2)
-'''
-
-
 def write_faulty(root: Path, fault: str) -> Path:
-    folder = root / fault
-    folder.mkdir()
-    (folder / "torch_twin.py").write_text(textwrap.dedent(TORCH_TWIN.format(fault=fault)))
-    (folder / "jax_twin.py").write_text(JAX_TWIN)
-    path = folder / "workload.py"
-    path.write_text(FAULTY_WORKLOAD.format(fault=fault))
-    return path
+    return write_planted(root / fault, f"faulty_{fault}", TORCH_TWIN.format(fault=fault),
+                         f"a linear model whose PyTorch twin {fault}s when built")
 
 
 @pytest.fixture
