@@ -15,8 +15,6 @@ import inspect
 import json
 import os
 import resource
-import sys
-import traceback
 from pathlib import Path
 from time import perf_counter
 from typing import IO, Any
@@ -24,7 +22,7 @@ from typing import IO, Any
 from twinbench.backends.protocols import Bench
 from twinbench.harness import timing
 from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
-from twinbench.harness.process import pin_threads
+from twinbench.harness.process import Send, serve
 from twinbench.modes import FRAMEWORK_OF
 
 
@@ -103,7 +101,7 @@ def _compile_cache_entries() -> int | None:
     return sum(len(files) for _, _, files in os.walk(root))
 
 
-def serve_cell(request: dict[str, Any], send: Any, commands: IO[str]) -> None:
+def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
     """Set the cell up, report first-step costs, then time steps on the parent's command."""
     cache_entries = _compile_cache_entries()  # before anything compiles
     setup_start = perf_counter()
@@ -179,25 +177,7 @@ def run_probe(request: dict[str, Any]) -> float:
 
 
 def main() -> None:
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt the protocol
-
-    def send(message: dict[str, Any]) -> None:
-        protocol.write(json.dumps(message, default=float) + "\n")
-
-    pin_threads()
-    request = json.loads(sys.stdin.readline())
-    try:
-        if request["kind"] == "cell":
-            serve_cell(request, send, sys.stdin)
-        elif request["kind"] == "parity":
-            send({"result": run_parity(request)})
-        else:
-            send({"result": run_probe(request)})
-    except Exception as exc:
-        traceback.print_exc()
-        send({"error": f"{type(exc).__name__}: {exc}"})
-        sys.exit(1)
+    serve({"parity": run_parity, "probe": run_probe}, sessions={"cell": serve_cell})
 
 
 if __name__ == "__main__":
