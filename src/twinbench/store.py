@@ -444,16 +444,17 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _json_default(value: object) -> Any:
-    # numpy scalars and arrays turn up in metrics; avoid importing numpy just to detect them
+def json_default(value: object) -> Any:
+    """``json.dumps``'s ``default``: NumPy scalars and arrays as plain numbers and lists, with
+    non-finite floats as None (metrics hold them; numpy is not imported just to detect them)."""
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        return tolist()
+        return json_ready(tolist())
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default)
+    return json.dumps(value, default=json_default)
 
 
 def _format_ids(ids: list[int]) -> str:

@@ -71,8 +71,7 @@ def parallel(
 ) -> None:
     """Data and tensor parallelism compared: parity with one device, then scaling (exit 1 if a
     parity check or a cell fails)."""
-    from twinbench.parallel import MultiNode, ParallelSettings, render_markdown, run_parallel_suite
-    from twinbench.suite import record
+    from twinbench.parallel import MultiNode, ParallelSettings, run_parallel_suite
 
     settings = ParallelSettings(
         workload=workload,
@@ -107,6 +106,6 @@ def parallel(
     )
     with err_console.status("running the parallel suite…") as status:
         report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, render_markdown(report.to_dict()), record, as_json=as_json)
+    publish_suite(out, report, as_json=as_json)
     if report.failed:
         raise typer.Exit(1)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -16,38 +15,19 @@ from twinbench.store import DB_NAME
 from twinbench.suite import SuiteResult, record, view_for
 
 
-def publish_suite(
-    out: Path,
-    result: SuiteResult,
-    text: str | None = None,
-    save: Callable[[Any, Path], int] | None = None,
-    *,
-    as_json: bool,
-) -> None:
-    """Print a suite's result (its view's Markdown, or JSON), store it as a run, and keep the
-    rendering with the run so that `twinbench report` shows it later.
-
-    ``text`` replaces the view's rendering; ``save`` replaces `twinbench.suite.record` for a
-    suite that stores itself (``text`` is then added to its run).
-    """
+def publish_suite(out: Path, result: SuiteResult, *, as_json: bool) -> None:
+    """Print a suite's result (its report view's Markdown, or JSON) and store it as a run,
+    keeping the rendering with the run so that `twinbench report` shows it as it was."""
     data = result.to_dict()
-    if text is None:
-        view = view_for(result.kind)
-        if view is None:  # a suite module that forgot to register: a bug, not a user error
-            raise LookupError(f"no report view registered for suite kind '{result.kind}'")
-        text = view.markdown(data)
+    view = view_for(result.kind)
+    if view is None:  # a suite module that forgot to register: a bug, not a user error
+        raise LookupError(f"no report view registered for suite kind '{result.kind}'")
+    text = view.markdown(data)
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
-    if save is None:
-        run_id = record(result, out, text=text)
-    else:
-        from twinbench.store import ResultStore
-
-        run_id = save(result, out)
-        with ResultStore(out / DB_NAME) as store:
-            store.set_run_info(run_id, "suite_report", text)
+    run_id = record(result, out, text=text)
     console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
 
 

@@ -11,14 +11,13 @@ infinite value is written as null.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from twinbench.report.summary import RunSummary
-from twinbench.store import KEY_COLUMNS, CellRecord
+from twinbench.store import KEY_COLUMNS, CellRecord, json_default, json_ready
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,7 +105,7 @@ def export_dict(data: Exportable) -> dict[str, Any]:
 
 def json_text(value: Any) -> str:
     """Strict JSON (NaN and infinities become null), indented for people reading it."""
-    return json.dumps(_finite(value), indent=2, allow_nan=False, default=_default)
+    return json.dumps(json_ready(value), indent=2, allow_nan=False, default=json_default)
 
 
 def to_json(data: Exportable, path: Destination) -> Path | None:
@@ -132,20 +131,3 @@ def _write(text: str, path: Destination) -> Path | None:
         return target
     path.write(text)
     return None
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _default(value: object) -> Any:
-    tolist = getattr(value, "tolist", None)  # numpy scalars and arrays
-    if callable(tolist):
-        return _finite(tolist())
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
