@@ -28,6 +28,7 @@ from twinbench.harness.environment import (
 from twinbench.harness.machine_load import LoadMeter
 from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
 from twinbench.harness.stats import is_converged, summarize, summarize_groups
+from twinbench.harness.twin_source import twin_text
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, analytic_flops, check_size
@@ -342,13 +343,14 @@ def _record_run_info(
 
 
 def twin_sources(workloads: Iterable[Workload]) -> dict[str, dict[str, str]]:
-    """Each workload's two twin files as text, so reports can show them without the package."""
+    """Each workload's two twins as text (with the private modules they import), so reports can
+    show them without the package."""
     sources: dict[str, dict[str, str]] = {}
     for workload in workloads:
         for framework in ("torch", "jax"):
             path = workload.twin_path(framework)
             if path is not None and path.is_file():
-                sources.setdefault(workload.name, {})[framework] = path.read_text()
+                sources.setdefault(workload.name, {})[framework] = twin_text(path)
     return sources
 
 

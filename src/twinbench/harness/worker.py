@@ -23,6 +23,7 @@ from twinbench.backends.protocols import Bench
 from twinbench.harness import timing
 from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
 from twinbench.harness.process import Send, serve
+from twinbench.harness.twin_source import count_code_lines
 from twinbench.modes import FRAMEWORK_OF
 
 
@@ -70,7 +71,7 @@ def _bench(request: dict[str, Any]) -> Bench:
 
 
 def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
-    """Parameter count and the line count of the twin file this cell runs."""
+    """Parameter count and the lines of code of the twin this cell runs."""
     from twinbench.backends import canonical_shapes
     from twinbench.canonical import parameter_count
 
@@ -81,12 +82,6 @@ def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
         "params": parameter_count(canonical_shapes(workload, size, framework, statistics=False)),
         "twin_loc": count_code_lines(Path(source)) if source else None,
     }
-
-
-def count_code_lines(path: Path) -> int:
-    """Lines that are neither blank nor comments (docstrings count: they are part of the code)."""
-    lines = path.read_text().splitlines()
-    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
 
 
 def _peak_rss_bytes() -> int:
