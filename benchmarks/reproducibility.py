@@ -1,62 +1,92 @@
-"""Does the same measurement give the same verdict twice?
+"""Does the same suite give the same verdicts when it is run again on the same machine?
 
-Runs the tiny suite twice (all four modes unless ``--mode`` narrows it) and compares the
-verdicts cell group by cell group. A flip is a comparison whose CI excludes 1 in both runs but
-names a different winner; a comparison significant in one run only is counted apart ("wavers").
-Target: no flips.
-Usage: ``python benchmarks/reproducibility.py [--budget SECONDS] [--mode MODE ...]``.
+Runs a named suite several times (default: ``examples`` three times, with the default repeats)
+and prints each verdict's ratio and 95 % CI in every run, then two figures:
+
+- flips: verdicts that are significant in one run whose rerun's point estimate lies outside
+  that run's CI, or whose rerun is significant the other way (every ordered pair of runs);
+- coverage: the share of the reruns' point estimates (runs 2…N) inside the first run's CI.
+
+Targets: 0 flips, coverage ≥ 90 %. Run it alone on the machine: anything else running moves the
+figures it is meant to judge. Usage:
+``python benchmarks/reproducibility.py [--suite NAME] [--runs N] [--repeats R] [--budget S]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
-from twinbench.harness.runner import MODES, RunSettings, run
+from twinbench.harness.runner import SUITES, RunSettings, run, suite_selection
 from twinbench.report.verdict import Verdict, verdicts_for_run
 from twinbench.store import DB_NAME, ResultStore
 
+Key = tuple[str, str, str, str]
 
-def verdicts(out: Path, settings: RunSettings) -> dict[tuple[str, ...], Verdict]:
+
+def measure(settings: RunSettings) -> tuple[dict[Key, Verdict], float]:
+    started = time.monotonic()
     run_id = run(settings)
-    with ResultStore(out / DB_NAME) as store:
+    with ResultStore(settings.out / DB_NAME) as store:
         found = verdicts_for_run(store.cells(run_id), store.parity(run_id))
-    return {(v.workload, v.size, v.phase, v.comparison): v for v in found if v.ratio}
+    verdicts = {(v.workload, v.size, v.phase, v.comparison): v for v in found if v.ratio}
+    return verdicts, time.monotonic() - started
 
 
-def winner(verdict: Verdict) -> str:
-    assert verdict.ratio is not None
-    if not verdict.ratio.significant:
-        return "none"
-    return "jax" if verdict.ratio.ratio > 1 else "torch"
+def flipped(reference: Verdict, rerun: Verdict) -> bool:
+    a, b = reference.ratio, rerun.ratio
+    assert a is not None and b is not None
+    if not a.significant:
+        return False
+    outside = not a.ci_low <= b.ratio <= a.ci_high
+    other_way = b.significant and (a.ratio > 1) != (b.ratio > 1)
+    return outside or other_way
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=3.0)
-    parser.add_argument("--mode", action="append", choices=MODES)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--suite", default="examples", choices=tuple(SUITES))
+    parser.add_argument("--runs", type=int, default=3)
+    defaults = RunSettings()
+    parser.add_argument("--repeats", type=int, default=defaults.repeats)
+    parser.add_argument("--budget", type=float, default=defaults.budget)
     args = parser.parse_args()
+    workloads, size = suite_selection(args.suite)
+    runs: list[dict[Key, Verdict]] = []
     with tempfile.TemporaryDirectory() as out:
-        settings = RunSettings(sizes=("tiny",), modes=tuple(args.mode or MODES),
-                               budget=args.budget, out=Path(out))
-        first, second = verdicts(Path(out), settings), verdicts(Path(out), settings)
-    flips = wavers = significant = 0
-    print(f"{'workload/size phase comparison':<42} {'run 1':>14} {'run 2':>14}  flip")
-    for key in sorted(first.keys() & second.keys()):
-        a, b = first[key], second[key]
-        assert a.ratio is not None and b.ratio is not None
-        both = a.ratio.significant and b.ratio.significant
-        flip = both and winner(a) != winner(b)
-        significant += both
+        settings = RunSettings(workloads=workloads, sizes=(size,), repeats=args.repeats,
+                               budget=args.budget, out=Path(out))  # fmt: skip
+        for i in range(args.runs):
+            verdicts, seconds = measure(settings)
+            runs.append(verdicts)
+            print(f"run {i + 1}: {len(verdicts)} verdicts in {seconds:.0f} s", flush=True)
+    keys = sorted(set.intersection(*(set(r) for r in runs)))
+    flips = covered = reruns = 0
+    print(f"\n{'workload/size phase comparison':<46} " + " ".join(
+        f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(args.runs)) + "  flip")
+    for key in keys:
+        verdicts = [r[key] for r in runs]
+        flip = any(flipped(a, b) for a in verdicts for b in verdicts if a is not b)
         flips += flip
-        wavers += a.ratio.significant != b.ratio.significant
-        label = f"{key[0]}/{key[1]} {key[2]} {key[3]}"
-        print(f"{label:<42} {a.ratio.ratio:>8.2f} ({winner(a):>5}) {b.ratio.ratio:>8.2f} "
-              f"({winner(b):>5})  {'FLIP' if flip else ''}")
-    print(f"{flips} flips among {significant} comparisons significant in both runs "
-          f"(target: 0) -> {'OK' if flips == 0 else 'MISSED'}; "
-          f"{wavers} significant in one run only")
+        first = verdicts[0].ratio
+        assert first is not None
+        for rerun in verdicts[1:]:
+            assert rerun.ratio is not None
+            reruns += 1
+            covered += first.ci_low <= rerun.ratio.ratio <= first.ci_high
+        cells = " ".join(
+            f"{v.ratio.ratio:>8.3f} [{v.ratio.ci_low:.3f}, {v.ratio.ci_high:.3f}]"
+            for v in verdicts if v.ratio is not None
+        )
+        print(f"{key[0] + '/' + key[1] + ' ' + key[2] + ' ' + key[3]:<46} {cells}  "
+              f"{'FLIP' if flip else ''}")
+    coverage = covered / reruns if reruns else float("nan")
+    print(f"\n{args.suite}, {args.runs} runs, repeats {args.repeats}, budget {args.budget} s: "
+          f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
+          f"{reruns} rerun estimates inside the first run's CI (target ≥ 90%) -> "
+          f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}")
 
 
 if __name__ == "__main__":
