@@ -64,8 +64,11 @@ def main() -> None:
             print(f"run {i + 1}: {len(verdicts)} verdicts in {seconds:.0f} s", flush=True)
     keys = sorted(set.intersection(*(set(r) for r in runs)))
     flips = covered = reruns = 0
-    print(f"\n{'workload/size phase comparison':<46} " + " ".join(
-        f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(args.runs)) + "  flip")
+    print(
+        f"\n{'workload/size phase comparison':<46} "
+        + " ".join(f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(args.runs))
+        + "  flip"
+    )
     for key in keys:
         verdicts = [r[key] for r in runs]
         flip = any(flipped(a, b) for a in verdicts for b in verdicts if a is not b)
@@ -78,15 +81,20 @@ def main() -> None:
             covered += first.ci_low <= rerun.ratio.ratio <= first.ci_high
         cells = " ".join(
             f"{v.ratio.ratio:>8.3f} [{v.ratio.ci_low:.3f}, {v.ratio.ci_high:.3f}]"
-            for v in verdicts if v.ratio is not None
+            for v in verdicts
+            if v.ratio is not None
         )
-        print(f"{key[0] + '/' + key[1] + ' ' + key[2] + ' ' + key[3]:<46} {cells}  "
-              f"{'FLIP' if flip else ''}")
+        print(
+            f"{key[0] + '/' + key[1] + ' ' + key[2] + ' ' + key[3]:<46} {cells}  "
+            f"{'FLIP' if flip else ''}"
+        )
     coverage = covered / reruns if reruns else float("nan")
-    print(f"\n{args.suite}, {args.runs} runs, repeats {args.repeats}, budget {args.budget} s: "
-          f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
-          f"{reruns} rerun estimates inside the first run's CI (target ≥ 90%) -> "
-          f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}")
+    print(
+        f"\n{args.suite}, {args.runs} runs, repeats {args.repeats}, budget {args.budget} s: "
+        f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
+        f"{reruns} rerun estimates inside the first run's CI (target ≥ 90%) -> "
+        f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":
