@@ -5,13 +5,19 @@ Plain helpers (the subprocess runner, synthetic cells and stores) live in ``help
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from helpers import Result, run_main
 
@@ -75,3 +81,40 @@ def cli(monkeypatch: pytest.MonkeyPatch,
         return run_main(monkeypatch, capsys, *args, columns=columns)
 
     return call
+
+
+TINY_RUN = ("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp", "--workload",
+            "xor", "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "0.5")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """One real ``twinbench run`` of the seeds' examples at tiny, two modes: (results directory,
+    the command's exit code and output). Read-only: copy the directory to write beside it.
+
+    Made once per session: the xdist workers share it through a file lock in the session's
+    temporary root. It runs in the worker's process (its cells in their own subprocesses), so
+    it counts towards coverage; the peak-FLOP/s probe is shortened, its value is not checked.
+    """
+    from twinbench.cli import main
+    from twinbench.harness import runner
+
+    root = tmp_path_factory.getbasetemp().parent  # one per session, above every worker's
+    out, record = root / "tiny-run", root / "tiny-run.json"
+    with FileLock(str(root / "tiny-run.lock")):
+        if not record.exists():
+            stdout, stderr = io.StringIO(), io.StringIO()
+            code: object = 0
+            with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), \
+                    contextlib.redirect_stderr(stderr):
+                patch.setattr(runner, "PROBE_SECONDS", 0.05)
+                patch.setattr(sys, "argv", ["twinbench", *TINY_RUN, "--out", str(out)])
+                try:
+                    main()
+                except SystemExit as exit_:
+                    code = exit_.code
+            record.write_text(json.dumps({"code": code, "out": stdout.getvalue(),
+                                          "err": stderr.getvalue()}))
+    done = json.loads(record.read_text())
+    return out, subprocess.CompletedProcess(list(TINY_RUN), done["code"], done["out"],
+                                            done["err"])

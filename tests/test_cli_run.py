@@ -11,16 +11,11 @@ import time
 import pytest
 
 from helpers import assert_one_line_error, start
-from twinbench.harness import runner
 from twinbench.store import DB_NAME, ResultStore
 
 
-def test_tiny_suite_two_modes_writes_database_and_markdown(cli, tmp_path, monkeypatch):
-    out = tmp_path / "results"  # the seeds' examples; the zoo's run: tests/workloads
-    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)  # peak FLOP/s are recorded, not checked
-    done = cli("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp",
-               "--workload", "xor", "--mode", "jax-jit", "--mode", "torch-eager",
-               "--budget", "0.5", "--out", out)
+def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
+    out, done = tiny_run  # the seeds' examples (conftest.py); the zoo's run: tests/workloads
     assert done.returncode == 0, done.stderr
 
     with ResultStore(out / DB_NAME) as store:
