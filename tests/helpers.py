@@ -10,6 +10,7 @@ only a real process shows (the console entry point itself, signals, import side 
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -65,13 +66,14 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ``columns`` sets their width (the consoles are made once, at import: COLUMNS alone would
     not reach them).
     """
-    from twinbench.cli import app as cli_app
     from twinbench.cli import main
+
+    consoles = importlib.import_module("twinbench.cli.app")  # `twinbench.cli.app` is the Typer
 
     argv = [str(a) for a in args]
     if columns:
         monkeypatch.setenv("COLUMNS", str(columns))
-        for console in (cli_app.console, cli_app.err_console):
+        for console in (consoles.console, consoles.err_console):
             monkeypatch.setattr(console, "width", columns)
     monkeypatch.setattr(sys, "argv", ["twinbench", *argv])
     capsys.readouterr()  # what the test printed before is not the command's output
