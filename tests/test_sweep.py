@@ -27,8 +27,9 @@ def test_point_overrides_batch_size_and_labels_itself():
 def test_sweep_measures_each_batch_size(cli, tmp_path, monkeypatch):
     out = tmp_path / "results"
     monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)  # peak FLOP/s are recorded, not checked
+    # one process per cell: pooling a cell's processes is tests/harness/test_repeats.py's subject
     done = cli("sweep", "mlp", "--size", "tiny", "--batch-sizes", "2,16", "--mode", "jax-jit",
-               "--mode", "torch-eager", "--budget", "0.3", "--out", out)
+               "--mode", "torch-eager", "--budget", "0.3", "--repeats", "1", "--out", out)
     assert done.returncode == 0, done.stderr
     with ResultStore(out / DB_NAME) as store:
         run_id = store.latest_run_id()
