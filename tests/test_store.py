@@ -186,11 +186,12 @@ def test_older_schema_is_migrated(db_path: Path, monkeypatch: pytest.MonkeyPatch
     def add_notes(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE notes (text TEXT)")
 
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(store_module, "MIGRATIONS", {1: add_notes})
+    current = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(store_module, "MIGRATIONS", {current: add_notes})
     ResultStore(db_path).close()
     conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT value FROM meta").fetchone()[0] == "2"
+    assert conn.execute("SELECT value FROM meta").fetchone()[0] == str(current + 1)
     assert conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 0
     conn.close()
 

@@ -30,7 +30,8 @@ from twinbench.backends import initial_weights, make_runner
 from twinbench.backends.protocols import Runner
 from twinbench.errors import TwinbenchError
 from twinbench.registry import resolve
-from twinbench.spec import Batch, Size, Workload
+from twinbench.spec import FRAMEWORKS, Batch, Size, Workload
+from twinbench.validation import in_range, one_of
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,20 @@ class ParityResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ParityResult:
+        """The result `to_dict` gave (as a parity worker sends it back)."""
+        divergence = data.get("divergence")
+        return cls(
+            workload=data["workload"],
+            size=data["size"],
+            dtype=data["dtype"],
+            steps=data["steps"],
+            checks=[Check(**check) for check in data.get("checks", [])],
+            divergence=Divergence(**divergence) if divergence else None,
+            error=data.get("error"),
+        )
 
 
 @dataclass
@@ -299,6 +314,12 @@ def check_workload(
     result = ParityResult(workload.name, size.name, dtype, steps)
     weights = initial_weights(workload, size, seed)
     batches = list(islice(workload.batches(size, seed), max(steps, 1)))
+    if len(batches) < max(steps, 1):
+        # A curve of fewer steps than asked would pass while the report claims ``steps``.
+        raise TwinbenchError(
+            f"{workload.name}: its data generator gave {len(batches)} batches; parity needs "
+            f"{max(steps, 1)} (one per curve step, --steps); make it yield at least that many"
+        )
     runners = [
         make_runner(fw, workload, size, dtype=dtype, device=device) for fw in ("torch", "jax")
     ]
@@ -373,8 +394,7 @@ def parity(
 
     Returns a `ParityReport`; ``report.passed`` is False if any check of any workload failed.
     """
-    if steps < 1:
-        raise TwinbenchError(f"--steps must be at least 1, got {steps}")
+    check_arguments(dtype=dtype, steps=steps, seed=seed)
     names = [w for w in workloads or [] if isinstance(w, str)]
     objects = [w for w in workloads or [] if not isinstance(w, str)]
     chosen = objects + (
@@ -387,3 +407,65 @@ def parity(
             for w, s in zip(chosen, sizes, strict=True)
         ]
     )
+
+
+def check_arguments(*, dtype: str, steps: int, seed: int) -> None:
+    """Refuse a dtype, step count or seed parity cannot use (the seeds `run` accepts)."""
+    one_of("dtype", (dtype,), tuple(TOLERANCES))
+    in_range("--steps", steps, low=1, integer=True)
+    in_range("--seed", seed, low=0, high=2**32 - 1, integer=True)
+
+
+def parity_isolated(
+    workloads: Sequence[str] | None = None,
+    *,
+    size: str = "tiny",
+    workload_files: Sequence[str] | None = None,
+    dtype: str = "float32",
+    steps: int = 20,
+    seed: int = 0,
+    device: str = "cpu",
+    timeout: float = 900.0,
+    threads: int | None = None,
+) -> ParityReport:
+    """`parity`, each workload checked in its own worker process (as ``twinbench run`` does).
+
+    A twin that exits, crashes, hangs past ``timeout`` seconds or raises fails that
+    workload's check; the other workloads are still checked. What can be refused without
+    running a twin (names, sizes, twins that cannot be imported, a missing framework) is a
+    `TwinbenchError` before any worker starts.
+    """
+    from pathlib import Path
+
+    from twinbench.harness.environment import usable_cores
+    from twinbench.harness.process import CellFailed, one_shot
+    from twinbench.registry import from_file
+
+    check_arguments(dtype=dtype, steps=steps, seed=seed)
+    in_range("--timeout", timeout, low=0, low_open=True)
+    files = list(workload_files or [])
+    chosen = resolve(list(workloads or []) or None, files or None)
+    file_of = {from_file(path).name: str(Path(path).resolve()) for path in files}
+    for workload in chosen:
+        workload.size(size)
+        for framework in FRAMEWORKS:
+            workload.twin(framework)  # a missing framework or function: one line, now
+    results = []
+    for workload in chosen:
+        request = {
+            "kind": "parity",
+            "workload": workload.name,
+            "workload_file": file_of.get(workload.name),
+            "size": size,
+            "steps": steps,
+            "seed": seed,
+            "dtype": dtype,
+            "device": device,
+        }
+        try:
+            answer = one_shot(request, threads=threads or usable_cores(), timeout=timeout)
+            results.append(ParityResult.from_dict(answer))
+        except CellFailed as failure:
+            error = f"parity check {failure.status}: {failure.error}"
+            results.append(ParityResult(workload.name, size, dtype, steps, error=error))
+    return ParityReport(results)

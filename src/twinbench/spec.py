@@ -299,7 +299,8 @@ def load_module_from_path(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a file that calls sys.exit() must not end the CLI
         del sys.modules[name]
-        raise TwinbenchError(f"cannot import {path}: {type(exc).__name__}: {exc}") from exc
+        detail = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        raise TwinbenchError(f"cannot import {path}: {detail}") from exc
     return module

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,11 +23,13 @@ from twinbench.errors import TwinbenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DIR = Path("twinbench-results")
 DB_NAME = "results.sqlite"
 
 FINAL_RUN_STATUSES = ("finished", "interrupted", "failed")
+# A run still 'running' whose process is gone from this host: it will never finish.
+ABANDONED = "abandoned"
 CELL_STATUSES = ("ok", "error", "crashed", "timeout", "skipped")
 KEY_COLUMNS = ("workload", "size", "framework", "mode", "phase", "dtype", "device")
 
@@ -38,7 +42,9 @@ _SCHEMA = (
         finished_at TEXT,
         status TEXT NOT NULL,
         environment_json TEXT NOT NULL,
-        settings_json TEXT NOT NULL)""",
+        settings_json TEXT NOT NULL,
+        pid INTEGER,
+        host TEXT)""",
     """CREATE TABLE IF NOT EXISTS run_info (
         run_id INTEGER NOT NULL REFERENCES runs (id),
         key TEXT NOT NULL,
@@ -75,8 +81,15 @@ _SCHEMA = (
         summary_json TEXT NOT NULL)""",
 )
 
+
+def _add_run_process(conn: sqlite3.Connection) -> None:
+    """Schema 2: each run records the pid and host of the process that runs it."""
+    conn.execute("ALTER TABLE runs ADD COLUMN pid INTEGER")
+    conn.execute("ALTER TABLE runs ADD COLUMN host TEXT")
+
+
 # MIGRATIONS[v] upgrades a database from schema v to v + 1 inside a transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _add_run_process}
 
 
 class StoreError(TwinbenchError):
@@ -126,18 +139,25 @@ class RunRecord:
     environment: dict[str, Any]
     settings: dict[str, Any]
     info: dict[str, Any]
+    pid: int | None = None  # of the process that ran it (None before schema 2)
+    host: str | None = None
 
 
 class ResultStore:
     """A twinbench results database, created on first use and never overwritten."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         """Open or create the database at path, upgrading older schemas.
 
         Raises StoreError if the location is unwritable, the file is not a healthy twinbench
         database (it is then left untouched), or it was written by a newer twinbench.
+        ``read_only`` (reports, comparisons) opens an existing database without writing to it,
+        also on read-only media, and neither creates nor upgrades one.
         """
         self.path = Path(path)
+        if read_only:
+            self._open_read_only()
+            return
         version = _inspect_existing(self.path) if self.path.exists() else None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,6 +178,18 @@ class ResultStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise StoreError(f"no twinbench results database at {self.path}")
+        if self.path.stat().st_size == 0:
+            raise StoreError(
+                f"{self.path} is empty, not a twinbench database; it was left untouched"
+            )
+        if _inspect_existing(self.path) is None:
+            raise StoreError(f"{self.path} holds no tables, not a twinbench database")
+        self._conn = _connect_read_only(self.path)
+        self._conn.row_factory = sqlite3.Row
 
     def close(self) -> None:
         """Close the database connection (safe to call twice)."""
@@ -215,9 +247,9 @@ class ResultStore:
         """Record a new run with status 'running' and return its id."""
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO runs (started_at, status, environment_json, settings_json)"
-                " VALUES (?, 'running', ?, ?)",
-                (_now(), _dumps(environment), _dumps(settings)),
+                "INSERT INTO runs (started_at, status, environment_json, settings_json, pid, host)"
+                " VALUES (?, 'running', ?, ?, ?, ?)",
+                (_now(), _dumps(environment), _dumps(settings), os.getpid(), socket.gethostname()),
             )
         return _row_id(cursor)
 
@@ -284,7 +316,7 @@ class ResultStore:
         """All runs, oldest first."""
         info: dict[int, dict[str, Any]] = {}
         for row in self._conn.execute("SELECT run_id, key, value_json FROM run_info"):
-            info.setdefault(row["run_id"], {})[row["key"]] = json.loads(row["value_json"])
+            info.setdefault(row["run_id"], {})[row["key"]] = _loads(row["value_json"], None)
         return [
             _run_record(row, info.get(row["id"], {}))
             for row in self._conn.execute("SELECT * FROM runs ORDER BY id")
@@ -300,7 +332,7 @@ class ResultStore:
         self._require_run(run_id)
         row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         info = {
-            r["key"]: json.loads(r["value_json"])
+            r["key"]: _loads(r["value_json"], None)
             for r in self._conn.execute(
                 "SELECT key, value_json FROM run_info WHERE run_id = ?", (run_id,)
             )
@@ -318,14 +350,7 @@ class ResultStore:
         ):
             samples.setdefault(row["cell_id"], []).append(row["seconds"])
         return [
-            CellRecord(
-                **{key: row[key] for key in KEY_COLUMNS},
-                status=row["status"],
-                error=row["error"],
-                metrics=json.loads(row["metrics_json"]),
-                samples=samples.get(row["id"], []),
-                id=row["id"],
-            )
+            _cell_record(row, samples.get(row["id"], []))
             for row in self._conn.execute(
                 "SELECT * FROM cells WHERE run_id = ? ORDER BY id", (run_id,)
             )
@@ -339,7 +364,10 @@ class ResultStore:
                 "workload": row["workload"],
                 "size": row["size"],
                 "passed": bool(row["passed"]),
-                "summary": json.loads(row["summary_json"]),
+                "summary": _loads(
+                    row["summary_json"],
+                    {"error": f"stored parity summary unreadable (parity row {row['id']})"},
+                ),
             }
             for row in self._conn.execute(
                 "SELECT * FROM parity WHERE run_id = ? ORDER BY id", (run_id,)
@@ -362,7 +390,7 @@ def load_results(path: str | Path, run_id: int | None = None) -> pd.DataFrame:
         raise StoreError(f"no twinbench results database at {db}")
     base_columns = ["run_id", *KEY_COLUMNS, "status", "error"]
     rows: list[dict[str, Any]] = []
-    with ResultStore(db) as store:
+    with ResultStore(db, read_only=True) as store:
         run_ids = [run_id] if run_id is not None else [run.id for run in store.runs()]
         for rid in run_ids:
             for cell in store.cells(rid):
@@ -383,7 +411,7 @@ def _inspect_existing(path: Path) -> int | None:
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a results database; {untouched}")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = _connect_read_only(path)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path} ({exc}); {untouched}") from exc
     try:
@@ -412,16 +440,83 @@ def _inspect_existing(path: Path) -> int | None:
     return version
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes ``path``. A WAL database on read-only media cannot be
+    opened with ``mode=ro`` alone (SQLite would create its ``-shm`` file): there it is opened
+    ``immutable``, which is safe because nothing can write to such media."""
+    uri = path.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        if os.access(path.resolve().parent, os.W_OK) and _writable_mount(path):
+            raise
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+
+def _writable_mount(path: Path) -> bool:
+    """False when ``path`` lies on a file system mounted read-only (root ignores modes)."""
+    try:
+        return not os.statvfs(path).f_flag & os.ST_RDONLY
+    except OSError:
+        return True
+
+
+def _loads(text: str, fallback: Any) -> Any:
+    """A stored JSON value, or ``fallback`` when the row holds no readable JSON."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return fallback
+
+
+def _cell_record(row: sqlite3.Row, samples: list[float]) -> CellRecord:
+    """A stored cell; one whose metrics cannot be read is shown as an error naming its row."""
+    metrics = _loads(row["metrics_json"], None)
+    status, error = row["status"], row["error"]
+    if not isinstance(metrics, dict):
+        metrics, status = {}, "error"
+        error = f"stored metrics unreadable (cells row id {row['id']})"
+    return CellRecord(
+        **{key: row[key] for key in KEY_COLUMNS},
+        status=status,
+        error=error,
+        metrics=metrics,
+        samples=samples,
+        id=row["id"],
+    )
+
+
 def _run_record(row: sqlite3.Row, info: dict[str, Any]) -> RunRecord:
+    columns = row.keys()
+    pid = row["pid"] if "pid" in columns else None
+    host = row["host"] if "host" in columns else None
+    status = row["status"]
+    if status == "running" and pid is not None and host == socket.gethostname():
+        status = status if _process_exists(int(pid)) else ABANDONED
     return RunRecord(
         id=row["id"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
-        status=row["status"],
-        environment=json.loads(row["environment_json"]),
-        settings=json.loads(row["settings_json"]),
+        status=status,
+        environment=_loads(row["environment_json"], {}),
+        settings=_loads(row["settings_json"], {}),
         info=info,
+        pid=pid,
+        host=host,
     )
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
 
 
 def _row_id(cursor: sqlite3.Cursor) -> int:

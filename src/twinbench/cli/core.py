@@ -30,17 +30,34 @@ def parity(
     size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Optimizer steps in the loss-curve check.")] = 20,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
-    seed: Annotated[int, typer.Option(help="Seed of the canonical init and the data.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the canonical init and the data (0 to 2**32-1).")
+    ] = 0,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds one workload's check may take (its own process).")
+    ] = 900.0,
     as_json: AsJson = False,
     workload_file: WorkloadFiles = None,
 ) -> None:
-    """Prove that the twins agree: outputs, loss, gradients and loss curves (SGD and Adam)."""
-    from twinbench.parity import parity as run_parity
+    """Prove that the twins agree: outputs, loss, gradients and loss curves (SGD and Adam).
+
+    Each workload is checked in its own process: a twin that exits, crashes, hangs or raises
+    fails its workload's check, and the others are still checked.
+    """
+    from rich.markup import escape
+
+    from twinbench.parity import parity_isolated
     from twinbench.report.terminal import print_parity
 
-    with err_console.status(f"checking parity at size '{size}'…"):
-        report = run_parity(
-            workloads, size=size, workload_files=workload_file, dtype=dtype, steps=steps, seed=seed
+    with err_console.status(f"checking parity at size '{escape(size)}'…"):
+        report = parity_isolated(
+            workloads,
+            size=size,
+            workload_files=workload_file,
+            dtype=dtype,
+            steps=steps,
+            seed=seed,
+            timeout=timeout,
         )
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=float))

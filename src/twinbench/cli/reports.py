@@ -68,7 +68,7 @@ def report(
 def _parse_run_id(text: str) -> int | None:
     if text == "latest":
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() and "٣".isdigit() too
         raise TwinbenchError(f"run id '{text}' is invalid; give a number or 'latest'")
     return int(text)
 
@@ -192,7 +192,7 @@ def compare(
         raise TwinbenchError(f"unknown format '{fmt}'; valid: {', '.join(COMPARE_FORMATS)}")
     id_a, id_b = _parse_run_id(run_a), _parse_run_id(run_b)
     _require_database(results)
-    with ResultStore(results / DB_NAME) as store:
+    with ResultStore(results / DB_NAME, read_only=True) as store:
         latest = store.latest_run_id()
         if latest is None:
             raise TwinbenchError(f"no runs in {results / DB_NAME} yet; run `twinbench run`")

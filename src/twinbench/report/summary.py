@@ -65,7 +65,7 @@ class RunSummary:
 
 def load_summary(out: Path, run_id: int | None = None) -> RunSummary:
     """The run ``run_id`` (default: the latest) from the store in ``out``."""
-    with ResultStore(Path(out) / DB_NAME) as store:
+    with ResultStore(Path(out) / DB_NAME, read_only=True) as store:
         if run_id is None:
             run_id = store.latest_run_id()
             if run_id is None:
