@@ -65,11 +65,13 @@ class RunProgress:
         elif event == "cell-done":
             self._progress.advance(self._task)
             if info["status"] != "ok":
-                self._progress.console.print(f"[red]{escape(info['cell'])}: {info['status']}[/red]")
+                self._progress.console.print(
+                    f"[red]{escape(info['cell'])}: {escape(info['status'])}[/red]"
+                )
         elif event == "parity-done" and not info["passed"]:
             self._progress.console.print(
-                f"[red]parity failed for {info['workload']}/{info['size']}: measured, "
-                "no verdict[/red]"
+                f"[red]parity failed for {escape(info['workload'])}/{escape(info['size'])}: "
+                "measured, no verdict[/red]"
             )
         elif event in _MESSAGES:
             self._progress.update(self._task, description=escape(_MESSAGES[event].format(**info)))
@@ -79,7 +81,9 @@ class RunProgress:
         console = self._progress.console
         if event == "start":
             self._total = info["cells"]
-            console.print(f"run {info['run_id']}: {self._total} cells", highlight=False)
+            console.print(
+                f"run {info['run_id']}: {self._total} cells", highlight=False, markup=False
+            )
         elif event == "cell-done":
             self._done += 1
             console.print(
@@ -89,6 +93,10 @@ class RunProgress:
             )
         elif event == "parity-done":
             verdict = "pass" if info["passed"] else "FAILED (measured, no verdict)"
-            console.print(f"parity {info['workload']}/{info['size']}: {verdict}", highlight=False)
+            console.print(
+                f"parity {info['workload']}/{info['size']}: {verdict}",
+                highlight=False,
+                markup=False,
+            )
         elif event in ("probe", "setup"):
             console.print(_MESSAGES[event].format(**info), highlight=False, markup=False)

@@ -103,7 +103,7 @@ def _write_document(summary: RunSummary, fmt: str, target: Path | str) -> None:
     except OSError as exc:
         raise TwinbenchError(f"cannot write the {fmt} report to {target}: {exc}") from exc
     if written is not None:
-        console.print(f"{_LABELS[fmt]}: {written}", highlight=False, soft_wrap=True)
+        console.print(f"{_LABELS[fmt]}: {written}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _write_format(summary: RunSummary, fmt: str, target: Path | str) -> Path | None:
@@ -137,6 +137,7 @@ def _write_tensorboard(
             f"(view with: tensorboard --logdir {log_dir})",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
     else:
         where.print(f"TensorBoard: run {summary.run.id} stored no loss curves; nothing written")

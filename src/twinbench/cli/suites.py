@@ -28,7 +28,9 @@ def publish_suite(out: Path, result: SuiteResult, *, as_json: bool) -> None:
     else:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
     run_id = record(result, out, text=text)
-    console.print(f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True)
+    console.print(
+        f"stored as run {run_id} in {out / DB_NAME}", highlight=False, soft_wrap=True, markup=False
+    )
 
 
 @app.command()

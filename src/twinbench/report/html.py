@@ -9,6 +9,7 @@ source it highlights).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,22 @@ def _parity_view(record: dict[str, Any] | None, *, with_plot: bool = True) -> Pa
     )
 
 
+ANCHOR_LENGTH = 100  # characters: plot files are named after anchors, and names must fit
+
+
 def anchor(*parts: str) -> str:
-    return "w-" + "-".join("".join(ch if ch.isalnum() else "_" for ch in p) for p in parts)
+    """An HTML id (and plot file stem) for a section: ASCII letters, digits, ``_`` and ``-``.
+
+    A long one is cut and given a short hash of the whole, so that every file name derived
+    from it fits the file system (255 bytes) and two long names still differ.
+    """
+    text = "w-" + "-".join(
+        "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in p) for p in parts
+    )
+    if len(text) <= ANCHOR_LENGTH:
+        return text
+    digest = hashlib.sha1("\0".join(parts).encode()).hexdigest()[:10]
+    return f"{text[: ANCHOR_LENGTH - 11]}-{digest}"
 
 
 def sections(summary: RunSummary, *, with_plots: bool = True) -> list[Section]:

@@ -14,18 +14,13 @@ from twinbench.report.summary import (
     settings_line,
     suite_section,
 )
-from twinbench.report.text import fmt_seconds, fmt_steps
+from twinbench.report.text import fmt_seconds, fmt_steps, md_cell
+from twinbench.report.text import md_table as _table
 from twinbench.store import CellRecord
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: tuple[str, ...], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return lines
+# Every text that comes from outside (workload names, errors, notes) goes through md_cell, in
+# tables, headings and lists alike: `<script>` and newlines in a name must not reach the page.
+_cell = md_cell
 
 
 def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
@@ -33,7 +28,7 @@ def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
 
     lines: list[str] = []
     for s in sections(summary, with_plots=False):
-        lines += ["", f"### {s.title}", ""]
+        lines += ["", f"### {md_cell(s.title)}", ""]
         lines += [f"![{kind}]({path})" for kind, path in _images_for(images, s.anchor)]
         if s.sweep:
             lines += [""] + _table(
@@ -65,12 +60,13 @@ def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
             )
         for f in s.failures:
             first = (f.error or "no error text").strip().splitlines()
-            lines += ["", f"- {f.mode} {f.size} **{f.status}**: {_cell(first[0] if first else '')}"]
+            head = _cell(f"{f.mode} {f.size}")
+            lines += ["", f"- {head} **{_cell(f.status)}**: {_cell(first[0] if first else '')}"]
         if s.parity is None:
             lines += ["", "No parity record for this workload in this run."]
         else:
             verdict = "twins agree" if s.parity.passed else "parity FAILED"
-            extra = f" — {s.parity.divergence}" if s.parity.divergence else ""
+            extra = f" — {_cell(s.parity.divergence)}" if s.parity.divergence else ""
             lines += ["", f"Parity: **{verdict}**{extra}"]
             if s.parity.error:
                 lines += ["", f"> {_cell(s.parity.error)}"]
@@ -108,11 +104,11 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
     lines = [
         f"# twinbench run {run.id}",
         "",
-        f"Started {run.started_at}, status **{run.status}**.",
+        f"Started {_cell(run.started_at)}, status **{_cell(run.status)}**.",
         "",
-        f"- Machine: {environment_line(run)}",
-        f"- Settings: {settings_line(run)}",
-        *([f"- Time: {breakdown}"] if (breakdown := breakdown_line(run)) else []),
+        f"- Machine: {_cell(environment_line(run))}",
+        f"- Settings: {_cell(settings_line(run))}",
+        *([f"- Time: {_cell(breakdown)}"] if (breakdown := breakdown_line(run)) else []),
         "",
     ]
     suite = suite_section(run)
@@ -147,7 +143,9 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
     recommendations = recommend(summary)
     if recommendations:
         lines += ["", "## Recommendations", ""]
-        lines += [f"- **{r.kind}** — {r.subject}: {r.text}" for r in recommendations]
+        lines += [
+            f"- **{_cell(r.kind)}** — {_cell(r.subject)}: {_cell(r.text)}" for r in recommendations
+        ]
     lines += [
         "",
         "## Verdicts",
@@ -168,7 +166,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
     )
     lines += ["", "## Per workload"] + _sections(summary, images or {})
     if summary.notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in summary.notes]
+        lines += ["", "## Notes", ""] + [f"- {_cell(note)}" for note in summary.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -81,6 +81,16 @@ def _peak(run: RunRecord) -> float | None:
 
 
 def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None) -> dict[str, str]:
+    try:
+        return _measured_row(cell, baseline, peak)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a row written by hand or cut
+        row = {"workload": cell.workload, "size": cell.size, "phase": cell.phase, "mode": cell.mode}
+        return {**row, "notes": f"ERROR: stored metrics unreadable (cells row id {cell.id})"}
+
+
+def _measured_row(
+    cell: CellRecord, baseline: CellRecord | None, peak: float | None
+) -> dict[str, str]:
     m = cell.metrics
     row = {"workload": cell.workload, "size": cell.size, "phase": cell.phase, "mode": cell.mode}
     if cell.status != "ok":

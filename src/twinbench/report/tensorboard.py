@@ -11,6 +11,7 @@ writer checks for ``torch.Tensor``), and reports otherwise never load a framewor
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,9 +42,17 @@ def parity_curves(
     return found
 
 
+FOLDER_LENGTH = 100  # characters of a run folder: file names must fit in 255 bytes
+
+
 def _run_folder(workload: str, size: str) -> str:
     # sizes may carry sweep points ("small bs=64"): keep folder names to safe characters
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{workload}-{size}")
+    folder = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{workload}-{size}")
+    if len(folder) <= FOLDER_LENGTH:
+        return folder
+    # a long name: cut, with a short hash of the whole so two long names stay apart
+    digest = hashlib.sha1(f"{workload}\0{size}".encode()).hexdigest()[:10]
+    return f"{folder[: FOLDER_LENGTH - 11]}-{digest}"
 
 
 def write_parity_curves(

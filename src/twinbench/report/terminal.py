@@ -28,7 +28,7 @@ _COLUMNS = tuple(c for c in CELL_COLUMNS if c not in _GROUP)
 
 def print_summary(summary: RunSummary, console: Console) -> None:
     run = summary.run
-    console.print(f"[bold]twinbench run {run.id}[/bold] ({run.status})")
+    console.print(f"[bold]twinbench run {run.id}[/bold] ({escape(run.status)})")
     suite = suite_section(run)
     if suite is not None:
         console.print(suite.text, markup=False, highlight=False, soft_wrap=True)
@@ -37,13 +37,13 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     for row in summary.rows:
         groups.setdefault(tuple(row[k] for k in _GROUP), []).append(row)
     for key, rows in groups.items():
-        table = Table(*_COLUMNS, title=" / ".join(key), title_justify="left", min_width=60)
+        table = Table(*_COLUMNS, title=escape(" / ".join(key)), title_justify="left", min_width=60)
         for row in rows:
             table.add_row(*(escape(row.get(column, "")) for column in _COLUMNS))
         console.print(table)
     verdicts = Table("workload", "size", "phase", "comparison", "verdict", title="verdicts")
     for v in summary.verdicts:
-        verdicts.add_row(v.workload, v.size, v.phase, v.comparison, escape(v.text))
+        verdicts.add_row(*(escape(t) for t in (v.workload, v.size, v.phase, v.comparison, v.text)))
     console.print(verdicts)
     console.print(f"[dim]{escape(environment_line(run))}[/dim]")
     console.print(f"[dim]{escape(settings_line(run))}[/dim]")
