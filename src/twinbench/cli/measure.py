@@ -79,7 +79,12 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Time every workload in four modes, fairly, and say which framework is faster."""
+    """Time every workload in four modes, fairly, and say which framework is faster.
+
+    Ctrl-C or SIGTERM stops the run: finished cells are kept, the run is marked interrupted,
+    the report is written and every worker stopped; the exit code is 130 after Ctrl-C and 143
+    after SIGTERM.
+    """
     from twinbench.harness.runner import suite_selection
     from twinbench.validation import one_of
 
@@ -132,7 +137,11 @@ def sweep(
     workload_file: WorkloadFiles = None,
     tensorboard: TensorBoardDir = None,
 ) -> None:
-    """Step time, throughput and memory as the batch (or sequence) grows, per mode."""
+    """Step time, throughput and memory as the batch (or sequence) grows, per mode.
+
+    Ctrl-C or SIGTERM stops it as it stops run: finished points kept, the report written, exit
+    code 130 after Ctrl-C and 143 after SIGTERM.
+    """
     sweep_batch, sweep_seq = (
         int_list("--batch-sizes", batch_sizes),
         int_list("--seq-lens", seq_lens),
@@ -189,13 +198,16 @@ def _execute(
         out=out,
         **fields,
     )
-    interrupted = False
+    interrupted: RunInterrupted | None = None
     with RunProgress(err_console) as progress:
         try:
             run_id = run_suite(settings, progress=progress.update)
         except RunInterrupted as stop:
-            run_id, interrupted = stop.run_id, True
+            run_id, interrupted = stop.run_id, stop
     write_run_reports(out, run_id, tensorboard=tensorboard)
-    if interrupted:
-        err_console.print(f"interrupted: finished cells of run {run_id} are kept in {out}")
-        raise typer.Exit(130)
+    if interrupted is not None:
+        err_console.print(
+            f"interrupted ({interrupted.signal_name}): finished cells of run {run_id} are kept "
+            f"in {out}"
+        )
+        raise typer.Exit(interrupted.exit_code)

@@ -8,9 +8,12 @@ median step time is within ±2 % or its time budget is spent, and is committed t
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +29,7 @@ from twinbench.harness.environment import (
     usable_cores,
 )
 from twinbench.harness.machine_load import LoadMeter
-from twinbench.harness.process import CellFailed, WorkerProcess, one_shot
+from twinbench.harness.process import CellFailed, WorkerProcess, one_shot, stop_workers
 from twinbench.harness.stats import is_converged, summarize, summarize_groups
 from twinbench.harness.twin_source import twin_text
 from twinbench.modes import FRAMEWORK_OF, MODES
@@ -189,11 +192,57 @@ class Cell:
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C: the run stopped; every finished cell is in the store."""
+    """Ctrl-C or SIGTERM: the run stopped; every finished cell is in the store.
 
-    def __init__(self, run_id: int) -> None:
-        super().__init__(f"run {run_id} interrupted")
+    ``exit_code`` is what the command exits with: 128 + the signal (130 for Ctrl-C, 143 for
+    SIGTERM), so a shell or a scheduler can tell which one stopped it.
+    """
+
+    def __init__(self, run_id: int, signum: int = signal.SIGINT) -> None:
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"run {run_id} interrupted by {self.signal_name}")
         self.run_id = run_id
+        self.exit_code = 128 + int(signum)
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM as one `KeyboardInterrupt` in the main thread, once per run.
+
+    While held (before the run's ``try`` and during its clean-up) a signal is only remembered,
+    so a second Ctrl-C or a scheduler's repeated SIGTERM cannot cut the clean-up short and
+    leave the run ``running``.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.held = True
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+            if not self.held:
+                raise KeyboardInterrupt
+
+    def release(self) -> None:
+        """From now on a signal raises `KeyboardInterrupt` (at once if one came while held)."""
+        self.held = False
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        self.held = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopSignals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # only the main thread can take signals; its caller handles them
+            return
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -230,32 +279,50 @@ def plan(settings: RunSettings) -> list[Point]:
 
 
 def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
-    """Measure every cell of ``settings``; returns the run id in the store."""
+    """Measure every cell of ``settings``; returns the run id in the store.
+
+    Ctrl-C or SIGTERM stops it: the finished cells stay, every worker is stopped, the run is
+    marked ``interrupted`` and `RunInterrupted` raised.
+    """
     settings.validate()
     settings.check_environment()
     points = plan(settings)
     store = ResultStore(Path(settings.out) / DB_NAME)
     meter = LoadMeter()
-    run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
-    cells_total = len(points) * len(settings.phases) * len(settings.modes)
-    progress("start", {"run_id": run_id, "cells": cells_total})
-    status = "failed"  # unless it ends as planned or by Ctrl-C
-    session = RunSession(store, run_id, settings)
+    status = "failed"  # unless it ends as planned or by Ctrl-C or SIGTERM
+    with _StopSignals().installed() as stop:  # held: a signal before `try` waits for it
+        run_id = store.start_run(environment=fingerprint(), settings=settings.as_record())
+        session = RunSession(store, run_id, settings)
+        try:
+            stop.release()
+            cells_total = len(points) * len(settings.phases) * len(settings.modes)
+            progress("start", {"run_id": run_id, "cells": cells_total})
+            session.record_run_info(points)
+            session.probe_peaks(progress)
+            session.measure_group(points, progress)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            stop.hold()
+            stop_workers()
+            _close_run(store, run_id, session, meter, status)
+    if status == "interrupted":
+        raise RunInterrupted(run_id, stop.received or signal.SIGINT)
+    progress("done", {"run_id": run_id})
+    return run_id
+
+
+def _close_run(
+    store: ResultStore, run_id: int, session: RunSession, meter: LoadMeter, status: str
+) -> None:
+    """Store the run's load and time breakdown and its final status."""
     try:
-        session.record_run_info(points)
-        session.probe_peaks(progress)
-        session.measure_group(points, progress)
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise RunInterrupted(run_id) from None
-    finally:
         store.set_run_info(run_id, "machine_load", meter.stop().to_dict())
         store.set_run_info(run_id, "time_breakdown", session.clock.to_dict())
         store.finish_run(run_id, status=status)
+    finally:
         store.close()
-    progress("done", {"run_id": run_id})
-    return run_id
 
 
 class Recorder(Protocol):
@@ -471,12 +538,15 @@ def _measure_round(
                 env=_cache_environment(caches, r.cell),
             )
             try:
-                ready = worker.receive(settings.timeout)["ready"]
+                ready = worker.receive(settings.timeout, "ready")
             except CellFailed as failure:
                 worker.close()
                 r.failure = failure
                 clock.add("set-up", time.monotonic() - started)
                 continue
+            except BaseException:  # Ctrl-C or SIGTERM while it sets up: stop it too
+                worker.close()
+                raise
             first_step = float(ready["time_to_first_step_s"])
             clock.add("compile and first step", first_step)
             clock.add("set-up", time.monotonic() - started - first_step)
@@ -495,7 +565,7 @@ def _measure_round(
                 started = time.monotonic()
                 try:
                     process.worker.send({"cmd": "measure", "seconds": seconds})
-                    process.samples += process.worker.receive(seconds * 10 + 60)["samples"]
+                    process.samples += process.worker.receive(seconds * 10 + 60, "samples")
                 except CellFailed as failure:
                     active.remove(entry)
                     process.worker.close()
@@ -517,7 +587,7 @@ def _finish(worker: WorkerProcess) -> dict[str, Any]:
     """The worker's last figures (peak memory); it is stopped either way."""
     try:
         worker.send({"cmd": "finish"})
-        final: dict[str, Any] = worker.receive(60)["final"]
+        final: dict[str, Any] = worker.receive(60, "final")
     except CellFailed as failure:
         final = {"finish_error": failure.error}
     finally:

@@ -2,8 +2,9 @@
 
 Each (framework, mode) runs in a fresh process so no thread pool, allocator or import side effect
 leaks from one cell into another. The parent sends one JSON request on stdin, then commands; the
-worker answers with one JSON object per line on its original stdout. Anything else the frameworks
-print goes to stderr, which the parent keeps for error reports.
+worker answers with one signed JSON object per line on its original stdout (`serve` moves both
+pipes out of the twins' reach). Anything else the frameworks print goes to stderr, which the
+parent keeps for error reports.
 
 Requests (``kind``): ``cell`` (set up, then answer ``measure``/``finish`` commands), ``parity``
 (run the parity checks of one workload) and ``probe`` (matmul FLOP/s of one framework).
