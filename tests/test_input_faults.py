@@ -75,8 +75,11 @@ def _run_named(results: Path, name: str) -> None:
     cells = [cell(mode, [0.01, 0.011, 0.012], workload=name) for mode in ("torch-eager", "jax-jit")]
     for one in cells:
         one.metrics.update(time_to_first_step_s=0.5, converged=True)
-    add_run(results, cells, parity=[{"workload": name, "size": "tiny", "passed": True,
-                                     "summary": {"checks": []}}])
+    add_run(
+        results,
+        cells,
+        parity=[{"workload": name, "size": "tiny", "passed": True, "summary": {"checks": []}}],
+    )
 
 
 def test_report_of_a_markup_name_renders_in_every_format(cli: Cli, tmp_path: Path) -> None:
@@ -135,8 +138,16 @@ def test_a_twin_that_dies_fails_its_check_and_the_others_are_checked(
 def test_a_build_that_hangs_is_stopped_by_the_timeout(
     cli: Cli, faulty: Callable[[str], Path]
 ) -> None:
-    result = cli("parity", "--workload-file", faulty("build_hangs"), "--steps", "2",
-                 "--timeout", "15", columns=300)
+    result = cli(
+        "parity",
+        "--workload-file",
+        faulty("build_hangs"),
+        "--steps",
+        "2",
+        "--timeout",
+        "15",
+        columns=300,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "parity check timeout: no answer within 15 s" in result.stdout
 
@@ -173,11 +184,11 @@ NUMERIC = [
     ("parity xor", "--timeout", "nan"),
     ("parity xor", "--timeout", "inf"),
     ("parity xor", "--timeout", "0"),
-    ("compare 1 1", "--threshold", "nan"),
-    ("compare 1 1", "--threshold", "inf"),
-    ("compare 1 1", "--threshold", "-1"),
-    ("compare 1 1", "--fail-on-regression", "nan"),
-    ("compare 1 1", "--fail-on-regression", "-1"),
+    ("compare 1 2", "--threshold", "nan"),
+    ("compare 1 2", "--threshold", "inf"),
+    ("compare 1 2", "--threshold", "-1"),
+    ("compare 1 2", "--fail-on-regression", "nan"),
+    ("compare 1 2", "--fail-on-regression", "-1"),
     ("report", "", "²"),
     ("report", "", "٣"),
     ("report", "", "-1"),
@@ -218,8 +229,12 @@ NUMERIC = [
 
 @pytest.mark.parametrize(("command", "option", "value"), NUMERIC)
 def test_every_numeric_option_refuses_a_bad_value(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    command: str, option: str, value: str,
+    cli: Cli,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    option: str,
+    value: str,
 ) -> None:
     from twinbench.harness import process
 
@@ -227,11 +242,15 @@ def test_every_numeric_option_refuses_a_bad_value(
         raise AssertionError(f"{command} {option} {value} started a worker")
 
     monkeypatch.setattr(process.WorkerProcess, "__init__", no_worker)
-    add_run(tmp_path, [cell("torch-eager", [0.01, 0.02])])
+    for _ in range(2):
+        add_run(tmp_path, [cell("torch-eager", [0.01, 0.02])])
     words = command.split() + ([option] if option else []) + [value]
     head = words[0]
-    out = ["--results", str(tmp_path)] if head in ("report", "compare") else (
-        [] if head == "parity" else ["--out", str(tmp_path / "out")])
+    out = (
+        ["--results", str(tmp_path)]
+        if head in ("report", "compare")
+        else ([] if head == "parity" else ["--out", str(tmp_path / "out")])
+    )
     result = cli(*words, *out, columns=250)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

@@ -378,6 +378,9 @@ class ResultStore:
 def load_results(path: str | Path, run_id: int | None = None) -> pd.DataFrame:
     """Load cells as a DataFrame: one row per cell, metrics flattened into columns.
 
+    ``run_status`` is the run's status: ``running`` while its process runs, ``abandoned`` when
+    that process is gone from this host without finishing it.
+
     path is the database file or the directory holding results.sqlite; run_id limits the
     rows to one run (default: all runs). Key columns win over metrics of the same name.
     """
@@ -388,13 +391,15 @@ def load_results(path: str | Path, run_id: int | None = None) -> pd.DataFrame:
         db = db / DB_NAME
     if not db.is_file():
         raise StoreError(f"no twinbench results database at {db}")
-    base_columns = ["run_id", *KEY_COLUMNS, "status", "error"]
+    base_columns = ["run_id", *KEY_COLUMNS, "status", "error", "run_status"]
     rows: list[dict[str, Any]] = []
     with ResultStore(db, read_only=True) as store:
-        run_ids = [run_id] if run_id is not None else [run.id for run in store.runs()]
-        for rid in run_ids:
+        runs = [store.run(run_id)] if run_id is not None else store.runs()
+        for run in runs:
+            rid = run.id
             for cell in store.cells(rid):
                 row: dict[str, Any] = {"run_id": rid, "status": cell.status, "error": cell.error}
+                row["run_status"] = run.status  # "abandoned": its process is gone
                 row.update({key: getattr(cell, key) for key in KEY_COLUMNS})
                 for name, value in cell.metrics.items():
                     row.setdefault(name, value)

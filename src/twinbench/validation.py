@@ -57,10 +57,11 @@ def in_range(
 
 def _describe(low: float | None, high: float | None, integer: bool, low_open: bool) -> str:
     kind = "an integer" if integer else "a finite number"
+    spec = ".0f" if integer else "g"  # 4294967295, not 4.29497e+09
     if low is not None and high is not None:
-        return f"{kind} from {low:g}{' (exclusive)' if low_open else ''} to {high:g}"
+        return f"{kind} from {low:{spec}}{' (exclusive)' if low_open else ''} to {high:{spec}}"
     if low is not None:
-        return f"{kind} {'>' if low_open else '≥'} {low:g}"
+        return f"{kind} {'>' if low_open else '≥'} {low:{spec}}"
     if high is not None:
-        return f"{kind} ≤ {high:g}"
+        return f"{kind} ≤ {high:{spec}}"
     return kind

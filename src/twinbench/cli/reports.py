@@ -188,9 +188,13 @@ def compare(
     """
     from twinbench.report.compare import compare_runs, print_comparison, render_markdown
     from twinbench.store import DB_NAME, ResultStore
+    from twinbench.validation import in_range
 
     if fmt not in COMPARE_FORMATS:
         raise TwinbenchError(f"unknown format '{fmt}'; valid: {', '.join(COMPARE_FORMATS)}")
+    in_range("--threshold", threshold, low=0)  # percent: finite, so a change can exceed it
+    if fail_on_regression is not None:
+        in_range("--fail-on-regression", fail_on_regression, low=0)
     id_a, id_b = _parse_run_id(run_a), _parse_run_id(run_b)
     _require_database(results)
     with ResultStore(results / DB_NAME, read_only=True) as store:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,17 +80,21 @@ def _peak(run: RunRecord) -> float | None:
     return max(peaks) if peaks else None
 
 
-def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None) -> dict[str, str]:
+def _readable(cell: CellRecord, peak: float | None) -> CellRecord:
+    """``cell``, or an error cell naming its row when its stored metrics lack what a measured
+    cell has (a row written by hand, cut short or by another tool): the others still report."""
+    if cell.status != "ok":
+        return cell
     try:
-        return _measured_row(cell, baseline, peak)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):  # a row written by hand or cut
-        row = {"workload": cell.workload, "size": cell.size, "phase": cell.phase, "mode": cell.mode}
-        return {**row, "notes": f"ERROR: stored metrics unreadable (cells row id {cell.id})"}
+        _cell_row(cell, None, peak)
+        float(cell.metrics["median_s"]) / float(cell.metrics["median_s"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        error = f"stored metrics unreadable (cells row id {cell.id})"
+        return replace(cell, status="error", error=error, metrics={})
+    return cell
 
 
-def _measured_row(
-    cell: CellRecord, baseline: CellRecord | None, peak: float | None
-) -> dict[str, str]:
+def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None) -> dict[str, str]:
     m = cell.metrics
     row = {"workload": cell.workload, "size": cell.size, "phase": cell.phase, "mode": cell.mode}
     if cell.status != "ok":
@@ -143,6 +147,7 @@ def summarize_run(
 ) -> RunSummary:
     """Rows, verdicts and notes for one stored run."""
     peak = _peak(run)
+    cells = [_readable(c, peak) for c in cells]
     baselines = {
         (c.workload, c.size, c.phase, c.dtype): c for c in cells if c.mode == "torch-eager"
     }
