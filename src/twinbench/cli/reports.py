@@ -169,15 +169,14 @@ def compare(
     results: Results = DEFAULT_OUT,
     threshold: Annotated[
         float,
-        typer.Option(help="Percent change below which a cell counts as unchanged.", min=0),
+        typer.Option(help="Percent change below which a cell counts as unchanged (finite, ≥ 0)."),
     ] = 10.0,
     fmt: CompareFormat = "terminal",
     fail_on_regression: Annotated[
         float | None,
         typer.Option(
             help="Exit 1 if a cell is significantly slower in RUN_B by more than this percent "
-            "(for CI).",
-            min=0,
+            "(for CI; finite, ≥ 0).",
         ),
     ] = None,
 ) -> None:
