@@ -4,6 +4,7 @@ Each fixture in ``tests/fixtures/faulty/proto_*.py`` plants one fault in its PyT
 ``build()``, which both the parity check and the torch cells call; its JAX twin works.
 """
 
+import os
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import psutil
 import pytest
 
 from twinbench.harness import runner
+from twinbench.harness.process import MARKER_VARIABLE, CellFailed, WorkerProcess
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
 
@@ -36,25 +38,26 @@ def marker(monkeypatch) -> str:
     return set_marker(monkeypatch)
 
 
-def carrying(marker: str) -> list[psutil.Process]:
-    """Live processes with ``marker`` in their command line or environment."""
+def carrying(marker: str, variable: str = "PROTO_MARKER") -> list[psutil.Process]:
+    """Live processes with ``marker`` in their command line or as ``variable`` in their
+    environment."""
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
         try:
             if process.pid == psutil.Process().pid or process.info["status"] == "zombie":
                 continue
             cmdline = " ".join(process.info["cmdline"] or ())
-            if marker in cmdline or process.environ().get("PROTO_MARKER") == marker:
+            if marker in cmdline or process.environ().get(variable) == marker:
                 found.append(process)
         except psutil.Error:
             pass
     return found
 
 
-def assert_none_left(marker: str, within: float = 10.0) -> None:
+def assert_none_left(marker: str, within: float = 10.0, variable: str = "PROTO_MARKER") -> None:
     """No process of the run is left (SIGKILL takes a moment to land everywhere)."""
     deadline = time.monotonic() + within
-    while (left := carrying(marker)) and time.monotonic() < deadline:
+    while (left := carrying(marker, variable)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, [" ".join(p.cmdline()) for p in left]
 
@@ -113,3 +116,73 @@ def test_children_and_forks_of_a_twin_are_stopped_with_its_cell(tmp_path, quick_
     assert "parity check crashed" in parity["proto_fork_crash"]["summary"]["error"]
     assert cells[("proto_fork_crash", "jax-jit")].status == "ok"
     assert_none_left(marker)
+
+
+# ---- the protocol itself, with a framework-free worker (tests/fixtures/faulty/proto_worker.py)
+
+
+def proto_worker(kind: str, **fields: object) -> WorkerProcess:
+    path = os.pathsep.join(p for p in (str(FAULTY), os.environ.get("PYTHONPATH")) if p)
+    return WorkerProcess(
+        {"kind": kind, **fields}, threads=1, module="proto_worker", env={"PYTHONPATH": path}
+    )
+
+
+def test_an_answer_is_signed_and_the_pipes_are_out_of_reach():
+    worker = proto_worker("echo")
+    try:
+        answer = worker.receive(120, "result")
+    finally:
+        worker.close()
+    assert answer["request"] == {"kind": "echo"}  # the key is not handed to the code it runs
+    pipes = answer["pipes"]
+    assert len(pipes) == 2 and all(fd >= 256 for fd in pipes), pipes  # not fds 0, 1 or 3
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"result": "forged"}\n', "0" * 64 + ' {"result": "forged"}\n', "junk"],
+    ids=["unsigned", "wrong-signature", "no-newline"],
+)
+def test_a_line_the_harness_did_not_sign_fails_the_cell(line):
+    worker = proto_worker("forge", line=line)
+    with pytest.raises(CellFailed) as failure:
+        worker.receive(120, "result")
+    assert failure.value.status == "error"
+    assert NOT_OURS in failure.value.error
+    assert_none_left(worker.marker, variable=MARKER_VARIABLE)
+
+
+def test_a_worker_that_dies_is_noticed_though_its_fork_holds_the_pipe():
+    worker = proto_worker("fork_then_exit")
+    started = time.monotonic()
+    with pytest.raises(CellFailed) as failure:
+        worker.receive(600, "result")
+    assert time.monotonic() - started < 120  # at its exit, not after the 600 s timeout
+    assert failure.value.status == "crashed"
+    assert "status 3" in failure.value.error
+    assert_none_left(worker.marker, variable=MARKER_VARIABLE)  # the fork too
+
+
+def test_closing_a_worker_stops_its_children_in_and_out_of_its_group():
+    marker = f"proto-marker-{uuid.uuid4().hex}"  # in the children's command lines only
+    worker = proto_worker("children", marker=marker)
+    deadline = time.monotonic() + 120
+    while len(carrying(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(carrying(marker)) == 2
+    with pytest.raises(CellFailed) as failure:
+        worker.receive(0.1, "result")
+    assert failure.value.status == "timeout"
+    assert_none_left(marker)
+
+
+def test_a_worker_that_closes_the_pipe_and_lives_on_is_stopped():
+    worker = proto_worker("close_pipes")
+    started = time.monotonic()
+    with pytest.raises(CellFailed) as failure:
+        worker.receive(600, "result")
+    assert time.monotonic() - started < 120
+    assert failure.value.status == "error"
+    assert "closed the harness's pipe" in failure.value.error
+    assert_none_left(worker.marker, variable=MARKER_VARIABLE)

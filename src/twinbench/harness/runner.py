@@ -206,7 +206,7 @@ class RunInterrupted(Exception):
 
 
 class _StopSignals:
-    """SIGINT and SIGTERM as one `KeyboardInterrupt` in the main thread, once per run.
+    """SIGINT and SIGTERM as `KeyboardInterrupt` in the main thread; ``received``: the first.
 
     While held (before the run's ``try`` and during its clean-up) a signal is only remembered,
     so a second Ctrl-C or a scheduler's repeated SIGTERM cannot cut the clean-up short and
@@ -220,8 +220,8 @@ class _StopSignals:
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.received is None:
             self.received = signum
-            if not self.held:
-                raise KeyboardInterrupt
+        if not self.held:  # every time: code that swallowed the first must not trap the user
+            raise KeyboardInterrupt
 
     def release(self) -> None:
         """From now on a signal raises `KeyboardInterrupt` (at once if one came while held)."""
