@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMAT_VERSION = 1
-BASE_COLUMNS = ("run_id", *KEY_COLUMNS, "status", "error")
+BASE_COLUMNS = ("run_id", *KEY_COLUMNS, "status", "error", "run_status")
 
 Exportable = RunSummary | Sequence[CellRecord]
 Destination = str | Path | IO[str]
@@ -43,6 +43,7 @@ def cells_frame(data: Exportable) -> pd.DataFrame:
     rows = []
     for cell in cells:
         row: dict[str, Any] = {"run_id": run_id, "status": cell.status, "error": cell.error}
+        row["run_status"] = data.run.status if isinstance(data, RunSummary) else None
         row.update({key: getattr(cell, key) for key in KEY_COLUMNS})
         for name, value in cell.metrics.items():
             row.setdefault(name, value)  # key columns win over metrics of the same name
