@@ -240,6 +240,7 @@ CASES: list[Case] = [
     # --- loading workload files
     _loading("workload_exit0", "SystemExit"),
     _loading("workload_exit0", "SystemExit", "list"),
+    _loading("workload_exit0", "SystemExit", "run"),
     _one_line("parity: two files, one name", _duplicates, "both define a workload named"),
     _loading("builtin_name", "the name of a built-in workload"),
     _loading("slash_name", "'a/b'"),

@@ -255,3 +255,12 @@ def test_every_numeric_option_refuses_a_bad_value(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert value in result.stderr
+
+
+def test_plot_links_survive_a_report_name_with_brackets(cli: Cli, tmp_path: Path) -> None:
+    _run_named(tmp_path, "mlp")
+    target = tmp_path / "my (report].md"
+    result = cli("report", "--results", tmp_path, "--out", target)
+    assert result.returncode == 0, result.stdout + result.stderr
+    links = [line for line in target.read_text().splitlines() if line.startswith("![")]
+    assert links and all("](my%20%28report%5D-plots/" in line for line in links)

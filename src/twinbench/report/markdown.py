@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote  # plot links: a folder named "a (b)" must not end the link
 
 from twinbench.report.recommend import recommend
 from twinbench.report.summary import (
@@ -187,7 +188,7 @@ def write(summary: RunSummary, path: Path) -> Path:
     for name, figure in suite.figures if suite is not None else []:
         folder.mkdir(parents=True, exist_ok=True)
         target = plots.save(figure, folder / f"suite-{name}.svg")
-        images.setdefault("suite", []).append(f"{folder.name}/{target.name}")
+        images.setdefault("suite", []).append(quote(f"{folder.name}/{target.name}"))
     for s in sections(summary, with_plots=False):
         figures = []
         if s.sweep:
@@ -205,7 +206,7 @@ def write(summary: RunSummary, path: Path) -> Path:
             folder.mkdir(parents=True, exist_ok=True)
             target = folder / f"{s.anchor}-{name}.svg"
             plots.save(figure, target)
-            images.setdefault(s.anchor, []).append(f"{folder.name}/{target.name}")
+            images.setdefault(s.anchor, []).append(quote(f"{folder.name}/{target.name}"))
     path.write_text(render(summary, images), encoding="utf-8")
     return path
 
