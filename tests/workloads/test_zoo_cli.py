@@ -1,28 +1,18 @@
 """The zoo through the command line: listing, and configs that cannot work refused in one line."""
 
-import sys
-
 import pytest
 
+import helpers
 from twinbench.registry import ZOO
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str):
-    from twinbench.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["twinbench", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def run_main(monkeypatch, capsys, *args, columns=None):
+    done = helpers.run_main(monkeypatch, capsys, *args, columns=columns)
+    return done.returncode, done.stdout, done.stderr
 
 
 def test_list_shows_every_zoo_workload_at_three_sizes(monkeypatch, capsys):
-    monkeypatch.setenv("COLUMNS", "240")  # one table row per workload
-    code, out, err = run_main(monkeypatch, capsys, "list")
+    code, out, err = run_main(monkeypatch, capsys, "list", columns=240)  # a row per workload
     assert code == 0, err
     for name in ZOO:
         row = next(line for line in out.splitlines() if f" {name} " in f" {line} ")
