@@ -264,3 +264,11 @@ def test_plot_links_survive_a_report_name_with_brackets(cli: Cli, tmp_path: Path
     assert result.returncode == 0, result.stdout + result.stderr
     links = [line for line in target.read_text().splitlines() if line.startswith("![")]
     assert links and all("](my%20%28report%5D-plots/" in line for line in links)
+
+
+def test_compare_markdown_escapes_names(cli: Cli, tmp_path: Path) -> None:
+    _run_named(tmp_path, "<script>x")
+    _run_named(tmp_path, "<script>x")
+    result = cli("compare", "1", "2", "--results", tmp_path, "--format", "md")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "&lt;script&gt;x" in result.stdout and "<script>" not in result.stdout

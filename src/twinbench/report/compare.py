@@ -22,6 +22,7 @@ from rich.table import Table
 
 from twinbench.errors import TwinbenchError
 from twinbench.harness.stats import mann_whitney_p, ratio_of_medians_grouped
+from twinbench.report.text import md_cell
 from twinbench.store import KEY_COLUMNS, CellRecord, ResultStore, RunRecord
 
 SIGNIFICANCE = 0.05
@@ -330,7 +331,7 @@ def render_markdown(comparison: Comparison) -> str:
     lines += [
         f"- A: run {a.id}, started {a.started_at} ({a.status})",
         f"- B: run {b.id}, started {b.started_at} ({b.status})",
-        f"- {_headline(comparison)}",
+        f"- {_md(_headline(comparison))}",
         "",
         "| " + " | ".join((*COLUMNS, "note")) + " |",
         "|" + "---|" * (len(COLUMNS) + 1),
@@ -343,4 +344,4 @@ def render_markdown(comparison: Comparison) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_cell(text)  # names and notes: pipes, newlines and HTML escaped
