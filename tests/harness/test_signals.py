@@ -73,9 +73,9 @@ def test_ctrl_c_while_a_cell_sets_up_stops_its_worker(tmp_path, monkeypatch, mar
         runner.run(settings)
     thread.join(5)
 
-    assert stop.value.exit_code == 130
+    assert_none_left(marker)  # the worker that was setting up too
     assert stored(tmp_path / "out")[0] == "interrupted"
-    assert_none_left(marker)
+    assert stop.value.exit_code == 130
 
 
 RUN = (
