@@ -312,6 +312,27 @@ def check_workload(
         raise TwinbenchError(f"unknown dtype '{dtype}'; valid: {', '.join(TOLERANCES)}")
     tol = tolerances_for(workload, size, dtype)
     result = ParityResult(workload.name, size.name, dtype, steps)
+    try:
+        _run_checks(result, workload, size, tol, steps=steps, seed=seed, dtype=dtype, device=device)
+    except TwinbenchError:
+        raise
+    except Exception as exc:  # a twin (or its data) that raises fails parity; others still run
+        result.error = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+def _run_checks(
+    result: ParityResult,
+    workload: Workload,
+    size: Size,
+    tol: DtypeTolerances,
+    *,
+    steps: int,
+    seed: int,
+    dtype: str,
+    device: str,
+) -> None:
+    """Every check of `check_workload`, appended to ``result`` in order."""
     weights = initial_weights(workload, size, seed)
     batches = list(islice(workload.batches(size, seed), max(steps, 1)))
     if len(batches) < max(steps, 1):
@@ -331,53 +352,47 @@ def check_workload(
             runner.load(weights)
             runner.set_mode(True)
 
-    try:
-        first = batches[0]
+    first = batches[0]
+    fresh()
+    result.checks.append(
+        compare("outputs", torch_runner.outputs(first), jax_runner.outputs(first), tol.outputs)
+    )
+    fresh()
+    torch_loss, torch_grads = torch_runner.loss_and_grads(first)
+    jax_loss, jax_grads = jax_runner.loss_and_grads(first)
+    result.checks.append(compare("loss", np.array(torch_loss), np.array(jax_loss), tol.outputs))
+    result.checks.append(compare_gradients(torch_grads, jax_grads, tol.gradients))
+    if torch_runner.statistics() or jax_runner.statistics():
+        # Running statistics after one training forward pass (BatchNorm's momentum and
+        # unbiased-variance conventions), then eval mode, which normalises with them.
+        result.checks.append(
+            compare_gradients(
+                torch_runner.statistics(), jax_runner.statistics(), tol.outputs, "statistics"
+            )
+        )
+        for runner in runners:
+            runner.set_mode(False)
+        result.checks.append(
+            compare(
+                "outputs[eval]",
+                torch_runner.outputs(batches[-1]),
+                jax_runner.outputs(batches[-1]),
+                tol.outputs,
+            )
+        )
+    if not all(c.passed for c in result.checks):
+        fresh()
+        result.divergence = find_divergence(torch_runner, jax_runner, first, tol.outputs)
+    for opt_name, config in workload.optimizers.items():
         fresh()
         result.checks.append(
-            compare("outputs", torch_runner.outputs(first), jax_runner.outputs(first), tol.outputs)
+            compare_curves(
+                f"curve[{opt_name}]",
+                torch_runner.train_curve(batches[:steps], config),
+                jax_runner.train_curve(batches[:steps], config),
+                tol.curve,
+            )
         )
-        fresh()
-        torch_loss, torch_grads = torch_runner.loss_and_grads(first)
-        jax_loss, jax_grads = jax_runner.loss_and_grads(first)
-        result.checks.append(compare("loss", np.array(torch_loss), np.array(jax_loss), tol.outputs))
-        result.checks.append(compare_gradients(torch_grads, jax_grads, tol.gradients))
-        if torch_runner.statistics() or jax_runner.statistics():
-            # Running statistics after one training forward pass (BatchNorm's momentum and
-            # unbiased-variance conventions), then eval mode, which normalises with them.
-            result.checks.append(
-                compare_gradients(
-                    torch_runner.statistics(), jax_runner.statistics(), tol.outputs, "statistics"
-                )
-            )
-            for runner in runners:
-                runner.set_mode(False)
-            result.checks.append(
-                compare(
-                    "outputs[eval]",
-                    torch_runner.outputs(batches[-1]),
-                    jax_runner.outputs(batches[-1]),
-                    tol.outputs,
-                )
-            )
-        if not all(c.passed for c in result.checks):
-            fresh()
-            result.divergence = find_divergence(torch_runner, jax_runner, first, tol.outputs)
-        for opt_name, config in workload.optimizers.items():
-            fresh()
-            result.checks.append(
-                compare_curves(
-                    f"curve[{opt_name}]",
-                    torch_runner.train_curve(batches[:steps], config),
-                    jax_runner.train_curve(batches[:steps], config),
-                    tol.curve,
-                )
-            )
-    except TwinbenchError:
-        raise
-    except Exception as exc:  # a twin that raises fails parity; the other workloads still run
-        result.error = f"{type(exc).__name__}: {exc}"
-    return result
 
 
 def parity(
