@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import numbers
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,7 +76,7 @@ def _check_sizes(workload: object, path: Path) -> None:
         if not (
             isinstance(getattr(size, "name", None), str)
             and isinstance(config, Mapping)
-            and isinstance(batch, int)
+            and isinstance(batch, numbers.Integral)
             and not isinstance(batch, bool)
         ):
             raise TwinbenchError(
