@@ -52,7 +52,7 @@ class Outcome:
     def line(self) -> str:
         """The last line of stderr (else stdout): what a user reads first."""
         lines = (self.err.strip() or self.out.strip()).splitlines()
-        return lines[-1][:90] if lines else ""
+        return lines[-1][:100] if lines else ""
 
 
 def twinbench(*args: object, cwd: Path, timeout: float = 600) -> Outcome:
@@ -90,7 +90,8 @@ def _parity_fails(kind: str, phrase: str, *extra: str) -> Case:
             and "│ xor" in got.out
             and "Traceback" not in got.text
         )
-        return got, holds
+        failure = [line for line in got.out.splitlines() if line.startswith("ln_gelu (tiny):")]
+        return Outcome(got.code, got.out, "\n".join(failure) or got.err), holds
 
     return Case(f"parity: {kind}", f"exit 1, '{phrase}', xor still checked", act)
 
