@@ -10,7 +10,6 @@ only a real process shows (the console entry point itself, signals, import side 
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -66,9 +65,8 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ``columns`` sets their width (the consoles are made once, at import: COLUMNS alone would
     not reach them).
     """
+    from twinbench.cli import base as consoles
     from twinbench.cli import main
-
-    consoles = importlib.import_module("twinbench.cli.app")  # `twinbench.cli.app` is the Typer
 
     argv = [str(a) for a in args]
     if columns:

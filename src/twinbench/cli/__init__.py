@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli import core, measure, parallel, reports, suites  # noqa: F401  (they register the commands)
-from twinbench.cli.app import app, err_console
+from twinbench.cli.base import app, err_console
 from twinbench.errors import TwinbenchError
 
 __all__ = ["app", "main"]

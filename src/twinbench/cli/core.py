@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from twinbench.cli.app import app, console, err_console
+from twinbench.cli.base import app, console, err_console
 from twinbench.cli.options import AsJson, WorkloadFiles
 
 

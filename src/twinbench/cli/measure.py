@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from twinbench.cli.app import DEFAULT_OUT, app, err_console
+from twinbench.cli.base import DEFAULT_OUT, app, err_console
 from twinbench.cli.options import (
     AllowTf32,
     Budget,

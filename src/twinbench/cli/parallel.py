@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from twinbench.cli.app import DEFAULT_OUT, app, err_console
+from twinbench.cli.base import DEFAULT_OUT, app, err_console
 from twinbench.cli.options import AsJson, Device, Out, Seed, check_seed, csv_list, int_list
 from twinbench.cli.suites import publish_suite
 

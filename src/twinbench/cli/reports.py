@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
+from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import Results, TensorBoardDir
 from twinbench.errors import TwinbenchError
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from twinbench.cli.app import DEFAULT_OUT, app, console, err_console
+from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import AsJson, Out, Seed, Threads, check_seed, csv_list, int_list
 from twinbench.store import DB_NAME
 from twinbench.suite import SuiteResult, record, view_for
