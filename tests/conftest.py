@@ -84,12 +84,13 @@ def cli(monkeypatch: pytest.MonkeyPatch,
 
 
 TINY_RUN = ("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp", "--workload",
-            "xor", "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "0.5")
+            "xor", "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "0.5",
+            "--repeats", "1")  # pooled processes are test_repeats' subject
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
-    """One real ``twinbench run`` of the seeds' examples at tiny, two modes: (results directory,
+    """One real ``twinbench run`` of the three examples at tiny, two modes: (results directory,
     the command's exit code and output). Read-only: copy the directory to write beside it.
 
     Made once per session: the xdist workers share it through a file lock in the session's

@@ -94,6 +94,7 @@ def test_the_worked_example_in_adding_workloads_passes_parity(tmp_path: Path) ->
         workload.check(one_feature)
 
 
+@pytest.mark.slow  # trains a ResNet in torch, then ports it; CI's slow step runs it
 def test_porting_example_reproduces_torch_eval_logits_in_flax(tmp_path: Path) -> None:
     """examples/port_resnet.py: torchvision-keyed state dict -> converters -> Flax NNX."""
     done = subprocess.run([sys.executable, str(EXAMPLES / "port_resnet.py")], cwd=tmp_path,

@@ -100,6 +100,7 @@ def gone(pid: int, within: float = 20.0) -> bool:
     return False
 
 
+@pytest.mark.slow  # a Ray instance and a whole run: ~100 s; CI's slow step runs it
 def test_ray_run_stores_the_cells_a_local_run_stores(local_ray, tmp_path, monkeypatch):
     dying = str(write_dying(tmp_path, "exit"))
     common = {

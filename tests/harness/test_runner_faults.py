@@ -48,7 +48,7 @@ def test_raise_abort_and_hang_are_recorded_and_the_run_continues(tmp_path, quick
     files = tuple(str(write_faulty(tmp_path, fault)) for fault in ("raise", "abort", "hang"))
     settings = RunSettings(workload_files=files, sizes=("tiny",), modes=("torch-eager", "jax-jit"),
                            budget=0.3, repeats=1, out=tmp_path / "out",
-                           timeout=25)  # a hang costs this; healthy cells need it on a busy machine
+                           timeout=15)  # a hang costs this; healthy cells need it on a busy machine
     run_id = runner.run(settings)
 
     with ResultStore(tmp_path / "out" / DB_NAME) as store:

@@ -194,6 +194,7 @@ def test_whole_model_statistics_and_eval_outputs_agree_after_a_train_step():
     np.testing.assert_allclose(jax_out, torch_out, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # 60 training steps of both twins; CI's slow step runs it
 def test_the_task_is_learnable_in_both_frameworks():
     size = SIZES["tiny"]
     batches = list(islice(WORKLOAD.batches(size, 1), 40))
