@@ -15,7 +15,7 @@ from twinbench.store import DB_NAME, ResultStore
 
 
 def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
-    out, done = tiny_run  # the seeds' examples (conftest.py); the zoo's run: tests/workloads
+    out, done = tiny_run  # the three examples (conftest.py); the zoo's run: tests/workloads
     assert done.returncode == 0, done.stderr
 
     with ResultStore(out / DB_NAME) as store:
