@@ -32,6 +32,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.registry import resolve
 from twinbench.spec import FRAMEWORKS, Batch, Size, Workload
 from twinbench.validation import in_range, one_of
+from twinbench.validation import seed as check_seed
 
 
 @dataclass(frozen=True)
@@ -428,7 +429,7 @@ def check_arguments(*, dtype: str, steps: int, seed: int) -> None:
     """Refuse a dtype, step count or seed parity cannot use (the seeds `run` accepts)."""
     one_of("dtype", (dtype,), tuple(TOLERANCES))
     in_range("--steps", steps, low=1, integer=True)
-    in_range("--seed", seed, low=0, high=2**32 - 1, integer=True)
+    check_seed(seed)
 
 
 def parity_isolated(

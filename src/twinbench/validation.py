@@ -27,6 +27,14 @@ def not_empty(what: str, given: Sequence[str], valid: Sequence[str]) -> None:
         raise TwinbenchError(f"no {what} given; valid: {', '.join(valid)}")
 
 
+MAX_SEED = 2**32 - 1  # NumPy's seeds, which every workload's data and init come from
+
+
+def seed(value: int) -> int:
+    """A seed every command accepts: an integer from 0 to 2**32-1."""
+    return int(in_range("--seed", value, low=0, high=MAX_SEED, integer=True))
+
+
 def positive(name: str, value: float, *, integer: bool = False) -> float:
     """A finite number > 0 (an integer when ``integer``)."""
     return in_range(name, value, low=0, integer=integer, low_open=True)

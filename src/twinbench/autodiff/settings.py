@@ -15,7 +15,7 @@ from twinbench.autodiff.functions import (
     TRANSFORMS,
     Sizes,
 )
-from twinbench.validation import in_range, not_empty, one_of, positive
+from twinbench.validation import in_range, not_empty, one_of, positive, seed
 
 MODES = ("eager", "compiled")
 SCALING_BATCHES = tuple(2**k for k in range(9))  # 1 … 256
@@ -55,6 +55,7 @@ class AutodiffSettings:
 
     def validate(self) -> None:
         """Refuse an unknown name or a size, count or budget that is not a finite number > 0."""
+        seed(self.seed)
         for what, given, valid in (
             ("function", self.functions, FUNCTIONS),
             ("transformation", self.transforms, TRANSFORMS),

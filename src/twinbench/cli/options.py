@@ -66,16 +66,6 @@ CompileMode = Annotated[str, typer.Option(help="default, reduce-overhead or max-
 
 
 Seed = Annotated[int, typer.Option(help="Seed of the canonical init and the data (0 to 2**32-1).")]
-MAX_SEED = 2**32 - 1  # NumPy's seeds, which every suite's data come from
-
-
-def check_seed(seed: int) -> int:
-    """The seed every command accepts: ``run``'s range, 0 to 2**32-1."""
-    from twinbench.validation import in_range
-
-    return int(in_range("--seed", seed, low=0, high=MAX_SEED, integer=True))
-
-
 Results = Annotated[Path, typer.Option("--results", help="Directory of the results database.")]
 
 

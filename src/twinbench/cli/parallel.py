@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, err_console
-from twinbench.cli.options import AsJson, Device, Out, Seed, check_seed, csv_list, int_list
+from twinbench.cli.options import AsJson, Device, Out, Seed, csv_list, int_list
 from twinbench.cli.suites import publish_suite
 
 
@@ -73,7 +73,6 @@ def parallel(
     parity check or a cell fails)."""
     from twinbench.parallel import MultiNode, ParallelSettings, run_parallel_suite
 
-    check_seed(seed)
     settings = ParallelSettings(
         workload=workload,
         workload_file=workload_file,

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
-from twinbench.cli.options import AsJson, Out, Seed, Threads, check_seed, csv_list, int_list
+from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, int_list
 from twinbench.store import DB_NAME
 from twinbench.suite import SuiteResult, record, view_for
 
@@ -65,7 +65,6 @@ def optim(
     """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
     from twinbench.optim_suite import OptimSettings, run_optim
 
-    check_seed(seed)
     defaults = OptimSettings()
     settings = OptimSettings(
         problems=tuple(csv_list(problem) or defaults.problems),
@@ -118,7 +117,6 @@ def autodiff(
     """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
     from twinbench.autodiff import AutodiffSettings, run_autodiff
 
-    check_seed(seed)
     defaults = AutodiffSettings()
     settings = AutodiffSettings(
         functions=tuple(csv_list(function) or defaults.functions),

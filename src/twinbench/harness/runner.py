@@ -32,7 +32,7 @@ from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
 from twinbench.spec import Size, Workload, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
-from twinbench.validation import in_range, one_of, positive
+from twinbench.validation import in_range, one_of, positive, seed
 
 PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
@@ -91,7 +91,7 @@ class RunSettings:
         positive("--budget", self.budget)
         positive("--timeout", self.timeout)
         in_range("--repeats", self.repeats, low=1, high=MAX_REPEATS, integer=True)
-        in_range("--seed", self.seed, low=0, high=2**32 - 1, integer=True)
+        seed(self.seed)
         in_range("parity steps", self.parity_steps, low=1, integer=True)
         for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
             for value in values:

@@ -10,7 +10,7 @@ from twinbench.optim_suite.methods import METHODS
 from twinbench.optim_suite.problems import DEFAULT_DIMS, PROBLEMS, QUICK_DIMS, validate_problem
 from twinbench.registry import EXAMPLES
 from twinbench.spec import SIZE_NAMES
-from twinbench.validation import one_of, positive
+from twinbench.validation import one_of, positive, seed
 
 TIMING = (
     "median of `repeats` samples after one first call; a sample is the mean call time of a "
@@ -49,6 +49,7 @@ class OptimSettings:
     def validate(self) -> None:
         """Refuse an unknown name, a count or tolerance that is not a finite number > 0, or a
         dimension a problem cannot have."""
+        seed(self.seed)
         one_of("problem", self.problems, PROBLEMS)
         one_of("method", self.methods, METHODS)
         one_of("workload", self.workloads, EXAMPLES)

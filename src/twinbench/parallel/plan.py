@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from twinbench.errors import TwinbenchError
 from twinbench.modes import FRAMEWORKS
-from twinbench.validation import in_range, not_empty, one_of, positive
+from twinbench.validation import in_range, not_empty, one_of, positive, seed
 
 STRATEGIES = ("dp", "tp")
 SCALINGS = ("weak", "strong")
@@ -106,6 +106,7 @@ class ParallelSettings:
 
     def validate(self) -> None:
         """Refuse a bad value (`TwinbenchError`, one line); reads only the settings."""
+        seed(self.seed)
         for what, given, valid in (
             ("framework", self.frameworks, FRAMEWORKS),
             ("strategy", self.strategies, STRATEGIES),
