@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from signal import SIGTERM
 from typing import Any
 
 import psutil
@@ -148,6 +149,10 @@ def _rank_errors(out_dir: Path) -> list[str]:
     return errors
 
 
+def _lost_its_peer(error: str) -> bool:
+    return "by peer" in error  # gloo's "Connection reset by peer" / "closed by peer"
+
+
 def _torchrun_exits(log: Path) -> dict[int, int]:
     """Rank -> exit code of the failed ranks in torchrun's own report."""
     text = log.read_text(errors="replace") if log.is_file() else ""
@@ -208,12 +213,21 @@ def launch(
 def _describer(out_dir: Path, logs: list[Path], torchrun: bool) -> Any:
     def describe(codes: list[int | None]) -> tuple[str, str]:
         """(cell status, error). A rank killed by a signal is named first: the others' errors
-        ("connection closed by peer") are what its death did to them."""
+        ("connection closed by peer") are what its death did to them. SIGTERM is how torchrun
+        stops the surviving ranks once one has failed, so a rank it ended is a crash only when
+        no rank explains the failure itself."""
         exits = _torchrun_exits(logs[0]) if torchrun else dict(enumerate(codes))
-        killed = [f"rank {r}: {describe_exit(c)}" for r, c in exits.items() if c and c < 0]
-        raised = [e[:ERROR_CHARS] for e in _rank_errors(out_dir)]
-        if killed or raised:
-            return ("crashed" if killed else "error"), "; ".join(killed + raised)
+        signalled = {r: c for r, c in exits.items() if c and c < 0}
+        killed = [f"rank {r}: {describe_exit(c)}" for r, c in signalled.items() if c != -SIGTERM]
+        stopped = [f"rank {r}: {describe_exit(c)}" for r, c in signalled.items() if c == -SIGTERM]
+        # A rank that lost its peer mid-collective says so; the rank with its own error goes first.
+        raised = sorted((e[:ERROR_CHARS] for e in _rank_errors(out_dir)), key=_lost_its_peer)
+        if killed:
+            return "crashed", "; ".join(killed + raised)
+        if raised:
+            return "error", "; ".join(raised)
+        if stopped:
+            return "crashed", "; ".join(stopped)
         index, code = next((i, c) for i, c in enumerate(codes) if c)
         tail = _tail(logs[index])
         who = "torchrun" if torchrun else f"process {index}"
