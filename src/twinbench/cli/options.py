@@ -94,3 +94,8 @@ def csv_list(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def names_or(values: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable (or comma-separated) option's names, or ``default`` when none were given."""
+    return tuple(csv_list(values) or default)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from twinbench.cli.base import DEFAULT_OUT, app, err_console
-from twinbench.cli.options import AsJson, Device, Out, Seed, csv_list, int_list
-from twinbench.cli.suites import publish_suite
+from twinbench.cli.base import DEFAULT_OUT, app
+from twinbench.cli.options import AsJson, Device, Out, Seed, int_list, names_or
+from twinbench.cli.suites import run_and_publish
 
 
 @app.command()
@@ -77,16 +76,16 @@ def parallel(
         workload=workload,
         workload_file=workload_file,
         size=size,
-        frameworks=tuple(csv_list(framework) or ("torch", "jax")),
-        strategies=tuple(csv_list(strategy) or ("dp", "tp")),
+        frameworks=names_or(framework, ("torch", "jax")),
+        strategies=names_or(strategy, ("dp", "tp")),
         devices=int_list("--devices", devices),
-        scalings=tuple(csv_list(scaling) or ("weak", "strong")),
-        jax_launch=tuple(csv_list(jax_launch) or ("mesh",)),
+        scalings=names_or(scaling, ("weak", "strong")),
+        jax_launch=names_or(jax_launch, ("mesh",)),
         device=device,
         per_device_batch=per_device_batch,
         global_batch=global_batch,
         parity_steps=steps,
-        parity_optimizers=tuple(csv_list(optimizer) or ("sgd", "adam")),
+        parity_optimizers=names_or(optimizer, ("sgd", "adam")),
         timing=not no_timing,
         warmup=warmup,
         repeats=repeats,
@@ -104,8 +103,8 @@ def parallel(
             connect_timeout_s=connect_timeout,
         ),
     )
-    with err_console.status("running the parallel suite…") as status:
-        report = run_parallel_suite(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, as_json=as_json)
+    report = run_and_publish(
+        "the parallel suite", run_parallel_suite, settings, out=out, as_json=as_json
+    )
     if report.failed:
         raise typer.Exit(1)

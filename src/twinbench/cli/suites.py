@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
-from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, int_list
+from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, names_or
 from twinbench.store import DB_NAME
-from twinbench.suite import SuiteResult, record, view_for
+from twinbench.suite import SuiteResult, SuiteSettings, record, view_for
+
+ResultT = TypeVar("ResultT", bound=SuiteResult)
+
+
+def run_and_publish(
+    label: str,
+    run: Callable[..., ResultT],
+    settings: SuiteSettings,
+    *,
+    out: Path,
+    as_json: bool,
+) -> ResultT:
+    """Run a suite under a spinner that shows its progress lines, then print and store it."""
+    with err_console.status(f"running {label}…") as status:
+        result = run(settings, progress=lambda m: status.update(escape(m)))
+    publish_suite(out, result, as_json=as_json)
+    return result
 
 
 def publish_suite(out: Path, result: SuiteResult, *, as_json: bool) -> None:
@@ -67,14 +85,14 @@ def optim(
 
     defaults = OptimSettings()
     settings = OptimSettings(
-        problems=tuple(csv_list(problem) or defaults.problems),
-        methods=tuple(csv_list(method) or defaults.methods),
+        problems=names_or(problem, defaults.problems),
+        methods=names_or(method, defaults.methods),
         dim=dim,
         gtol=gtol,
         max_iter=max_iter,
         repeats=repeats,
-        workloads=tuple(csv_list(workload) or defaults.workloads),
-        optimizers=tuple(csv_list(optimizer) or defaults.optimizers),
+        workloads=names_or(workload, defaults.workloads),
+        optimizers=names_or(optimizer, defaults.optimizers),
         size=size,
         steps=steps,
         seed=seed,
@@ -82,9 +100,7 @@ def optim(
         first_order=not no_first_order,
         second_order=not no_second_order,
     )
-    with err_console.status("running the optimizer suite…") as status:
-        report = run_optim(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, as_json=as_json)
+    run_and_publish("the optimizer suite", run_optim, settings, out=out, as_json=as_json)
 
 
 @app.command()
@@ -119,9 +135,9 @@ def autodiff(
 
     defaults = AutodiffSettings()
     settings = AutodiffSettings(
-        functions=tuple(csv_list(function) or defaults.functions),
-        transforms=tuple(csv_list(transform) or defaults.transforms),
-        modes=tuple(csv_list(mode) or defaults.modes),
+        functions=names_or(function, defaults.functions),
+        transforms=names_or(transform, defaults.transforms),
+        modes=names_or(mode, defaults.modes),
         quick=quick,
         dim=dim,
         hidden=hidden,
@@ -132,6 +148,4 @@ def autodiff(
         memory=not no_memory,
         seed=seed,
     )
-    with err_console.status("running the autodiff suite…") as status:
-        report = run_autodiff(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, as_json=as_json)
+    run_and_publish("the autodiff suite", run_autodiff, settings, out=out, as_json=as_json)
