@@ -1,0 +1,119 @@
+"""PyTorch's deployment paths: ``torch.export`` → an AOTInductor package, and
+``torch.onnx.export(..., dynamo=True)`` → an ONNX file; the package's loader.
+
+Both exporters start from one `torch.export.ExportedProgram` of the twin in eval mode with the
+canonical weights, its batch dimension a `torch.export.Dim` when ``dynamic``. The AOTInductor
+package holds the compiled C++ model and its weights; `aoti_load_package` needs torch at load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from twinbench.backends.torch_backend import to_device
+from twinbench.spec import Batch, TwinModule
+
+NAME = "torch"
+MAX_BATCH = 65_536  # the symbolic batch's upper bound (torch.export wants one)
+Serve = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+def configure(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class Inference(nn.Module):
+    """The twin's forward as a module of positional tensors (the inputs ``keys`` name)."""
+
+    def __init__(self, twin: TwinModule, model: nn.Module, keys: Sequence[str]) -> None:
+        super().__init__()
+        self.twin, self.model, self.keys = twin, model, list(keys)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.twin.forward(self.model, dict(zip(self.keys, inputs, strict=True)))
+        return out
+
+
+def device_batch(batch: Batch) -> dict[str, torch.Tensor]:
+    return to_device(batch, "cpu", torch.float32)
+
+
+def forward_of(twin: TwinModule, model: nn.Module) -> Callable[[dict[str, Any]], object]:
+    def forward(batch: dict[str, Any]) -> object:
+        with torch.no_grad():
+            return twin.forward(model, batch)
+
+    return forward
+
+
+def _export(module: Inference, args: tuple[torch.Tensor, ...], dynamic: bool) -> Any:
+    shapes = None
+    if dynamic:
+        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        shapes = (tuple({0: batch} for _ in args),)  # forward(*inputs): one entry, a tuple
+    return torch.export.export(module.eval(), args, dynamic_shapes=shapes)
+
+
+def export_native(
+    twin: TwinModule,
+    model: nn.Module,
+    keys: Sequence[str],
+    batch: Batch,
+    file: Path,
+    *,
+    dynamic: bool,
+) -> dict[str, float]:
+    """torch.export, then AOTInductor's C++ compile into a ``.pt2`` package; phase seconds."""
+    args = tuple(device_batch(batch)[k] for k in keys)
+    start = perf_counter()
+    program = _export(Inference(twin, model, keys), args, dynamic)
+    traced = perf_counter()
+    torch._inductor.aoti_compile_and_package(program, package_path=str(file))
+    return {"trace_s": traced - start, "compile_s": perf_counter() - traced}
+
+
+def export_onnx(
+    twin: TwinModule,
+    model: nn.Module,
+    keys: Sequence[str],
+    batch: Batch,
+    file: Path,
+    *,
+    dynamic: bool,
+) -> dict[str, float]:
+    """The dynamo-based ONNX exporter (it runs torch.export itself); phase seconds."""
+    args = tuple(device_batch(batch)[k] for k in keys)
+    shapes = None
+    if dynamic:
+        batch_dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+        shapes = (tuple({0: batch_dim} for _ in args),)
+    start = perf_counter()
+    program = torch.onnx.export(
+        Inference(twin, model, keys).eval(), args, dynamic_shapes=shapes, dynamo=True, verbose=False
+    )
+    assert program is not None  # dynamo=True always returns the ONNXProgram
+    program.save(str(file))
+    return {"convert_s": perf_counter() - start}
+
+
+def dtype_name(array: torch.Tensor) -> str:
+    return str(array.dtype).removeprefix("torch.")
+
+
+def load_native(file: Path) -> Serve:
+    """The AOTInductor package as a NumPy-in, NumPy-out call."""
+    runner = torch._inductor.aoti_load_package(str(file))
+
+    def serve(arrays: Sequence[np.ndarray]) -> np.ndarray:
+        out = runner(*(torch.from_numpy(a) for a in arrays))
+        return np.asarray((out[0] if isinstance(out, list | tuple) else out).numpy())
+
+    return serve

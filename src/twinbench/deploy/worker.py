@@ -1,0 +1,176 @@
+"""A deploy suite process: ``python -m twinbench.deploy.worker``, one request, one answer.
+
+``export`` builds one twin with the canonical weights in eval mode, writes its eager outputs for
+every batch size (the fidelity reference) and exports one path's artefact — with a symbolic
+batch dimension, or, if the exporter refuses that, at one batch size. ``serve`` is a fresh
+process that never exported: it imports the path's runtime, loads the artefact, runs a first
+inference (together: the cold start), saves the artefact's outputs, then times single calls at
+each batch size. A call takes NumPy inputs and returns NumPy outputs, as a request would.
+Neither request imports a framework before its timer starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from time import perf_counter
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from twinbench.deploy.inputs import ArtefactInfo, read_inputs, used_keys
+from twinbench.deploy.settings import framework_of, group_of
+from twinbench.harness import timing
+from twinbench.harness.process import Handler, serve, thread_budget
+
+EXTENSIONS = {
+    "torch-aoti": ".pt2",
+    "jax-stablehlo": ".jaxexport",
+    "torch-onnx": ".onnx",
+    "jax-onnx": ".onnx",
+}
+RUNTIMES = {
+    "torch-aoti": "torch",
+    "jax-stablehlo": "jax",
+    "torch-onnx": "onnxruntime",
+    "jax-onnx": "onnxruntime",
+}
+ERROR_CHARS = 500
+
+
+def artefact_file(folder: Path, path: str) -> Path:
+    """Where ``path``'s artefact lives in a workload's folder (one subfolder per path)."""
+    return folder / path / f"model{EXTENSIONS[path]}"
+
+
+def reference_file(folder: Path, framework: str) -> Path:
+    return folder / f"eager-{framework}.npz"
+
+
+def outputs_file(folder: Path, path: str) -> Path:
+    return folder / path / "outputs.npz"
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
+
+
+def side(framework: str) -> ModuleType:
+    module = importlib.import_module(f"twinbench.deploy.{framework}_paths")
+    module.configure(thread_budget())
+    return module
+
+
+def export(request: dict[str, Any]) -> dict[str, Any]:
+    """Export one path's artefact; an exporter's failure is an answer, not a crash."""
+    from twinbench.backends import initial_weights, make_runner
+    from twinbench.registry import builtin
+
+    path, folder = request["path"], Path(request["folder"])
+    framework = framework_of(path)
+    workload = builtin(request["workload"])
+    size = workload.size(request["size"])
+    sd = side(framework)
+    runner = make_runner(framework, workload, size)  # type: ignore[arg-type]
+    runner.load(initial_weights(workload, size, request["seed"], framework))  # type: ignore[arg-type]
+    runner.set_mode(False)
+    batches = read_inputs(folder)
+    np.savez(
+        reference_file(folder, framework), **{str(b): runner.outputs(x) for b, x in batches.items()}
+    )
+    largest = max(batches)
+    twin, model = workload.twin(framework), runner.model  # type: ignore[arg-type, attr-defined]
+    example = sd.device_batch(batches[largest])
+    keys = used_keys(sd.forward_of(twin, model), example)
+    file = artefact_file(folder, path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    exporter = sd.export_native if group_of(path) == "native" else sd.export_onnx
+    answer: dict[str, Any] = {"pid": os.getpid(), "dynamic_error": None}
+    try:
+        phases = exporter(twin, model, keys, batches[largest], file, dynamic=True)
+        dynamic = True
+    except Exception as exc:  # the exporter refused a symbolic batch: try one fixed batch size
+        answer["dynamic_error"] = one_line(exc)
+        try:
+            phases = exporter(twin, model, keys, batches[largest], file, dynamic=False)
+        except Exception as again:
+            return {**answer, "status": "error", "error": one_line(again)}
+        dynamic = False
+    dtypes = [sd.dtype_name(example[k]) for k in keys]
+    ArtefactInfo(keys=keys, dtypes=dtypes, dynamic=dynamic, batch=largest).write(file)
+    sizes = [f.stat().st_size for f in file.parent.iterdir() if f.suffix not in (".json", ".npz")]
+    return {
+        **answer,
+        "status": "ok",
+        "error": None,
+        "dynamic": dynamic,
+        "phases": phases,
+        "export_s": sum(v for k, v in phases.items() if k != "setup_s"),
+        "size_bytes": sum(sizes),
+    }
+
+
+def _loader(path: str, file: Path) -> Any:
+    if group_of(path) == "onnx":
+        from twinbench.deploy import onnx_runtime
+
+        return onnx_runtime.load(file, thread_budget())
+    return side(framework_of(path)).load_native(file)
+
+
+def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
+    """Cold start (runtime import, artefact load, first call), outputs, then latency samples."""
+    path, folder = request["path"], Path(request["folder"])
+    file = artefact_file(folder, path)
+    info = ArtefactInfo.read(file)
+    batches = {b: info.arguments(x) for b, x in read_inputs(folder).items() if info.accepts(b)}
+    first = max(batches)
+    start = perf_counter()
+    importlib.import_module(RUNTIMES[path])
+    imported = perf_counter()
+    call = _loader(path, file)
+    loaded = perf_counter()
+    outputs = {first: call(batches[first])}
+    done = perf_counter()
+    errors: dict[str, str] = {}
+    for b, args in batches.items():
+        try:
+            outputs[b] = call(args)
+        except Exception as exc:  # a symbolic batch the runtime then refuses at this size
+            errors[str(b)] = one_line(exc)
+    if request["save_outputs"]:
+        np.savez(outputs_file(folder, path), **{str(b): out for b, out in outputs.items()})
+    latency = {}
+    for b, args in batches.items():
+        if str(b) in errors:
+            continue
+
+        def step(args: list[np.ndarray] = args) -> np.ndarray:
+            out: np.ndarray = call(args)
+            return out
+
+        timing.warm_up(step, _no_sync)
+        latency[str(b)] = timing.time_blocks(step, _no_sync, 1, request["budget_s"])
+    return {
+        "pid": os.getpid(),
+        "import_s": imported - start,
+        "load_s": loaded - imported,
+        "first_call_s": done - loaded,
+        "cold_start_s": done - start,
+        "latency": latency,
+        "batch_errors": errors,
+    }
+
+
+def _no_sync(_out: object) -> None:
+    """Every call returns NumPy arrays, so it has finished when it returns."""
+
+
+HANDLERS: dict[str, Handler] = {"export": export, "serve": serve_artefact}
+
+
+if __name__ == "__main__":
+    serve(HANDLERS)
