@@ -107,6 +107,7 @@ class SuiteView:
 
 VIEW_MODULES = {
     "autodiff": "twinbench.autodiff.view",
+    "deploy": "twinbench.deploy.view",
     "optim": "twinbench.optim_suite.view",
     "parallel": "twinbench.parallel.view",
 }

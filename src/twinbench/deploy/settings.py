@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +26,16 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(PATHS),
 }
 ARTEFACTS = "deploy-artefacts"  # the folder under --out that holds every run's artefacts
+
+
+def paths_named(names: Sequence[str]) -> tuple[str, ...]:
+    """The paths that group names (``native``, ``onnx``, ``all``) and path names pick, in the
+    canonical order; a one-line error for a name that is neither."""
+    valid = (*GROUPS, *PATHS)
+    one_of("deployment path", names, valid)
+    not_empty("deployment path", names, valid)
+    chosen = {p for name in names for p in GROUPS.get(name, (name,))}
+    return tuple(p for p in PATHS if p in chosen)
 
 
 def framework_of(path: str) -> str:
@@ -58,7 +69,7 @@ class DeploySettings:
     budget_s: float = 1.0
     threads: int | None = None
     seed: int = 0
-    out: Path = Path("results")
+    out: Path = Path("twinbench-results")
 
     def validate(self) -> None:
         """Refuse an unknown name, a batch size, count or budget that is not > 0."""
