@@ -1,0 +1,175 @@
+"""What one dynamic-shapes suite run measures: `DynamicSettings`, its scenarios and strategies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from twinbench.errors import TwinbenchError
+from twinbench.spec import SIZE_NAMES
+from twinbench.validation import one_of, positive, seed
+
+SCENARIOS = ("seq-len", "control-flow")
+SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru")  # a sequence dimension the schedule can vary
+# Right-padding is exact only where no real position sees a padded one: the causal decoder.
+# The recurrent nets' head reads the last hidden state, which padding would move.
+PADDABLE_WORKLOADS = ("gpt",)
+LENGTH_DISTRIBUTIONS = ("lognormal", "uniform")
+TORCH_BACKENDS = ("inductor", "aot_eager", "eager")
+DEFAULT_STEPS = {"tiny": 8, "small": 100, "full": 100}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way of running a schedule of changing shapes.
+
+    ``compile``: ``none`` (eager / op by op), ``auto`` (torch.compile's default ``dynamic=None``),
+    ``dynamic`` (``dynamic=True``), ``mark`` (``mark_dynamic`` on the varying dimension),
+    ``static`` (one graph per shape: torch ``dynamic=False``, ``jax.jit``). ``padding``:
+    ``none``, ``bucket`` or ``max``.
+    """
+
+    name: str
+    framework: str
+    compile: str
+    padding: str = "none"
+
+
+STRATEGIES = (
+    Strategy("torch-eager", "torch", "none"),
+    Strategy("torch-compile", "torch", "auto"),
+    Strategy("torch-compile-dynamic", "torch", "dynamic"),
+    Strategy("torch-mark-dynamic", "torch", "mark"),
+    Strategy("torch-compile-bucketed", "torch", "static", "bucket"),
+    Strategy("jax-jit", "jax", "static"),
+    Strategy("jax-jit-bucketed", "jax", "static", "bucket"),
+    Strategy("jax-jit-pad-max", "jax", "static", "max"),
+    Strategy("jax-eager", "jax", "none"),
+)
+BY_NAME = {s.name: s for s in STRATEGIES}
+STRATEGY_NAMES = tuple(BY_NAME)
+REFERENCE = "torch-eager"  # every strategy's losses are compared with its
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    """One run: a scenario on a workload at a size, over ``steps`` steps of changing shapes.
+
+    ``lengths`` is the length distribution (``lognormal``, ``uniform``) or explicit lengths
+    (``"12,30,7"``, cycled); ``bucket`` the bucket width of the bucketed strategies (None:
+    powers of two); ``repeats`` the worker processes each strategy's schedule runs in, so its
+    wall time has a CI; ``torch_backend`` the torch.compile backend (``eager`` keeps Dynamo's
+    tracing, guards and recompiles but skips code generation); ``leak_padding`` plants a mask
+    bug (padding counted in the loss), and ``sabotage`` makes the named feature checks expect
+    a wrong value, for tests that prove the checks catch what they claim to.
+    """
+
+    kind: ClassVar[str] = "dynamic"
+
+    scenario: str = "seq-len"
+    workload: str = "gpt"
+    size: str = "tiny"
+    steps: int | None = None
+    bucket: int | None = None
+    lengths: str = "lognormal"
+    strategies: tuple[str, ...] | None = None
+    repeats: int = 1
+    torch_backend: str = "inductor"
+    threads: int | None = None
+    seed: int = 0
+    leak_padding: bool = False
+    sabotage: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        """Refuse unknown names, counts ≤ 0 and lengths the workload cannot take."""
+        seed(self.seed)
+        one_of("scenario", [self.scenario], SCENARIOS)
+        one_of("size", [self.size], SIZE_NAMES)
+        one_of("torch backend", [self.torch_backend], TORCH_BACKENDS)
+        positive("--repeats", self.repeats, integer=True)
+        if self.steps is not None:
+            positive("--steps", self.steps, integer=True)
+        if self.bucket is not None:
+            positive("--bucket", self.bucket, integer=True)
+        if self.threads is not None:
+            positive("threads", self.threads, integer=True)
+        if self.scenario == "seq-len":
+            self._validate_sequence()
+
+    def _validate_sequence(self) -> None:
+        from twinbench.registry import builtin
+
+        if self.workload not in SEQUENCE_WORKLOADS:
+            builtin(self.workload)  # an unknown name: the registry's own one-line error
+            raise TwinbenchError(
+                f"workload '{self.workload}' has no sequence dimension for the seq-len "
+                f"scenario; valid: {', '.join(SEQUENCE_WORKLOADS)}"
+            )
+        one_of("strategy", self.strategies or (), STRATEGY_NAMES)
+        unpaddable = [s for s in self.chosen_strategies if BY_NAME[s].padding != "none"]
+        if self.strategies is not None and unpaddable and self.workload not in PADDABLE_WORKLOADS:
+            raise TwinbenchError(
+                f"strategy '{unpaddable[0]}' pads, which would change {self.workload}'s result "
+                f"(its head reads the last step); padding runs on: {', '.join(PADDABLE_WORKLOADS)}"
+            )
+        longest = self.longest
+        if self.lengths in LENGTH_DISTRIBUTIONS:
+            return
+        from twinbench.dynamic.schedule import explicit_lengths
+
+        try:
+            given = explicit_lengths(self.lengths)
+        except ValueError:
+            given = []
+        if not given:
+            raise TwinbenchError(
+                f"--lengths '{self.lengths}' is invalid; valid: "
+                f"{', '.join(LENGTH_DISTRIBUTIONS)} or comma-separated lengths, e.g. 12,30,7"
+            )
+        for n in given:
+            if not 1 <= n <= longest:
+                raise TwinbenchError(
+                    f"length {n} is past what {self.workload} at {self.size} takes; valid: "
+                    f"1 to {longest} (its position table)"
+                )
+
+    @property
+    def longest(self) -> int:
+        """The longest sequence the workload takes at this size."""
+        from twinbench.dynamic.schedule import max_length
+        from twinbench.registry import builtin
+
+        return max_length(builtin(self.workload).size(self.size))
+
+    @property
+    def step_count(self) -> int:
+        """Steps of the schedule: as given, or the size's default."""
+        return self.steps if self.steps is not None else DEFAULT_STEPS[self.size]
+
+    @property
+    def chosen_strategies(self) -> tuple[str, ...]:
+        """The strategies to run: as given, or every one the workload supports."""
+        if self.strategies is not None:
+            return self.strategies
+        if self.workload in PADDABLE_WORKLOADS:
+            return STRATEGY_NAMES
+        return tuple(s.name for s in STRATEGIES if s.padding == "none")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as stored with the run."""
+        return {
+            "scenario": self.scenario,
+            "workload": self.workload,
+            "size": self.size,
+            "steps": self.step_count,
+            "bucket": self.bucket,
+            "lengths": self.lengths,
+            "strategies": list(self.chosen_strategies),
+            "repeats": self.repeats,
+            "torch_backend": self.torch_backend,
+            "threads": self.threads,
+            "seed": self.seed,
+            "leak_padding": self.leak_padding,
+            "dtype": "float32",
+            "device": "cpu",
+        }

@@ -1,0 +1,319 @@
+"""The dynamic suite: what changing shapes and data-dependent control flow cost each framework.
+
+``seq-len``: one seeded schedule of sequence lengths, the same for every strategy; each strategy
+runs the whole schedule in ``repeats`` fresh worker processes (``twinbench.dynamic.worker``,
+started through `twinbench.harness.process`, each with an empty torch.compile cache), timing
+every step and counting the compilations each step caused. Correctness before speed: each
+strategy's loss sequence is compared with ``torch-eager``'s on the unpadded batches, within the
+parity tolerances; a strategy that fails gets no verdict. Then the verdicts: the fastest strategy
+per framework and overall, the ratio with its CI over the processes, and the break-even points.
+
+``control-flow``: the feature table of `twinbench.dynamic.features`, one worker per framework.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from twinbench.dynamic.schedule import draw_lengths, padded_lengths, padding_share
+from twinbench.dynamic.settings import BY_NAME, REFERENCE, DynamicSettings
+from twinbench.harness.process import CellFailed, WorkerProcess
+from twinbench.harness.stats import Ratio, ratio_of_medians, summarize
+from twinbench.modes import FRAMEWORKS
+from twinbench.parity import TOLERANCES, compare_curves
+from twinbench.store import json_ready
+from twinbench.suite import Progress, no_progress
+
+WORKER = "twinbench.dynamic.worker"
+WORKER_TIMEOUT_S = 1800  # a whole schedule, every compile included
+BUCKETING_PAIRS = (("jax-jit", "jax-jit-bucketed"), ("torch-compile", "torch-compile-bucketed"))
+PAYBACK_PAIRS = (  # a compiled strategy and the eager one it must pay its compiles back against
+    ("torch-compile-dynamic", "torch-eager"),
+    ("torch-compile", "torch-eager"),
+    ("jax-jit-pad-max", "jax-eager"),
+    ("jax-jit", "jax-eager"),
+)
+
+
+@dataclass
+class DynamicReport:
+    """Everything one run measured; ``to_dict()`` is what the results store keeps."""
+
+    kind: ClassVar[str] = "dynamic"
+
+    settings: DynamicSettings
+    lengths: list[int] = field(default_factory=list)
+    strategies: list[dict[str, Any]] = field(default_factory=list)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    features: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def settings_dict(self) -> dict[str, Any]:
+        """The settings as stored with the run."""
+        return dict(json_ready(self.settings.to_dict()))
+
+    @property
+    def failed(self) -> bool:
+        """True when a worker failed. A strategy whose losses disagree is a finding, shown."""
+        return bool(self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything measured, JSON-ready."""
+        return dict(
+            json_ready(
+                {
+                    "settings": self.settings.to_dict(),
+                    "lengths": self.lengths,
+                    "strategies": self.strategies,
+                    "verdict": self.verdict,
+                    "features": self.features,
+                    "failures": self.failures,
+                }
+            )
+        )
+
+
+def ask(request: dict[str, Any], threads: int) -> Any:
+    """One request in a fresh worker whose torch.compile cache starts empty (a cold compile, as
+    a fresh job's); raises `CellFailed`."""
+    with tempfile.TemporaryDirectory(prefix="twinbench-dynamic-") as cache:
+        worker = WorkerProcess(
+            request, threads=threads, module=WORKER, env={"TORCHINDUCTOR_CACHE_DIR": cache}
+        )
+        try:
+            return worker.receive(WORKER_TIMEOUT_S, "result")
+        finally:
+            worker.close()
+
+
+def run_dynamic(settings: DynamicSettings, progress: Progress = no_progress) -> DynamicReport:
+    """Run one scenario; see the module docstring. Raises `TwinbenchError` on a bad setting."""
+    settings.validate()
+    from twinbench.harness.environment import usable_cores
+
+    threads = settings.threads or usable_cores()
+    report = DynamicReport(settings)
+    if settings.scenario == "control-flow":
+        report.features = _features(settings, threads, report.failures, progress)
+        return report
+    report.lengths = draw_lengths(
+        settings.lengths, settings.step_count, settings.longest, settings.seed
+    )
+    runs = {
+        name: _run_strategy(settings, name, report.lengths, threads, progress)
+        for name in settings.chosen_strategies
+    }
+    report.failures = [f"{name}: {run['error']}" for name, run in runs.items() if run["error"]]
+    report.strategies = summarize_strategies(runs, report.lengths)
+    report.verdict = verdict(report.strategies)
+    return report
+
+
+def _features(
+    settings: DynamicSettings, threads: int, failures: list[str], say: Progress
+) -> list[dict[str, Any]]:
+    cells: list[dict[str, Any]] = []
+    for framework in FRAMEWORKS:
+        say(f"feature checks: {framework}")
+        request = {
+            "kind": "features",
+            "framework": framework,
+            "backend": settings.torch_backend,
+            "sabotage": list(settings.sabotage),
+        }
+        try:
+            cells += ask(request, threads)
+        except CellFailed as exc:
+            failures.append(f"{framework} feature checks: {exc.error}")
+    return cells
+
+
+def _run_strategy(
+    settings: DynamicSettings, name: str, lengths: list[int], threads: int, say: Progress
+) -> dict[str, Any]:
+    strategy = BY_NAME[name]
+    padded = padded_lengths(lengths, strategy.padding, settings.bucket, settings.longest)
+    run: dict[str, Any] = {"padded": padded, "repeats": [], "error": None, "status": "ok"}
+    request = {
+        "kind": "schedule",
+        "strategy": name,
+        "workload": settings.workload,
+        "size": settings.size,
+        "lengths": lengths,
+        "padded": padded,
+        "seed": settings.seed,
+        "backend": settings.torch_backend,
+        "leak_padding": settings.leak_padding,
+    }
+    for repeat in range(settings.repeats):
+        say(f"{name}: process {repeat + 1} of {settings.repeats}, {len(lengths)} steps")
+        try:
+            run["repeats"].append(ask(request, threads))
+        except CellFailed as exc:
+            run.update(status=exc.status, error=exc.error)
+            break
+    return run
+
+
+# ---- figures from the raw steps -----------------------------------------------------------------
+
+
+def summarize_strategies(
+    runs: Mapping[str, Mapping[str, Any]], lengths: Sequence[int]
+) -> list[dict[str, Any]]:
+    """One row per strategy: compiles, compile seconds, schedule wall time with its CI, padding
+    share, steady step time per shape, and its losses against the reference's."""
+    reference = runs.get(REFERENCE, {}).get("repeats") or [None]
+    rows = []
+    for name, run in runs.items():
+        row: dict[str, Any] = {
+            "strategy": name,
+            "framework": BY_NAME[name].framework,
+            "status": run["status"],
+            "error": run["error"],
+            "padded": run["padded"],
+            "padding_share": padding_share(lengths, run["padded"]),
+            "distinct_shapes": len(set(run["padded"])),
+        }
+        repeats = run["repeats"]
+        if repeats:
+            row.update(_timing(repeats, run["padded"]))
+            row["correctness"] = _correctness(name, reference[0], repeats[0])
+        rows.append(row)
+    return rows
+
+
+def _timing(repeats: Sequence[Mapping[str, Any]], padded: Sequence[int]) -> dict[str, Any]:
+    walls = [float(sum(r["step_s"])) for r in repeats]
+    wall = summarize(walls)
+    steps = np.array([r["step_s"] for r in repeats])  # (repeats, steps)
+    compiled = np.array([r["compiles"] for r in repeats]) > 0
+    steady: dict[str, float] = {}
+    for shape in sorted(set(padded)):
+        at = np.array(padded) == shape
+        times = steps[:, at][~compiled[:, at]]
+        if times.size:
+            steady[str(shape)] = float(np.median(times))
+    steady_all = steps[~compiled]
+    return {
+        "wall_s": walls,
+        "wall_median_s": wall.median,
+        "wall_ci_low_s": wall.ci_low,
+        "wall_ci_high_s": wall.ci_high,
+        "compiles": int(sum(repeats[0]["compiles"])),
+        "compile_steps": int(np.count_nonzero(repeats[0]["compiles"])),
+        "compile_s": float(np.median([sum(r["compile_s"]) for r in repeats])),
+        "steady_step_s": steady,
+        "steady_median_s": float(np.median(steady_all)) if steady_all.size else None,
+        "cumulative_s": np.cumsum(np.median(steps, axis=0)).tolist(),
+        "compiles_per_step": list(repeats[0]["compiles"]),
+        "losses": list(repeats[0]["loss"]),
+        "graph_breaks": repeats[0].get("graph_breaks"),
+    }
+
+
+def _correctness(
+    name: str, reference: Mapping[str, Any] | None, mine: Mapping[str, Any]
+) -> dict[str, Any]:
+    if reference is None:
+        return {"passed": None, "detail": f"{REFERENCE} did not run: nothing to compare with"}
+    check = compare_curves(name, reference["loss"], mine["loss"], TOLERANCES["float32"].curve)
+    return {
+        "passed": check.passed,
+        "max_abs": check.max_abs,
+        "first_bad_step": check.first_bad_step,
+        "detail": check.detail or f"losses within tolerance of {REFERENCE}",
+    }
+
+
+def _ratio_text(ratio: Ratio, faster: str, slower: str) -> str:
+    if not ratio.significant:
+        return f"no significant difference between {faster} and {slower}"
+    return f"{faster} {ratio.ratio:.2f}x faster than {slower}"
+
+
+def verdict(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The fastest correct strategy per framework and overall (schedule wall time), the
+    best-torch / best-jax ratio with its CI, and the break-even points."""
+    ok = [
+        r
+        for r in rows
+        if r["status"] == "ok" and "wall_s" in r and r["correctness"]["passed"] is not False
+    ]
+    fastest = {
+        fw: min(
+            (r for r in ok if r["framework"] == fw), key=lambda r: r["wall_median_s"], default=None
+        )
+        for fw in FRAMEWORKS
+    }
+    out: dict[str, Any] = {
+        "fastest": {fw: r["strategy"] if r else None for fw, r in fastest.items()},
+        "excluded": [r["strategy"] for r in rows if r not in ok],
+    }
+    if ok:
+        out["overall"] = min(ok, key=lambda r: r["wall_median_s"])["strategy"]
+    torch_best, jax_best = fastest["torch"], fastest["jax"]
+    if torch_best and jax_best:
+        slow, fast = sorted((torch_best, jax_best), key=lambda r: -r["wall_median_s"])
+        ratio = ratio_of_medians(slow["wall_s"], fast["wall_s"])
+        out["ratio"] = {
+            "slower": slow["strategy"],
+            "faster": fast["strategy"],
+            "ratio": ratio.ratio,
+            "ci_low": ratio.ci_low,
+            "ci_high": ratio.ci_high,
+            "processes": min(len(slow["wall_s"]), len(fast["wall_s"])),
+            "text": _ratio_text(ratio, fast["strategy"], slow["strategy"]),
+        }
+    by_name = {r["strategy"]: r for r in ok}
+    out["break_even"] = break_even(by_name)
+    return out
+
+
+def break_even(rows: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Where one strategy starts to beat another, from the measured compile cost and steady
+    step times (a linear model of the schedule: compiles × seconds per compile + steps × step).
+
+    Per-shape jit vs bucketing: distinct shapes beyond which compiling every shape costs more
+    than the bucketed strategy's compiles plus its slower (padded) steps. Compiled vs eager:
+    steps after which the compile time is paid back by the faster steps.
+    """
+    found = []
+    for per_shape, bucketed in BUCKETING_PAIRS:
+        a, b = rows.get(per_shape), rows.get(bucketed)
+        if not a or not b or not a["compiles"] or a["steady_median_s"] is None:
+            continue
+        if b["steady_median_s"] is None:
+            continue
+        per_compile = a["compile_s"] / a["compiles"]
+        steps = len(a["compiles_per_step"])
+        extra = b["compile_s"] + steps * (b["steady_median_s"] - a["steady_median_s"])
+        found.append({
+            "kind": "distinct shapes",
+            "strategy": per_shape,
+            "against": bucketed,
+            "value": max(extra / per_compile, 0.0) if per_compile > 0 else None,
+            "detail": f"{per_shape} compiles each distinct shape ({per_compile:.2f} s each); "
+            f"beyond this many distinct shapes in {steps} steps, {bucketed} wins",
+        })  # fmt: skip
+    for compiled, eager in PAYBACK_PAIRS:
+        c, e = rows.get(compiled), rows.get(eager)
+        if not c or not e or c["steady_median_s"] is None or e["steady_median_s"] is None:
+            continue
+        saved = e["steady_median_s"] - c["steady_median_s"]
+        found.append({
+            "kind": "steps",
+            "strategy": compiled,
+            "against": eager,
+            "value": c["compile_s"] / saved if saved > 0 else None,
+            "detail": f"{compiled} pays its {c['compile_s']:.2f} s of compiling back after this "
+            f"many steps against {eager}" if saved > 0 else
+            f"{compiled}'s steady step is not faster than {eager}'s: it never pays back",
+        })  # fmt: skip
+    return found

@@ -1,0 +1,112 @@
+"""PyTorch's feature checks: the planted user code run eagerly and under torch.compile.
+
+Graph breaks are counted by ``torch._dynamo.explain``, which traces the function the way
+torch.compile does and reports each break with its reason.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+import torch
+import torch._dynamo
+
+from twinbench.dynamic import planted
+from twinbench.dynamic.features import FeatureCheck, Outcome, expect, names_line, one_line, printed
+
+NAME = "torch"
+POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
+PRINTED = [1.5, 2.5]
+
+
+def configure(threads: int) -> None:
+    """Use the worker's thread budget (0: torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _explained(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    explanation, _ = printed(lambda: torch._dynamo.explain(fn)(*args))  # explain runs fn too
+    reasons = [str(b.reason).splitlines()[0] for b in explanation.break_reasons]
+    return {
+        "graph_breaks": int(explanation.graph_break_count),
+        "graphs": int(explanation.graph_count),
+        "reasons": reasons,
+    }
+
+
+def _breaks_text(facts: dict[str, Any]) -> str:
+    reasons = f" ({facts['reasons'][0][:80]})" if facts["reasons"] else ""
+    return f"{facts['graph_breaks']} graph break(s){reasons}"
+
+
+def _branch(fn: Callable[[torch.Tensor], torch.Tensor], sabotaged: bool) -> None:
+    x, y = torch.tensor(POSITIVE), torch.tensor(NEGATIVE)
+    want = x * 2 + (1 if sabotaged else 0)
+    expect(torch.equal(fn(x), want), f"branch on a positive sum gave {fn(x).tolist()}")
+    expect(torch.equal(fn(y), y - 1), f"branch on a negative sum gave {fn(y).tolist()}")
+
+
+def _printing(fn: Callable[[torch.Tensor], torch.Tensor], sabotaged: bool) -> str:
+    x = torch.tensor(PRINTED)
+    _, text = printed(lambda: fn(x))
+    wanted = ["9.5"] if sabotaged else [str(v) for v in PRINTED]
+    expect(all(w in text for w in wanted), f"printed {text.strip()[:80]!r}, not the values")
+    return text.strip()
+
+
+def _shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
+    lines, first = inspect.getsourcelines(planted.planted_shape_error)
+    line = first + len(lines) - 1 + (1 if sabotaged else 0)  # the body's one line
+    start = perf_counter()
+    try:
+        fn(torch.ones(2, 3), torch.ones(4, 5))
+    except Exception as exc:
+        seconds = perf_counter() - start
+        where = f"planted.py:{line}"
+        expect(names_line(exc, planted.__file__, line), f"not naming {where}: {one_line(exc)}")
+        return Outcome(f"names {where} after {seconds:.2f} s", {"seconds_to_error": seconds})
+    raise AssertionError("the planted shape error raised nothing")
+
+
+def checks(backend: str) -> list[FeatureCheck]:
+    """The checks, torch.compile using ``backend``."""
+
+    def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+        torch._dynamo.reset()  # each check traces from scratch
+        return torch.compile(fn, backend=backend)
+
+    def if_eager(sabotaged: bool) -> Outcome:
+        _branch(planted.branch_on_value, sabotaged)
+        return Outcome("ordinary Python on the tensor's value")
+
+    def if_compiled(sabotaged: bool) -> Outcome:
+        _branch(compiled(planted.branch_on_value), sabotaged)
+        facts = _explained(planted.branch_on_value, torch.tensor(POSITIVE))
+        return Outcome(f"works with {_breaks_text(facts)}", facts)
+
+    def print_eager(sabotaged: bool) -> Outcome:
+        return Outcome(f"prints {_printing(planted.print_value, sabotaged)[:60]!r}")
+
+    def print_compiled(sabotaged: bool) -> Outcome:
+        text = _printing(compiled(planted.print_value), sabotaged)
+        facts = _explained(planted.print_value, torch.tensor(PRINTED))
+        return Outcome(f"prints {text[:40]!r}; {_breaks_text(facts)}", facts)
+
+    def error_eager(sabotaged: bool) -> Outcome:
+        return _shape_error(planted.planted_shape_error, sabotaged)
+
+    def error_compiled(sabotaged: bool) -> Outcome:
+        return _shape_error(compiled(planted.planted_shape_error), sabotaged)
+
+    return [
+        FeatureCheck("python if on a tensor value", NAME, "eager", if_eager),
+        FeatureCheck("python if on a tensor value", NAME, "torch.compile", if_compiled),
+        FeatureCheck("print a value inside the step", NAME, "eager", print_eager),
+        FeatureCheck("print a value inside the step", NAME, "torch.compile", print_compiled),
+        FeatureCheck("shape error names the user's line", NAME, "eager", error_eager),
+        FeatureCheck("shape error names the user's line", NAME, "torch.compile", error_compiled),
+    ]

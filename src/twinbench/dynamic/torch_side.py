@@ -1,0 +1,104 @@
+"""PyTorch's ways through a schedule of changing shapes: eager, and torch.compile three ways.
+
+The training step is the one a PyTorch user writes: zero the gradients, the loss, backward,
+step. What is compiled is the loss (the model's forward and the masked cross-entropy); AOTAutograd
+compiles its backward with it; the optimizer step stays eager. ``dynamic=None`` is
+torch.compile's default: it specialises on the first shape, and on the first recompile marks
+the changed dimension dynamic. ``dynamic=True`` traces symbolic shapes from the start;
+``mark_dynamic`` says up front which dimension varies; ``dynamic=False`` (the bucketed strategy)
+compiles one graph per padded shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch._dynamo
+import torch.nn.functional as F
+
+from twinbench.backends import initial_weights
+from twinbench.backends.torch_backend import load_canonical, make_optimizer, to_device
+from twinbench.dynamic.counters import TorchCompileCounter
+from twinbench.dynamic.settings import Strategy
+from twinbench.spec import Batch, Size, Workload
+
+NAME = "torch"
+DYNAMIC = {"auto": None, "dynamic": True, "mark": None, "static": False}
+SEQUENCE_AXIS = 1  # (B, T, …) in every sequence workload
+
+
+def configure(threads: int) -> None:
+    """Use the worker's thread budget (0: torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)
+
+
+Loss = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def masked_loss(workload: Workload, model: torch.nn.Module, *, leak_padding: bool) -> Loss:
+    """The training loss over the real positions only (``leak_padding``: over all of them, the
+    planted mask bug); a workload without a mask trains on its twin's own loss."""
+    twin = workload.twin("torch")
+
+    def loss(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "mask" not in batch:
+            plain: torch.Tensor = twin.loss_fn(model, batch)
+            return plain
+        logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
+        per_token = F.cross_entropy(
+            logits.flatten(0, 1), batch["targets"].flatten(), reduction="none"
+        )
+        if leak_padding:
+            return per_token.mean()
+        mask = batch["mask"].flatten()
+        return (per_token * mask).sum() / mask.sum()
+
+    return loss
+
+
+class Trainer:
+    """A model, its optimizer and one strategy's training step."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        size: Size,
+        strategy: Strategy,
+        *,
+        backend: str,
+        leak_padding: bool,
+        seed: int,
+    ) -> None:
+        self.counter = TorchCompileCounter()
+        model = workload.twin("torch").build(size.config)
+        load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
+        model.train()
+        self._optimizer = make_optimizer(
+            model.parameters(), workload.optimizers[workload.train_optimizer]
+        )
+        loss = masked_loss(workload, model, leak_padding=leak_padding)
+        self._mark = strategy.compile == "mark"
+        if strategy.compile == "none":
+            self._loss = loss
+        else:
+            self._loss = torch.compile(loss, dynamic=DYNAMIC[strategy.compile], backend=backend)
+
+    def step(self, batch: Batch) -> float:
+        """One optimizer step on ``batch``; its loss (a float, so the step has finished)."""
+        tensors = to_device(batch, "cpu", torch.float32)
+        if self._mark:
+            for tensor in tensors.values():
+                if tensor.dim() > SEQUENCE_AXIS:
+                    torch._dynamo.mark_dynamic(tensor, SEQUENCE_AXIS)
+        self._optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(tensors)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self._optimizer.step()
+        return float(loss.detach())
+
+    def extras(self) -> dict[str, Any]:
+        """Dynamo's graph breaks by reason (none for an eager strategy)."""
+        return {"graph_breaks": self.counter.graph_breaks()}

@@ -1,0 +1,153 @@
+"""How a stored dynamic run reads: the strategy table, the verdict, the break-even points, the
+feature table, and a cumulative-time figure in which every compile is a visible jump. Rendered
+from the stored dict only (no framework), so older runs render too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from twinbench.report.text import fmt_number, fmt_seconds, fmt_steps, md_table
+from twinbench.suite import SuiteView, register_view
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Row = Mapping[str, Any]
+DETAIL_CHARS = 110
+
+
+def render_markdown(data: Mapping[str, Any]) -> str:
+    """The stored run as Markdown."""
+    s = data["settings"]
+    if s["scenario"] == "control-flow":
+        lines = ["# twinbench dynamic: control flow and debugging", ""]
+        lines += _features(data["features"])
+    else:
+        lines = [f"# twinbench dynamic: {s['scenario']}, {s['workload']} at {s['size']}", ""]
+        lines += _schedule(s, data["lengths"])
+        lines += _strategies(data["strategies"])
+        lines += _verdict(data["verdict"])
+    if data["failures"]:
+        lines += ["## Failures", "", *(f"- {f}" for f in data["failures"]), ""]
+    return "\n".join(lines)
+
+
+def _schedule(s: Mapping[str, Any], lengths: Sequence[int]) -> list[str]:
+    bucket = "powers of two" if s["bucket"] is None else f"multiples of {s['bucket']}"
+    leak = " **Planted mask bug on: padding counts in the loss.**" if s["leak_padding"] else ""
+    shown = ", ".join(map(str, lengths[:24])) + (" …" if len(lengths) > 24 else "")
+    return [
+        f"{s['steps']} training steps, lengths from `{s['lengths']}` (seed {s['seed']}): "
+        f"{len(set(lengths))} distinct, {min(lengths)} to {max(lengths)}; buckets: {bucket}; "
+        f"{s['repeats']} process(es) per strategy; torch.compile backend {s['torch_backend']}; "
+        f"{s['dtype']} on {s['device']}.{leak}",
+        "",
+        f"Lengths: {shown}",
+        "",
+    ]
+
+
+def _strategies(rows: Sequence[Row]) -> list[str]:
+    table = []
+    for r in rows:
+        if "wall_s" not in r:
+            table.append(
+                [r["strategy"], r["status"], *["—"] * 7, (r["error"] or "")[:DETAIL_CHARS]]
+            )
+            continue
+        ci = f"[{fmt_seconds(r['wall_ci_low_s'])}, {fmt_seconds(r['wall_ci_high_s'])}]"
+        breaks = r.get("graph_breaks")
+        correct = r["correctness"]
+        verdict = {True: "ok", False: "WRONG", None: "—"}[correct["passed"]]
+        table.append([
+            r["strategy"], r["status"], r["compiles"], fmt_seconds(r["compile_s"]),
+            f"{fmt_seconds(r['wall_median_s'])} {ci}", f"{r['padding_share']:.0%}",
+            fmt_seconds(r["steady_median_s"]), "—" if breaks is None else sum(breaks.values()),
+            f"{verdict}: {correct['detail'][:DETAIL_CHARS]}",
+        ])  # fmt: skip
+    header = ["strategy", "status", "compiles", "compile time", "schedule wall [95 % CI]",
+              "padding", "steady step", "graph breaks", "losses vs torch-eager"]  # fmt: skip
+    return [
+        "## Strategies",
+        "",
+        "Compiles are counted by each framework's instruments (XLA's backend-compile events; "
+        "Dynamo's captured graphs); the wall time is the whole schedule, compiles included.",
+        "",
+        *md_table(header, table),
+        "",
+    ]
+
+
+def _verdict(v: Mapping[str, Any]) -> list[str]:
+    lines = ["## Verdict", ""]
+    fastest = v.get("fastest", {})
+    lines += [f"- fastest {fw}: {name or '—'}" for fw, name in fastest.items()]
+    if "overall" in v:
+        lines.append(f"- fastest overall: {v['overall']}")
+    if "ratio" in v:
+        r = v["ratio"]
+        note = " (one process each: no CI)" if r["processes"] < 2 else ""
+        lines.append(
+            f"- {r['text']}: {r['slower']} / {r['faster']} = {r['ratio']:.2f} "
+            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]{note}"
+        )
+    if v.get("excluded"):
+        lines.append(f"- no verdict (failed or wrong): {', '.join(v['excluded'])}")
+    lines.append("")
+    points = v.get("break_even") or []
+    if points:
+        rows = [[p["strategy"], p["against"], p["kind"],
+                 fmt_steps(p["value"]) if p["kind"] == "steps" else fmt_number(p["value"], ".3g"),
+                 p["detail"]] for p in points]  # fmt: skip
+        lines += [
+            "## Break-even",
+            "",
+            *md_table(["strategy", "against", "after", "n", "reading"], rows),
+            "",
+        ]
+    return lines
+
+
+def _features(cells: Sequence[Row]) -> list[str]:
+    rows = [[c["feature"], c["framework"], c["mode"], c["status"], c["detail"][:DETAIL_CHARS]]
+            for c in cells]  # fmt: skip
+    return [
+        "## Features",
+        "",
+        'Each cell is a check that ran: "works" only when its assertions passed; "fails" keeps '
+        "the error the user would see.",
+        "",
+        *md_table(["feature", "framework", "mode", "status", "evidence"], rows),
+        "",
+    ]
+
+
+def figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
+    """Cumulative schedule time against the step, one line per strategy; a compile is a jump,
+    marked. None for a run without timed strategies."""
+    rows = [r for r in data.get("strategies", []) if "cumulative_s" in r]
+    if not rows:
+        return []
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = figure.subplots()
+    for r in rows:
+        steps = list(range(1, len(r["cumulative_s"]) + 1))
+        line = ax.plot(steps, r["cumulative_s"], label=r["strategy"],
+                       linestyle="-" if r["framework"] == "torch" else "--")[0]  # fmt: skip
+        jumps = [i for i, n in enumerate(r["compiles_per_step"]) if n]
+        ax.plot([steps[i] for i in jumps], [r["cumulative_s"][i] for i in jumps], "o",
+                color=line.get_color(), markersize=4)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cumulative wall time (s)")
+    ax.set_title("Schedule time by strategy (dots: steps that compiled)")
+    ax.legend(fontsize="small", ncol=2)
+    return [("cumulative_time", figure)]
+
+
+VIEW = register_view(
+    SuiteView(kind="dynamic", title="The dynamic suite", markdown=render_markdown, figures=figures)
+)

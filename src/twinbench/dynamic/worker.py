@@ -1,0 +1,77 @@
+"""One strategy's process for the dynamic suite: ``python -m twinbench.dynamic.worker``.
+
+It speaks the one worker protocol (`twinbench.harness.process.serve`): one request, one answer.
+``schedule`` runs one strategy through the whole schedule of shapes, timing every step and
+counting the compilations each step caused; ``features`` runs one framework's control-flow and
+debugging checks. Only one framework is imported per process, and each strategy gets a fresh
+process, so compile caches and counters start empty for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from time import perf_counter
+from types import ModuleType
+from typing import Any
+
+from twinbench.dynamic.schedule import max_length, sequence_batches
+from twinbench.dynamic.settings import BY_NAME
+from twinbench.harness.process import Handler, serve, thread_budget
+from twinbench.registry import builtin
+
+
+def side(framework: str) -> ModuleType:
+    """The framework's side module, configured for this worker's thread budget."""
+    module = importlib.import_module(f"twinbench.dynamic.{framework}_side")
+    module.configure(thread_budget())
+    return module
+
+
+def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
+    """Every step of the schedule: its wall time, its loss and the compilations it caused."""
+    strategy = BY_NAME[request["strategy"]]
+    workload = builtin(request["workload"])
+    size = workload.size(request["size"])
+    full = replace(size, config={**size.config, "seq_len": max_length(size)})
+    trainer = side(strategy.framework).Trainer(
+        workload,
+        size,
+        strategy,
+        backend=request["backend"],
+        leak_padding=request["leak_padding"],
+        seed=request["seed"],
+    )
+    batches = sequence_batches(
+        workload.batches(full, request["seed"]), request["lengths"], request["padded"]
+    )
+    steps: dict[str, list[Any]] = {"step_s": [], "loss": [], "compiles": [], "compile_s": []}
+    before = trainer.counter.snapshot()
+    for batch in batches:
+        start = perf_counter()
+        loss = trainer.step(batch)  # a float: the step has finished
+        elapsed = perf_counter() - start
+        after = trainer.counter.snapshot()
+        steps["step_s"].append(elapsed)
+        steps["loss"].append(loss)
+        steps["compiles"].append(after.compiles - before.compiles)
+        steps["compile_s"].append(after.seconds - before.seconds)
+        before = after
+    return {**steps, **trainer.extras()}
+
+
+def run_features(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """One framework's feature checks (see `twinbench.dynamic.features`)."""
+    from twinbench.dynamic.features import run_checks
+
+    module = importlib.import_module(f"twinbench.dynamic.{request['framework']}_checks")
+    module.configure(thread_budget())
+    checks = module.checks(request["backend"])
+    return [c.to_dict() for c in run_checks(checks, request["sabotage"])]
+
+
+HANDLERS: dict[str, Handler] = {"schedule": run_schedule, "features": run_features}
+
+
+if __name__ == "__main__":
+    serve(HANDLERS)
