@@ -1,0 +1,78 @@
+"""Verdicts and the feature table follow the measurements: synthetic cells, no worker."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from twinbench.deploy.suite import feature_table, verdicts
+from twinbench.deploy.view import render_markdown
+
+
+def _cell(path: str, center: float, *, passed: bool = True) -> dict[str, Any]:
+    rng = np.random.default_rng(len(path))
+    groups = [list(center * (1 + 0.01 * rng.standard_normal(50))) for _ in range(3)]
+    return {
+        "workload": "mlp",
+        "path": path,
+        "framework": path.split("-")[0],
+        "group": "native",
+        "status": "ok",
+        "error": None,
+        "size_bytes": 1000,
+        "dynamic_batch": "yes",
+        "fidelity": {"1": {"passed": passed, "max_abs": 0.0, "max_rel": 0.0}},
+        "fidelity_passed": passed,
+        "batch_sizes": [1],
+        "cold_start": {"samples": [center * 1e4, center * 1.01e4, center * 0.99e4]},
+        "latency": {"1": {}},
+        "latency_groups": {"1": groups},
+    }
+
+
+def test_the_faster_artefact_wins_and_equal_ones_tie() -> None:
+    rows = verdicts([_cell("torch-aoti", 2e-5), _cell("jax-stablehlo", 1e-5)])
+    by = {r["what"]: r for r in rows}
+    latency = by["latency at batch 1"]
+    assert latency["verdict"].startswith("jax-stablehlo") and "faster" in latency["verdict"]
+    assert 1.8 < latency["ci_low"] <= latency["ratio_torch_over_jax"] <= latency["ci_high"] < 2.2
+    assert by["cold start"]["verdict"].startswith("jax-stablehlo")
+    tie = verdicts([_cell("torch-aoti", 1e-5), _cell("jax-stablehlo", 1e-5)])
+    assert "no significant difference" in {r["what"]: r for r in tie}["cold start"]["verdict"]
+
+
+def test_an_artefact_failing_fidelity_gets_no_verdict() -> None:
+    rows = verdicts([_cell("torch-aoti", 2e-5, passed=False), _cell("jax-stablehlo", 1e-5)])
+    assert [r["verdict"] for r in rows] == ["no verdict: torch-aoti fails fidelity"]
+
+
+def test_feature_table_flips_when_a_check_fails() -> None:
+    good = _cell("jax-stablehlo", 1e-5)
+    (before,) = feature_table([good])
+    assert (before["exported"], before["fidelity"], before["dynamic_batch"]) == ("yes", "pass", "yes")
+    bad = copy.deepcopy(good)
+    bad["fidelity"]["1"]["passed"] = False
+    bad["fidelity_passed"] = False
+    (after,) = feature_table([bad])
+    assert after["fidelity"] == "fail"
+    refused = {**good, "size_bytes": None, "status": "ok", "error": "RuntimeError: no"}
+    (row,) = feature_table([refused])
+    assert row["exported"] == "failed: RuntimeError: no"
+
+
+def test_markdown_shows_a_refused_export_with_its_error() -> None:
+    refused = {**_cell("torch-onnx", 1e-5), "size_bytes": None, "latency": {}, "cold_start": None}
+    refused["error"] = "UnsupportedOperator: aten::weird"
+    data = {
+        "settings": {"size": "tiny", "dtype": "float32", "device": "cpu", "threads": 2,
+                     "repeats": 1, "budget_s": 0.1},
+        "cells": [refused],
+        "comparisons": [],
+        "verdicts": [],
+        "features": feature_table([refused]),
+        "failures": [],
+    }  # fmt: skip
+    text = render_markdown(data)
+    assert "failed: UnsupportedOperator: aten::weird" in text
