@@ -20,6 +20,9 @@ def list_workloads(workload_file: WorkloadFiles = None) -> None:
 
     workloads = resolve(None, workload_file) + (resolve() if workload_file else [])
     print_workloads([(w, parameter_counts(w)) for w in workloads], console)
+    from twinbench.cli.converge import print_datasets
+
+    print_datasets(console)  # the converge suite's real datasets, their sizes and targets
 
 
 @app.command()

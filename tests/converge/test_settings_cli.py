@@ -1,0 +1,66 @@
+"""Bad input is one line and exit code 2 before anything runs; ``list`` shows the datasets."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from helpers import assert_one_line_error, run_main
+from twinbench.converge import ConvergeSettings, suite
+from twinbench.errors import TwinbenchError
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--seeds", "0"], ["--seeds 0", "≥ 1"]),
+        (["--max-steps", "0"], ["--max-steps 0", "> 0"]),
+        (["--eval-every", "-5"], ["--eval-every -5"]),
+        (["--workload", "cancer", "--target", "1.5"], ["--target 1.5", "accuracy", "(0, 1]"]),
+        (["--workload", "text", "--target", "0"], ["--target 0", "bits per character"]),
+        (["--target", "0.9"], ["exactly one --workload"]),
+        (["--workload", "mnist"], ["unknown workload 'mnist'", "cancer"]),
+        (["--mode", "jax-fast"], ["unknown mode 'jax-fast'", "jax-jit"]),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragments: list[str],
+) -> None:
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a worker started despite bad input")
+
+    monkeypatch.setattr(suite, "one_shot", never)
+    assert_one_line_error(run_main(monkeypatch, capsys, "converge", *args), *fragments)
+
+
+def test_missing_dataset_package_names_the_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name)
+    )
+    monkeypatch.setattr(suite, "one_shot", lambda *a, **k: pytest.fail("a worker started"))
+    result = run_main(monkeypatch, capsys, "converge", "--workload", "digits")
+    assert_one_line_error(result, "scikit-learn", "pip install")
+
+
+def test_target_at_the_edge_of_the_range_is_accepted() -> None:
+    ConvergeSettings(workloads=("cancer",), target=1.0).validate()
+    ConvergeSettings(workloads=("sunspots",), target=5.0).validate()  # worse than persistence
+    with pytest.raises(TwinbenchError, match="outside the range"):
+        ConvergeSettings(workloads=("sunspots",), target=-0.1).validate()
+
+
+def test_list_shows_each_dataset_with_size_and_target(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = run_main(monkeypatch, capsys, "list", columns=200)
+    assert result.returncode == 0, result.stderr
+    assert "455 train / 114 validation" in result.stdout  # cancer's split
+    assert "validation accuracy ≥ 0.96" in result.stdout
+    assert "bits per character ≤ 3" in result.stdout

@@ -1,0 +1,94 @@
+"""``cancer`` at a reduced size, end to end: both frameworks reach the target at every seed with
+the same steps to target and agreeing loss curves; a target that cannot be reached is recorded
+``not converged``; the run stores and renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twinbench.converge import ConvergeReport, ConvergeSettings, run_converge, worker
+from twinbench.converge.settings import CURVE_STEPS
+from twinbench.converge.suite import summarise
+from twinbench.converge.view import figures, render_markdown
+from twinbench.store import DB_NAME, ResultStore
+from twinbench.suite import record
+
+TARGET = 0.93  # reduced from the default 0.96: reached in 50-100 steps
+
+
+@pytest.fixture(scope="module")
+def report() -> ConvergeReport:
+    settings = ConvergeSettings(
+        workloads=("cancer",),
+        modes=("torch-eager", "jax-jit"),
+        seeds=2,
+        target=TARGET,
+        max_steps=300,
+        eval_every=10,
+        threads=1,
+    )
+    return run_converge(settings)
+
+
+def test_both_frameworks_reach_the_target_at_every_seed(report: ConvergeReport) -> None:
+    assert not report.failed, report.failures
+    assert len(report.runs) == 4
+    for run in report.runs:
+        assert run["status"] == "converged"
+        metrics = [e["metric"] for e in run["evaluations"]]
+        assert metrics[-1] >= TARGET and all(m < TARGET for m in metrics[:-1])  # the first one
+        assert run["steps_to_target"] == run["evaluations"][-1]["step"]
+        assert run["time_to_target_s"] >= run["evaluations"][-1]["time_s"]
+        assert len(run["curve"]) == CURVE_STEPS
+
+
+def test_steps_to_target_and_curves_match_between_frameworks(report: ConvergeReport) -> None:
+    by = {(r["mode"], r["seed"]): r for r in report.runs}
+    for seed in (0, 1):
+        torch_run, jax_run = by[("torch-eager", seed)], by[("jax-jit", seed)]
+        assert torch_run["steps_to_target"] == jax_run["steps_to_target"]
+        assert torch_run["curve"] == pytest.approx(jax_run["curve"], rel=1e-4)
+    (check,) = report.parity
+    assert check["mode"] == "jax-jit" and check["reference"] == "torch-eager"
+    assert check["passed"] and all(c["passed"] for c in check["curves"])
+
+
+def test_verdict_is_given_once_parity_holds(report: ConvergeReport) -> None:
+    (verdict,) = report.verdicts
+    assert verdict["winner"] in ("torch-eager", "jax-jit")
+    assert verdict["ratio"] is not None and verdict["ci_low"] <= verdict["ratio"]
+    for row in report.summaries:
+        assert row["converged"] == 2 and row["median_s"] is not None
+        parts = row["startup_s"] + row["steps_s"] + row["eval_s"]
+        runs = [r for r in report.runs if r["mode"] == row["mode"]]
+        assert min(r["time_s"] for r in runs) * 0.99 <= parts <= max(r["time_s"] for r in runs)
+
+
+def test_unreachable_target_is_recorded_not_converged() -> None:
+    request = {
+        "task": "cancer", "framework": "torch", "mode": "torch-eager", "seed": 0,
+        "target": 1.0, "max_steps": 20, "eval_every": 10,
+    }  # fmt: skip
+    run = worker.train(request)
+    assert run["status"] == "not converged"
+    assert run["time_to_target_s"] is None and run["steps_to_target"] is None
+    assert [e["step"] for e in run["evaluations"]] == [10, 20]
+    row = summarise("cancer", "torch-eager", [{**run, "steps_s": 0.0, "startup_s": 0.0,
+                                               "eval_s": 0.0}])  # fmt: skip
+    assert row["converged"] == 0 and row["median_s"] == float("inf")
+
+
+def test_stored_and_rendered(report: ConvergeReport, tmp_path: Path) -> None:
+    run_id = record(report, tmp_path, text="text")
+    with ResultStore(tmp_path / DB_NAME) as store:
+        stored = store.run(run_id)
+    assert stored.settings["kind"] == "converge" and stored.status == "finished"
+    assert stored.info["converge"]["verdicts"][0]["winner"] == report.verdicts[0]["winner"]
+    text = render_markdown(report.to_dict())
+    assert "## cancer" in text and "**Verdict:**" in text and "jax-jit" in text
+    (name, figure), *_ = figures(report.to_dict())
+    assert name == "converge-cancer"
+    lines = [line for ax in figure.axes for line in ax.get_lines()]
+    assert len(lines) >= 4  # a line per run on each panel (and the target)
