@@ -477,6 +477,13 @@ def _loads(text: str, fallback: Any) -> Any:
         return fallback
 
 
+# Metrics stored under an older name, read under the name that says what they are.
+LEGACY_METRIC_NAMES = {
+    "peak_memory_bytes": "process_peak_memory_bytes",
+    "peak_rss_bytes": "process_peak_rss_bytes",
+}
+
+
 def _cell_record(row: sqlite3.Row, samples: list[float]) -> CellRecord:
     """A stored cell; one whose metrics cannot be read is shown as an error naming its row."""
     metrics = _loads(row["metrics_json"], None)
@@ -484,6 +491,7 @@ def _cell_record(row: sqlite3.Row, samples: list[float]) -> CellRecord:
     if not isinstance(metrics, dict):
         metrics, status = {}, "error"
         error = f"stored metrics unreadable (cells row id {row['id']})"
+    metrics = {LEGACY_METRIC_NAMES.get(name, name): value for name, value in metrics.items()}
     return CellRecord(
         **{key: row[key] for key in KEY_COLUMNS},
         status=status,

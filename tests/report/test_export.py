@@ -31,7 +31,7 @@ def _results(tmp_path: Path, cells: list[CellRecord]) -> Path:
 
 
 CELLS = [
-    _ok_cell("torch-eager", [0.003, 0.001, 0.002], peak_memory_bytes=2**20),
+    _ok_cell("torch-eager", [0.003, 0.001, 0.002], process_peak_memory_bytes=2**20),
     _ok_cell("jax-jit", [0.0005, 0.0007, 0.0006, 0.0004], flops={"xla": 10.0}),
     _failed_cell("jax-eager"),
 ]
@@ -57,7 +57,7 @@ def test_csv_has_one_row_per_cell_with_every_metric(tmp_path):
     ]
     rows = {row["mode"]: row for row in frame.to_dict("records")}
     assert rows["torch-eager"]["median_s"] == pytest.approx(0.002)
-    assert rows["torch-eager"]["peak_memory_bytes"] == 2**20
+    assert rows["torch-eager"]["process_peak_memory_bytes"] == 2**20
     assert rows["jax-jit"]["n_samples"] == 4
     assert rows["jax-jit"]["flops.xla"] == 10.0  # nested metrics flattened as outer.inner
     assert rows["jax-eager"]["status"] == "error"

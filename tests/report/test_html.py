@@ -29,7 +29,7 @@ def _ok(workload: str, mode: str, median: float, size: str = "tiny", bs: int = 8
         "compile_s": 0.3 if mode == "jax-jit" else None,
         "batch_size": bs,
         "samples_per_s": bs / median,
-        "peak_memory_bytes": 300 * 2**20,
+        "process_peak_memory_bytes": 300 * 2**20,
         "achieved_flops_per_s": 1e9,
         "flops_per_step": 1e9 * median,
     }

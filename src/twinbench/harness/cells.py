@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
+from twinbench.harness.memory import analytic_floor_bytes, cell_memory_metrics, optimizer_slots
 from twinbench.harness.process import CellFailed, WorkerProcess
 from twinbench.harness.stats import is_converged, summarize, summarize_groups
 from twinbench.spec import analytic_flops
@@ -191,6 +192,7 @@ def cell_metrics(processes: list[CellProcess], settings: RunSettings, cell: Cell
     first_cold, first_warm = _cold_and_warm(first_steps)
     peaks = [p.final.get("peak_device_bytes") or p.final.get("peak_rss_bytes") for p in processes]
     rss = [p.final["peak_rss_bytes"] for p in processes if p.final.get("peak_rss_bytes")]
+    floor = _floor_bytes(cell, settings, ready.get("params"))
     finish_errors = [p.final["finish_error"] for p in processes if "finish_error" in p.final]
     flops = ready.get("flops_per_step")
     return {
@@ -226,13 +228,24 @@ def cell_metrics(processes: list[CellProcess], settings: RunSettings, cell: Cell
         "flops_per_step": flops,
         "achieved_flops_per_s": flops / summary.median if flops else None,
         "analytic_flops_per_step": _analytic_flops(cell),
-        "peak_memory_bytes": max((b for b in peaks if b), default=None),
-        "peak_rss_bytes": max(rss, default=None),
+        # the whole process's peaks, runtime included (attributable_* below leave it out)
+        "process_peak_memory_bytes": max((b for b in peaks if b), default=None),
+        "process_peak_rss_bytes": max(rss, default=None),
+        **cell_memory_metrics([p.final for p in processes], floor),
         "params": ready.get("params"),
         "twin_loc": ready.get("twin_loc"),
         "threads": settings.threads,
         "finish_error": finish_errors[0] if finish_errors else None,
     }
+
+
+def _floor_bytes(cell: Cell, settings: RunSettings, params: int | None) -> int | None:
+    """Parameters, gradients and optimizer state of the cell's step, in bytes."""
+    if params is None:
+        return None
+    workload = cell.point.workload
+    slots = optimizer_slots(workload.optimizers[workload.train_optimizer])
+    return analytic_floor_bytes(params, dtype=settings.dtype, phase=cell.phase, slots=slots)
 
 
 def _analytic_flops(cell: Cell) -> float | None:

@@ -21,7 +21,7 @@ from time import perf_counter
 from typing import IO, Any
 
 from twinbench.backends.protocols import Bench
-from twinbench.harness import timing
+from twinbench.harness import memory, timing
 from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
 from twinbench.harness.process import Send, serve
 from twinbench.harness.twin_source import count_code_lines
@@ -57,18 +57,22 @@ def _bench(request: dict[str, Any]) -> Bench:
         "allow_tf32": request["allow_tf32"],
     }
     if FRAMEWORK_OF[request["mode"]] == "torch":
-        import torch
-
-        threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
-        if threads:
-            torch.set_num_threads(threads)
-            torch.set_num_interop_threads(threads)
         from twinbench.backends.torch_timed import TorchBench
 
         return TorchBench(workload, size, compile_mode=request["compile_mode"], **common)
     from twinbench.backends.jax_timed import JaxBench
 
     return JaxBench(workload, size, **common)
+
+
+def _set_torch_threads() -> None:
+    """torch's thread pools at the cell's size, before any parallel work starts them."""
+    import torch
+
+    threads = int(os.environ.get("TWINBENCH_THREADS", "0"))
+    if threads:
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
 
 
 def _workload_facts(request: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +105,11 @@ def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
     """Set the cell up, report first-step costs, then time steps on the parent's command."""
     cache_entries = _compile_cache_entries()  # before anything compiles
     setup_start = perf_counter()
+    framework = FRAMEWORK_OF[request["mode"]]
+    if framework == "torch":
+        _set_torch_threads()
+    facts = _workload_facts(request)  # imports the harness and the twins: before the baseline
+    baseline = memory.start_runtime(framework, request["device"])
     bench = _bench(request)
     setup_s = perf_counter() - setup_start
     start = perf_counter()
@@ -120,7 +129,7 @@ def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
                 "block_size": block,
                 "flops_per_step": flops,
                 "compile_cache_entries": cache_entries,
-                **_workload_facts(request),
+                **facts,
             }
         }
     )
@@ -129,15 +138,27 @@ def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
         if command["cmd"] == "measure":
             send({"samples": timing.time_blocks(bench.step, bench.sync, block, command["seconds"])})
         elif command["cmd"] == "finish":
-            send(
-                {
-                    "final": {
-                        "peak_rss_bytes": _peak_rss_bytes(),
-                        "peak_device_bytes": bench.peak_device_memory(),
-                    }
-                }
-            )
+            final = {
+                "peak_rss_bytes": _peak_rss_bytes(),
+                "peak_device_bytes": bench.peak_device_memory(),
+            }
+            send({"final": final | _memory_figures(bench, baseline, request)})
             return
+
+
+def _memory_figures(
+    bench: Bench, baseline: memory.Baseline, request: dict[str, Any]
+) -> dict[str, Any]:
+    """The memory step, then each framework's own account, all after the timed steps."""
+    framework, device = FRAMEWORK_OF[request["mode"]], request["device"]
+    figures = memory.memory_step(bench, baseline, framework=framework, device=device)
+    compiled = getattr(bench, "_compiled", None)  # JaxBench's AOT-compiled step under jax-jit
+    if compiled is not None:
+        figures |= memory.xla_memory_analysis(compiled)
+    if framework == "torch" and device == "cpu":
+        eager_train = request["mode"] == "torch-eager" and request["phase"] == "train"
+        figures |= memory.torch_profiled_step(bench, saved_activations=eager_train)
+    return figures
 
 
 def run_parity(request: dict[str, Any]) -> dict[str, Any]:

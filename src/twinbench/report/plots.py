@@ -172,10 +172,13 @@ def workload_figure(cells: Sequence[CellRecord], peak_flops: float | None) -> Fi
         total_ax.set_ylabel("total time (s)")
         total_ax.legend(loc="upper left", fontsize=7)
 
-        mem = [(c.metrics.get("peak_memory_bytes") or 0) / 2**20 for c in cells]
+        # older runs have only the whole process's peak, runtime included
+        attributable = any(c.metrics.get("attributable_peak_bytes") is not None for c in cells)
+        key = "attributable_peak_bytes" if attributable else "process_peak_memory_bytes"
+        mem = [(c.metrics.get(key) or 0) / 2**20 for c in cells]
         _bars(mem_ax, labels, mem, colors)
-        mem_ax.set_title("Peak memory")
-        mem_ax.set_ylabel("peak memory (MiB)")
+        mem_ax.set_title("Memory of one step" if attributable else "Process peak memory")
+        mem_ax.set_ylabel("above the runtime (MiB)" if attributable else "peak memory (MiB)")
 
         shares = [
             100 * c.metrics["achieved_flops_per_s"] / peak_flops
@@ -272,9 +275,9 @@ def sweep_figure(series: Sequence[SweepSeries]) -> Figure:
                 label=f"{s.mode}{exponent}",
             )
             tp_ax.plot(bs, s.samples_per_s, color=c, marker="o", ms=4, label=s.mode)
-            mem = [(m or math.nan) / 2**20 for m in s.peak_memory_bytes]
+            mem = [(m or math.nan) / 2**20 for m in s.process_peak_memory_bytes]
             mem_ax.plot(bs, mem, color=c, marker="o", ms=4, label=s.mode)
-        measured_memory = any(m for s in series for m in s.peak_memory_bytes)
+        measured_memory = any(m for s in series for m in s.process_peak_memory_bytes)
         for ax, title, ylabel in (
             (time_ax, "Step time", "median step time (ms)"),
             (tp_ax, "Throughput", "samples / s"),

@@ -34,7 +34,8 @@ CELL_COLUMNS = (
     "vs torch-eager",
     "first step s",
     "compile s",
-    "peak MB",
+    "model MB",
+    "process MB",
     "% peak",
     "notes",
 )
@@ -44,7 +45,10 @@ NOTE_LEGEND = (
     "the first process (empty compile caches) / the median of the later ones (warm caches); "
     "noisy: IQR over 10% of the median; wide CI: the 95% CI of the median is wider "
     "than ±2% when the cell's budget ran out; % peak: achieved FLOP/s over the best "
-    "matmul FLOP/s measured at the start of the run"
+    "matmul FLOP/s measured at the start of the run; model MB: the cell's attributable peak "
+    "(resident or device memory of one step above the runtime's own, median over processes) "
+    "with its floor, parameters + gradients + optimizer state; process MB: the whole "
+    "process's peak, runtime included"
 )
 ONE_PROCESS_NOTE = (
     "each cell was measured in one worker process: its CIs cover the noise inside that "
@@ -110,8 +114,10 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
         row["processes ms"] = f"{min(process_medians) * 1e3:.4g}–{max(process_medians) * 1e3:.4g}"
     row["first step s"] = _cold_warm(m["time_to_first_step_s"], m.get("time_to_first_step_warm_s"))
     row["compile s"] = _cold_warm(m.get("compile_s"), m.get("compile_warm_s"))
-    if m.get("peak_memory_bytes"):
-        row["peak MB"] = f"{m['peak_memory_bytes'] / 2**20:.0f}"
+    if m.get("attributable_peak_bytes") is not None:
+        row["model MB"] = _model_memory(m)
+    if m.get("process_peak_memory_bytes"):
+        row["process MB"] = f"{m['process_peak_memory_bytes'] / 2**20:.0f}"
     if peak and m.get("achieved_flops_per_s"):
         row["% peak"] = f"{100 * m['achieved_flops_per_s'] / peak:.2g}"
     flags = []
@@ -121,6 +127,17 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
         flags.append("wide CI")
     row["notes"] = ", ".join(flags)
     return row
+
+
+def _model_memory(m: dict[str, Any]) -> str:
+    """Attributable peak in MB, the processes' range when they differ, and the floor."""
+    text = f"{m['attributable_peak_bytes'] / 2**20:.3g}"
+    by_process = m.get("attributable_peak_bytes_by_process") or []
+    if len(set(by_process)) > 1:
+        text += f" ({min(by_process) / 2**20:.3g}–{max(by_process) / 2**20:.3g})"
+    if m.get("analytic_floor_bytes") is not None:
+        text += f", floor {m['analytic_floor_bytes'] / 2**20:.3g}"
+    return text
 
 
 def _cold_warm(cold: float | None, warm: float | None) -> str:
@@ -279,7 +296,8 @@ class SweepSeries:
     ci_low_s: tuple[float, ...]
     ci_high_s: tuple[float, ...]
     samples_per_s: tuple[float, ...]
-    peak_memory_bytes: tuple[float | None, ...]
+    process_peak_memory_bytes: tuple[float | None, ...]
+    attributable_peak_bytes: tuple[float | None, ...] = ()
 
     @property
     def framework(self) -> str:
@@ -383,7 +401,8 @@ def sweep_series(cells: list[CellRecord]) -> list[SweepSeries]:
                     float(m.get("samples_per_s") or bs / m["median_s"])
                     for (bs, _), m in zip(found, ms, strict=True)
                 ),
-                tuple(m.get("peak_memory_bytes") for m in ms),
+                tuple(m.get("process_peak_memory_bytes") for m in ms),
+                tuple(m.get("attributable_peak_bytes") for m in ms),
             )
         )
     return series
