@@ -1,0 +1,114 @@
+"""Bad input is refused in one line before anything runs; the schedule is seeded and bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import assert_one_line_error, run_main
+from twinbench.dynamic.schedule import (
+    bucket_of,
+    draw_lengths,
+    padded_lengths,
+    padding_share,
+    sequence_batches,
+)
+from twinbench.dynamic.settings import DynamicSettings
+from twinbench.errors import TwinbenchError
+from twinbench.registry import builtin
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"steps": 0}, ["--steps 0", "integer > 0"]),
+        ({"bucket": 0}, ["--bucket 0", "integer > 0"]),
+        ({"bucket": -4}, ["--bucket -4"]),
+        ({"repeats": 0}, ["--repeats 0"]),
+        ({"workload": "mlp"}, ["'mlp' has no sequence dimension", "gpt, lstm, gru"]),
+        ({"workload": "nope"}, ["unknown workload 'nope'"]),
+        ({"scenario": "shapes"}, ["unknown scenario 'shapes'", "seq-len"]),
+        ({"size": "huge"}, ["unknown size 'huge'", "tiny"]),
+        ({"lengths": "10,65"}, ["length 65", "1 to 64", "position table"]),
+        ({"lengths": "10,0"}, ["length 0"]),
+        ({"lengths": "zipf"}, ["--lengths 'zipf'", "lognormal, uniform"]),
+        ({"strategies": ("jax-pjit",)}, ["unknown strategy 'jax-pjit'", "jax-jit-bucketed"]),
+        ({"torch_backend": "tvm"}, ["unknown torch backend 'tvm'", "inductor"]),
+        (
+            {"workload": "lstm", "strategies": ("jax-jit-pad-max",)},
+            ["'jax-jit-pad-max' pads", "lstm", "padding runs on: gpt"],
+        ),
+    ],
+)
+def test_bad_settings_are_one_line(changes: dict[str, object], fragments: list[str]) -> None:
+    with pytest.raises(TwinbenchError) as caught:
+        DynamicSettings(**changes).validate()  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_the_defaults_are_valid_and_skip_padding_where_it_would_change_the_result() -> None:
+    DynamicSettings().validate()
+    lstm = DynamicSettings(workload="lstm")
+    lstm.validate()
+    assert "jax-jit-bucketed" in DynamicSettings().chosen_strategies
+    assert not any("bucketed" in s or "pad" in s for s in lstm.chosen_strategies)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--steps", "0"], "--steps 0"),
+        (["--bucket", "0"], "--bucket 0"),
+        (["--workload", "mlp"], "'mlp'"),
+        (["--lengths", "3,999"], "length 999"),
+    ],
+)
+def test_cli_refuses_bad_input_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+    tmp_path: Path,
+) -> None:
+    result = run_main(monkeypatch, capsys, "dynamic", *args, "--out", tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "results.sqlite").exists()  # nothing ran, nothing stored
+
+
+def test_lengths_are_seeded_and_stay_in_the_table() -> None:
+    first = draw_lengths("lognormal", 500, 64, seed=3)
+    assert first == draw_lengths("lognormal", 500, 64, seed=3)
+    assert first != draw_lengths("lognormal", 500, 64, seed=4)
+    assert min(first) >= 2 and max(first) <= 64
+    assert 12 <= float(np.median(first)) <= 20  # a quarter of the table, the log-normal's median
+    assert draw_lengths("7,30", 5, 64, seed=0) == [7, 30, 7, 30, 7]
+
+
+@pytest.mark.parametrize(
+    ("length", "bucket", "padded"),
+    [(1, None, 1), (5, None, 8), (8, None, 8), (9, None, 16), (60, None, 64), (5, 16, 16),
+     (17, 16, 32), (63, 48, 64)],
+)  # fmt: skip
+def test_buckets(length: int, bucket: int | None, padded: int) -> None:
+    assert bucket_of(length, bucket, longest=64) == padded
+
+
+def test_padded_batches_keep_the_real_positions_and_mask_the_rest() -> None:
+    gpt = builtin("gpt")
+    size = gpt.size("tiny")
+    lengths = [5, 12]
+    padded = padded_lengths(lengths, "bucket", None, 64)
+    assert padded == [8, 16]
+    assert padding_share(lengths, padded) == pytest.approx(1 - 17 / 24)
+    plain = list(sequence_batches(gpt.batches(size, 0), lengths, lengths))
+    padded_batches = list(sequence_batches(gpt.batches(size, 0), lengths, padded))
+    for n, p, a, b in zip(lengths, padded, plain, padded_batches, strict=True):
+        assert b["tokens"].shape == (size.batch_size, p)
+        np.testing.assert_array_equal(b["tokens"][:, :n], a["tokens"])
+        np.testing.assert_array_equal(b["targets"][:, :n], a["targets"])
+        assert b["mask"][:, :n].all() and not b["mask"][:, n:].any()
