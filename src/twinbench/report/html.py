@@ -21,6 +21,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from twinbench.report import plots
+from twinbench.report.memory import is_memory
 from twinbench.report.recommend import Recommendation, recommend
 from twinbench.report.summary import (
     CELL_COLUMNS,
@@ -322,6 +323,7 @@ def context(summary: RunSummary) -> dict[str, Any]:
         "settings": settings_rows(summary),
         "verdicts": verdict_rows(summary.verdicts),
         "all_verdicts": summary.verdicts,
+        "memory_verdicts": [v for v in summary.verdicts if is_memory(v)],
         "recommendations": recommendations,
         "sections": sections(summary),
         "sources": sources(summary),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from twinbench.modes import COMPILED_MODES
+from twinbench.report.memory import PREFIX as MEMORY_PREFIX
 from twinbench.report.summary import (
     RunSummary,
     SweepSeries,
@@ -31,6 +32,7 @@ KINDS = (
     "short-runs",  # a mode that starts sooner wins runs shorter than the break-even
     "indistinguishable",  # the frameworks' best modes are within noise of each other
     "noisy",  # cells too noisy to judge
+    "memory",  # which framework's model needs less memory, when the difference is significant
     "sweep",  # batch-size sweeps: where throughput peaks, how step time grows
     "run",  # about the run as a whole (interrupted, nothing measured)
 )
@@ -171,6 +173,22 @@ def _group_advice(
     return out
 
 
+def _memory_advice(summary: RunSummary) -> list[Recommendation]:
+    """From each group's best-vs-best memory verdict: the leaner framework when it is
+    significantly leaner, or that memory should not decide when it is not."""
+    out = []
+    for v in summary.verdicts:
+        if v.comparison != MEMORY_PREFIX + "best vs best" or v.ratio is None or "bs=" in v.size:
+            continue  # a sweep point's memory is read off the sweep's fit
+        subject = f"{v.workload}/{v.size} {v.phase}"
+        if v.ratio.significant:
+            text = f"when memory is what limits the batch or the model: {v.text}."
+        else:
+            text = f"memory does not separate the frameworks here: {v.text}."
+        out.append(Recommendation("memory", subject, text))
+    return out
+
+
 def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
     out = []
     series = sweep_series(summary.cells)
@@ -220,6 +238,7 @@ def recommend(summary: RunSummary) -> list[Recommendation]:
                     out.append(replace(r, subject=f"{key[0]}/{base_size(key[1])} sweep"))
             advice = [r for r in advice if r.kind == "failed"]
         out += advice
+    out += _memory_advice(summary)
     out += _sweep_advice(summary)
     run = summary.run
     if run.status != "finished":

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
+from twinbench.report.memory import memory_verdicts_for_run
 from twinbench.report.text import fmt_seconds
 from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
@@ -198,7 +199,8 @@ def summarize_run(
     busy = busy_machine_note(run)
     if busy:
         notes.append(busy)
-    return RunSummary(run, cells, parity, verdicts_for_run(cells, parity), rows, notes)
+    verdicts = verdicts_for_run(cells, parity) + memory_verdicts_for_run(cells, parity)
+    return RunSummary(run, cells, parity, verdicts, rows, notes)
 
 
 def busy_machine_note(run: RunRecord) -> str | None:

@@ -156,20 +156,28 @@ def flops_disagreement(cells: list[CellRecord]) -> float | None:
 
 def verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]]) -> list[Verdict]:
     """Every verdict of a run, grouped by workload, size and phase in the order measured."""
-    parity_by_key = {(p["workload"], p["size"]): p for p in parity}
-    groups: dict[tuple[str, str, str, str], list[CellRecord]] = {}
-    for cell in cells:
-        groups.setdefault((cell.workload, cell.size, cell.phase, cell.dtype), []).append(cell)
     verdicts = []
-    for (workload, size, _phase, _dtype), group in groups.items():
-        # a sweep point ("small bs=64") was checked at its base size ("small")
-        record = parity_by_key.get((workload, size)) or parity_by_key.get(
-            (workload, size.split(" ")[0])
-        )
+    for (workload, size, _phase, _dtype), group in cell_groups(cells).items():
+        record = parity_of(parity, workload, size)
         passed = None if record is None else bool(record["passed"])
         reason = _parity_reason(record["summary"]) if record and not passed else ""
         verdicts += group_verdicts(group, parity_passed=passed, parity_reason=reason)
     return verdicts
+
+
+def cell_groups(cells: list[CellRecord]) -> dict[tuple[str, str, str, str], list[CellRecord]]:
+    """Cells by (workload, size, phase, dtype), in the order measured."""
+    groups: dict[tuple[str, str, str, str], list[CellRecord]] = {}
+    for cell in cells:
+        groups.setdefault((cell.workload, cell.size, cell.phase, cell.dtype), []).append(cell)
+    return groups
+
+
+def parity_of(parity: list[dict[str, Any]], workload: str, size: str) -> dict[str, Any] | None:
+    """The parity record of a workload at a size; a sweep point ("small bs=64") was checked at
+    its base size ("small")."""
+    by_key = {(p["workload"], p["size"]): p for p in parity}
+    return by_key.get((workload, size)) or by_key.get((workload, size.split(" ")[0]))
 
 
 def _parity_reason(summary: dict[str, Any]) -> str:

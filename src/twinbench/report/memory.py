@@ -1,0 +1,97 @@
+"""Memory verdicts: which framework's model needs less memory, by what ratio, how sure we are.
+
+The figure compared is each cell's attributable peak (memory of one step above what the runtime
+holds on its own). A ratio is PyTorch bytes / JAX bytes: above 1 JAX uses less. Its 95 % CI
+comes from bootstrapping the cells' per-process figures, so it is as wide as the processes
+disagree; when it holds 1 the verdict is "no significant difference". Cells stored before the
+attributable peak existed have no verdict. Imports no framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twinbench.harness.stats import Ratio, ratio_of_medians
+from twinbench.report.verdict import COMPARISONS, Verdict, cell_groups, parity_of
+from twinbench.store import CellRecord
+
+PREFIX = "memory, "  # a memory verdict's comparison: "memory, best vs best"
+
+
+def is_memory(verdict: Verdict) -> bool:
+    return verdict.comparison.startswith(PREFIX)
+
+
+def attributable_by_process(cell: CellRecord) -> list[float]:
+    """The cell's attributable peak in each of its processes (empty for older cells)."""
+    values = cell.metrics.get("attributable_peak_bytes_by_process")
+    if values:
+        return [float(v) for v in values]
+    single = cell.metrics.get("attributable_peak_bytes")
+    return [] if single is None else [float(single)]
+
+
+def _mb(value: float) -> str:
+    return f"{value / 2**20:.3g} MB"
+
+
+def _describe(torch_cell: CellRecord, jax_cell: CellRecord, ratio: Ratio, n: int) -> str:
+    t, j = torch_cell.mode, jax_cell.mode
+    figures = (
+        f"{_mb(float(torch_cell.metrics['attributable_peak_bytes']))} vs "
+        f"{_mb(float(jax_cell.metrics['attributable_peak_bytes']))}"
+    )
+    spread = (
+        f"95% CI over processes {ratio.ci_low:.2f}–{ratio.ci_high:.2f}"
+        if n > 1
+        else "one process each, no spread"
+    )
+    if not ratio.significant:
+        return f"no significant difference ({t} / {j} = {ratio.ratio:.2f}, {figures}, {spread})"
+    if ratio.ratio > 1:
+        factor, low, high = ratio.ratio, ratio.ci_low, ratio.ci_high
+        lean, heavy = j, t
+    else:
+        factor, low, high = 1 / ratio.ratio, 1 / ratio.ci_high, 1 / ratio.ci_low
+        lean, heavy = t, j
+    claim = f"{lean} needs {factor:.2f}× less memory than {heavy} ({figures}"
+    return claim + (f", 95% CI {low:.2f}–{high:.2f}×)" if n > 1 else f", {spread})")
+
+
+def memory_verdicts(cells: list[CellRecord], *, parity_passed: bool | None) -> list[Verdict]:
+    """Memory verdicts for the cells of one (workload, size, phase): best mode against best
+    mode (the least memory on each side) and like against like."""
+    first = cells[0]
+    key = (first.workload, first.size, first.phase)
+    measured = {c.mode: c for c in cells if c.status == "ok" and attributable_by_process(c)}
+    if parity_passed is False or not measured:
+        return []  # the speed verdict already says why parity failed
+    verdicts = []
+    for label, torch_modes, jax_modes in COMPARISONS:
+        torch_cells = [measured[m] for m in torch_modes if m in measured]
+        jax_cells = [measured[m] for m in jax_modes if m in measured]
+        if not torch_cells or not jax_cells:
+            continue
+        leanest_torch = min(torch_cells, key=lambda c: c.metrics["attributable_peak_bytes"])
+        leanest_jax = min(jax_cells, key=lambda c: c.metrics["attributable_peak_bytes"])
+        t_values = attributable_by_process(leanest_torch)
+        j_values = attributable_by_process(leanest_jax)
+        if min(t_values) <= 0 or min(j_values) <= 0:
+            continue  # a ratio against nothing measured says nothing
+        ratio = ratio_of_medians(t_values, j_values)
+        n = min(len(t_values), len(j_values))
+        text = _describe(leanest_torch, leanest_jax, ratio, n)
+        verdict = Verdict(*key, PREFIX + label, leanest_torch.mode, leanest_jax.mode, ratio, text)
+        verdicts.append(verdict)
+    return verdicts
+
+
+def memory_verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]]) -> list[Verdict]:
+    """Every memory verdict of a run, grouped by workload, size and phase in the order measured;
+    none for a group whose twins failed parity (its speed verdict says so)."""
+    verdicts = []
+    for (workload, size, _phase, _dtype), group in cell_groups(cells).items():
+        record = parity_of(parity, workload, size)
+        passed = None if record is None else bool(record["passed"])
+        verdicts += memory_verdicts(group, parity_passed=passed)
+    return verdicts
