@@ -85,3 +85,24 @@ def test_the_report_and_its_recommendations_carry_the_memory_verdict():
     assert len(advice) == 1 and "jax-jit needs" in advice[0].text
     rows = {r["mode"]: r for r in summary.rows}
     assert rows["jax-jit"]["model MB"].startswith("51 (50–51)")  # median, then the processes
+
+
+def test_exports_and_load_results_name_every_memory_field(tmp_path):
+    import twinbench
+    from helpers import add_run
+    from twinbench.report import export
+
+    legacy = synthetic_cell("torch-eager", [1e-3] * 3, metrics={"peak_memory_bytes": 7 * MB})
+    new = cell("jax-jit", 50, 51)
+    add_run(tmp_path, [legacy, new])
+    frame = twinbench.load_results(tmp_path)
+    assert not [c for c in frame.columns if c.startswith("peak_")]  # no bare peak figure
+    by_mode = frame.set_index("mode")
+    assert by_mode.loc["torch-eager", "process_peak_memory_bytes"] == 7 * MB  # an older row
+    assert by_mode.loc["jax-jit", "attributable_peak_bytes"] == 51 * MB
+    run = RunRecord(1, "2026-01-01", "2026-01-01", "finished", {}, {}, {})
+    data = export.export_dict(summarize_run(run, [new, cell("torch-eager", 100, 101)], []))
+    assert "attributable_peak_bytes" in data["memory_fields"]
+    quantities = {v["comparison"]: v["quantity"] for v in data["verdicts"]}
+    assert quantities["memory, best vs best"] == "attributable peak memory"
+    assert quantities["best vs best"] == "time"

@@ -301,3 +301,26 @@ def cell_memory_metrics(finals: list[dict[str, Any]], floor_bytes: int | None) -
     if peak is not None and floor_bytes is not None:
         metrics["activation_bytes"] = peak - floor_bytes
     return metrics
+
+
+# What each stored memory figure is, for readers of exports and of load_results().
+MEMORY_FIELDS = {
+    "attributable_peak_bytes": "peak of one step above the runtime's own memory: the device "
+    "allocator's peak on a GPU, else attributable_rss_peak_bytes (median over processes)",
+    "attributable_rss_peak_bytes": "resident high-water mark of one step minus the resident "
+    "memory once the runtime had started, code and libraries paged in since left out",
+    "attributable_method": "how attributable_peak_bytes was measured on this machine",
+    "runtime_baseline_rss_bytes": "resident memory after imports and runtime start-up",
+    "analytic_floor_bytes": "parameters + gradients + optimizer state (training) or parameters "
+    "(inference), from the canonical shapes",
+    "activation_bytes": "attributable_peak_bytes minus analytic_floor_bytes",
+    "xla_peak_estimate_bytes": "XLA's buffer assignment of the compiled step: arguments + "
+    "outputs + temporaries - aliased (jax-jit)",
+    "torch_profiled_step_peak_bytes": "peak of CPU tensor memory allocated during one step above "
+    "what was live before it, from torch.profiler's memory records",
+    "torch_saved_activation_bytes": "bytes autograd saved for the backward pass of one eager "
+    "training step, parameters and inputs left out",
+    "process_peak_memory_bytes": "the whole process's peak (device peak where the device keeps "
+    "one, else the resident high-water mark), runtime included",
+    "process_peak_rss_bytes": "the whole process's resident high-water mark, runtime included",
+}

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from twinbench.harness.memory import MEMORY_FIELDS
+from twinbench.report.memory import is_memory
 from twinbench.report.summary import RunSummary
 from twinbench.store import KEY_COLUMNS, CellRecord, json_default, json_ready
 
@@ -90,6 +92,7 @@ def export_dict(data: Exportable) -> dict[str, Any]:
                 "size": v.size,
                 "phase": v.phase,
                 "comparison": v.comparison,
+                "quantity": "attributable peak memory" if is_memory(v) else "time",
                 "torch_mode": v.torch_mode,
                 "jax_mode": v.jax_mode,
                 "ratio_torch_over_jax": None if v.ratio is None else v.ratio.ratio,
@@ -101,6 +104,7 @@ def export_dict(data: Exportable) -> dict[str, Any]:
             for v in data.verdicts
         ]
         exported["notes"] = data.notes
+    exported["memory_fields"] = MEMORY_FIELDS  # what each cell's memory figure is
     return exported
 
 
