@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from twinbench.deploy import DeploySettings, DeployResult, run_deploy, suite
-from twinbench.deploy.fidelity import read_outputs
-from twinbench.deploy.inputs import ArtefactInfo, read_inputs
+from twinbench.deploy import DeployResult, DeploySettings, run_deploy, suite
+from twinbench.deploy.inputs import ArtefactInfo, read_by_batch, read_inputs
 from twinbench.deploy.worker import artefact_file, outputs_file
+from twinbench.parity import tolerances_for
+from twinbench.registry import builtin
 from twinbench.store import DB_NAME, ResultStore
-from twinbench.suite import record, view_for
+from twinbench.suite import no_progress, record, view_for
 
 PATHS = ("jax-stablehlo", "torch-onnx")
 
@@ -67,7 +68,7 @@ def test_cold_start_is_measured_in_a_process_that_did_not_export(
 def test_dynamic_batch_check_calls_two_batch_sizes(run: tuple[DeployResult, Path]) -> None:
     for cell in run[0].cells:
         folder = Path(cell["folder"])
-        outputs = read_outputs(outputs_file(folder, cell["path"]))
+        outputs = read_by_batch(outputs_file(folder, cell["path"]))
         assert len(outputs) >= 2
         for b, out in outputs.items():
             assert out.shape[0] == b
@@ -78,8 +79,8 @@ def test_dynamic_batch_check_calls_two_batch_sizes(run: tuple[DeployResult, Path
 
 def test_gpt_artefacts_of_both_frameworks_agree(run: tuple[DeployResult, Path]) -> None:
     folder = Path(_cell(run[0], "gpt", "torch-onnx")["folder"])
-    torch_out = read_outputs(outputs_file(folder, "torch-onnx"))
-    jax_out = read_outputs(outputs_file(folder, "jax-stablehlo"))
+    torch_out = read_by_batch(outputs_file(folder, "torch-onnx"))
+    jax_out = read_by_batch(outputs_file(folder, "jax-stablehlo"))
     for b in torch_out:
         np.testing.assert_allclose(torch_out[b], jax_out[b], atol=1e-4, rtol=1e-4)
 
@@ -96,29 +97,34 @@ def _copy(cell: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 
 def _serve_and_judge(cell: dict[str, Any], out: Path) -> None:
     settings = DeploySettings(size="tiny", repeats=1, budget_s=0.01, threads=1, out=out)
-    suite._serve(settings, [cell], Path(cell["folder"]), suite.no_progress)
-    tol = suite.tolerances_for(suite.builtin("mlp"), suite.builtin("mlp").size("tiny"), "float32")
+    suite._serve(settings, [cell], Path(cell["folder"]), no_progress)
+    tol = tolerances_for(builtin("mlp"), builtin("mlp").size("tiny"), "float32")
     suite._judge(cell, Path(cell["folder"]), tol.outputs, cell["batch_sizes"])
 
 
 def test_weights_changed_after_export_fail_fidelity(
     run: tuple[DeployResult, Path], tmp_path: Path
 ) -> None:
-    from twinbench.backends import initial_weights, make_runner
+    from twinbench.backends import initial_weights
     from twinbench.deploy import jax_paths
 
     cell = _copy(_cell(run[0], "mlp", "jax-stablehlo"), tmp_path)
-    workload = suite.builtin("mlp")
+    workload = builtin("mlp")
     size = workload.size("tiny")
-    runner = make_runner("jax", workload, size)
     weights = initial_weights(workload, size, 0, "jax")
-    runner.load({name: w * 1.01 for name, w in weights.items()})  # the planted corruption
+    planted = {name: w * 1.01 for name, w in weights.items()}  # the weights change after export
+    runner = jax_paths.eval_runner(workload, size, planted)
     folder = Path(cell["folder"])
     file = artefact_file(folder, "jax-stablehlo")
     info = ArtefactInfo.read(file)
     largest = read_inputs(folder)[max(cell["batch_sizes"])]
     jax_paths.export_native(
-        workload.twin("jax"), runner.model, info.keys, largest, file, dynamic=True  # type: ignore[attr-defined]
+        workload.twin("jax"),
+        runner.model,
+        info.keys,
+        largest,
+        file,
+        dynamic=True,
     )
     _serve_and_judge(cell, tmp_path)
     assert cell["status"] == "ok"
@@ -136,7 +142,9 @@ def test_a_segfaulting_runtime_is_recorded_crashed(
     planted = tmp_path / "planted"
     (planted / "onnxruntime").mkdir(parents=True)
     (planted / "onnxruntime" / "__init__.py").write_text(CRASHING_RUNTIME)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(planted), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(planted), os.environ.get("PYTHONPATH", "")])
+    )
     cell = _copy(_cell(run[0], "mlp", "torch-onnx"), tmp_path)
     _serve_and_judge(cell, tmp_path)
     assert cell["status"] == "crashed"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, run_main
 
+from helpers import assert_one_line_error, run_main
 from twinbench.deploy.settings import GROUPS, PATHS, DeploySettings, paths_named
 from twinbench.errors import TwinbenchError
 from twinbench.store import DB_NAME

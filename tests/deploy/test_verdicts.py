@@ -51,7 +51,11 @@ def test_an_artefact_failing_fidelity_gets_no_verdict() -> None:
 def test_feature_table_flips_when_a_check_fails() -> None:
     good = _cell("jax-stablehlo", 1e-5)
     (before,) = feature_table([good])
-    assert (before["exported"], before["fidelity"], before["dynamic_batch"]) == ("yes", "pass", "yes")
+    assert (before["exported"], before["fidelity"], before["dynamic_batch"]) == (
+        "yes",
+        "pass",
+        "yes",
+    )
     bad = copy.deepcopy(good)
     bad["fidelity"]["1"]["passed"] = False
     bad["fidelity_passed"] = False

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from twinbench.parity import Tolerance, compare
-
-
-def read_outputs(file: Path) -> dict[int, np.ndarray]:
-    """Batch size -> outputs, as a worker saved them; empty when the file is missing."""
-    if not file.is_file():
-        return {}
-    with np.load(file) as data:
-        return {int(b): data[b] for b in data.files}
 
 
 def compare_outputs(

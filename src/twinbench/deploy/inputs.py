@@ -35,8 +35,9 @@ def write_inputs(
     """One batch per batch size, each the first rows of the largest (so batch 1 is row 0)."""
     sizes = sorted(set(batch_sizes))
     largest = batch_of(workload, size, sizes[-1], seed)
-    arrays = {f"{b}/{key}": array[:b] for b in sizes for key, array in largest.items()}
-    np.savez(folder / INPUTS, **arrays)  # type: ignore[arg-type]
+    # typed as Any: numpy's stub reads any ** keyword as possibly its own allow_pickle flag
+    arrays: dict[str, Any] = {f"{b}/{k}": a[:b] for b in sizes for k, a in largest.items()}
+    np.savez(folder / INPUTS, **arrays)
 
 
 def read_inputs(folder: Path) -> dict[int, Batch]:
@@ -47,6 +48,20 @@ def read_inputs(folder: Path) -> dict[int, Batch]:
             b, _, key = name.partition("/")
             batches.setdefault(int(b), {})[key] = data[name]
     return batches
+
+
+def save_by_batch(file: Path, arrays: Mapping[int, np.ndarray]) -> None:
+    """Outputs by batch size, as `read_by_batch` reads them."""
+    named: dict[str, Any] = {str(b): array for b, array in arrays.items()}  # Any: as above
+    np.savez(file, **named)
+
+
+def read_by_batch(file: Path) -> dict[int, np.ndarray]:
+    """Batch size -> outputs, as `save_by_batch` wrote them; empty when the file is missing."""
+    if not file.is_file():
+        return {}
+    with np.load(file) as data:
+        return {int(b): data[b] for b in data.files}
 
 
 class _Recording(dict[str, Any]):

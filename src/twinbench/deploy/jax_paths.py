@@ -10,7 +10,7 @@ module is compiled by XLA on its first call: that compile is part of the path's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -19,8 +19,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from twinbench.backends.jax_backend import to_device
-from twinbench.spec import Batch, TwinModule
+from twinbench.backends.jax_backend import JaxRunner, to_device
+from twinbench.spec import Batch, Size, TwinModule, Workload
 
 NAME = "jax"
 Serve = Callable[[Sequence[np.ndarray]], np.ndarray]
@@ -44,6 +44,14 @@ def inference(twin: TwinModule, model: nnx.Module, keys: Sequence[str]) -> Calla
     return infer
 
 
+def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray]) -> JaxRunner:
+    """The twin in eval mode holding ``weights``: the model every artefact is exported from."""
+    runner = JaxRunner(workload, size)
+    runner.load(weights)
+    runner.set_mode(False)
+    return runner
+
+
 def device_batch(batch: Batch) -> dict[str, jax.Array]:
     return to_device(batch, None, np.float32)
 
@@ -56,7 +64,7 @@ def forward_of(twin: TwinModule, model: nnx.Module) -> Callable[[dict[str, Any]]
 
 
 def _specs(args: Sequence[jax.Array], batch: Any) -> list[jax.ShapeDtypeStruct]:
-    return [jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype) for a in args]
+    return [jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype) for a in args]  # type: ignore[no-untyped-call]
 
 
 def export_native(

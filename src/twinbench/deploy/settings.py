@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twinbench.errors import TwinbenchError
+from twinbench.modes import Framework
 from twinbench.registry import BUILTIN
 from twinbench.spec import SIZE_NAMES
 from twinbench.validation import in_range, not_empty, one_of, positive, seed
 
 # Each deployment path: the framework that exports, and the runtime that serves the artefact.
-PATHS: dict[str, tuple[str, str]] = {
+PATHS: dict[str, tuple[Framework, str]] = {
     "torch-aoti": ("torch", "AOTInductor"),
     "jax-stablehlo": ("jax", "jax.export (StableHLO)"),
     "torch-onnx": ("torch", "ONNX Runtime"),
@@ -38,7 +39,7 @@ def paths_named(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(p for p in PATHS if p in chosen)
 
 
-def framework_of(path: str) -> str:
+def framework_of(path: str) -> Framework:
     """The framework whose exporter writes ``path``'s artefact."""
     return PATHS[path][0]
 

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from twinbench.deploy import fidelity
-from twinbench.deploy.inputs import write_inputs
+from twinbench.deploy.inputs import read_by_batch, write_inputs
 from twinbench.deploy.settings import (
     ARTEFACTS,
     GROUPS,
@@ -218,8 +218,8 @@ def _judge(cell: dict[str, Any], folder: Path, tol: Any, batch_sizes: Sequence[i
     if cell["status"] != "ok" and not cell["serve"]:
         cell["fidelity"] = {}
         return
-    reference = fidelity.read_outputs(reference_file(folder, cell["framework"]))
-    outputs = fidelity.read_outputs(outputs_file(folder, cell["path"]))
+    reference = read_by_batch(reference_file(folder, cell["framework"]))
+    outputs = read_by_batch(outputs_file(folder, cell["path"]))
     cell["fidelity"] = fidelity.compare_outputs(reference, outputs, tol)
     cell["fidelity_passed"] = fidelity.all_passed(cell["fidelity"])
     answered = sorted(outputs)
@@ -317,8 +317,8 @@ def compare_artefacts(
         w = builtin(workload)
         tol = tolerances_for(w, w.size(settings.size), "float32").outputs
         folder = Path(torch_cell["folder"])
-        torch_out = fidelity.read_outputs(outputs_file(folder, torch_cell["path"]))
-        jax_out = fidelity.read_outputs(outputs_file(folder, jax_cell["path"]))
+        torch_out = read_by_batch(outputs_file(folder, torch_cell["path"]))
+        jax_out = read_by_batch(outputs_file(folder, jax_cell["path"]))
         checks = fidelity.compare_outputs(torch_out, jax_out, tol) if torch_out and jax_out else {}
         rows.append(
             {
@@ -352,7 +352,7 @@ def _usable(cell: Mapping[str, Any]) -> str | None:
 def verdicts(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per workload and group: which artefact answers faster at each batch size and which
     starts faster cold, as torch / jax ratios of medians with bootstrap CIs."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for workload, group, t, j in _pairs(cells):
         why = _usable(t) or _usable(j)
         if why is not None:

@@ -8,7 +8,7 @@ package holds the compiled C++ model and its weights; `aoti_load_package` needs 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from twinbench.backends.torch_backend import to_device
-from twinbench.spec import Batch, TwinModule
+from twinbench.backends.torch_backend import TorchRunner, to_device
+from twinbench.spec import Batch, Size, TwinModule, Workload
 
 NAME = "torch"
 MAX_BATCH = 65_536  # the symbolic batch's upper bound (torch.export wants one)
@@ -40,6 +40,14 @@ class Inference(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.twin.forward(self.model, dict(zip(self.keys, inputs, strict=True)))
         return out
+
+
+def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray]) -> TorchRunner:
+    """The twin in eval mode holding ``weights``: the model every artefact is exported from."""
+    runner = TorchRunner(workload, size)
+    runner.load(weights)
+    runner.set_mode(False)
+    return runner
 
 
 def device_batch(batch: Batch) -> dict[str, torch.Tensor]:

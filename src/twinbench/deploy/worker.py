@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from twinbench.deploy.inputs import ArtefactInfo, read_inputs, used_keys
+from twinbench.deploy.inputs import ArtefactInfo, read_inputs, save_by_batch, used_keys
 from twinbench.deploy.settings import framework_of, group_of
 from twinbench.harness import timing
 from twinbench.harness.process import Handler, serve, thread_budget
@@ -66,7 +66,7 @@ def side(framework: str) -> ModuleType:
 
 def export(request: dict[str, Any]) -> dict[str, Any]:
     """Export one path's artefact; an exporter's failure is an answer, not a crash."""
-    from twinbench.backends import initial_weights, make_runner
+    from twinbench.backends import initial_weights
     from twinbench.registry import builtin
 
     path, folder = request["path"], Path(request["folder"])
@@ -74,15 +74,15 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     workload = builtin(request["workload"])
     size = workload.size(request["size"])
     sd = side(framework)
-    runner = make_runner(framework, workload, size)  # type: ignore[arg-type]
-    runner.load(initial_weights(workload, size, request["seed"], framework))  # type: ignore[arg-type]
-    runner.set_mode(False)
+    runner = sd.eval_runner(
+        workload, size, initial_weights(workload, size, request["seed"], framework)
+    )
     batches = read_inputs(folder)
-    np.savez(
-        reference_file(folder, framework), **{str(b): runner.outputs(x) for b, x in batches.items()}
+    save_by_batch(
+        reference_file(folder, framework), {b: runner.outputs(x) for b, x in batches.items()}
     )
     largest = max(batches)
-    twin, model = workload.twin(framework), runner.model  # type: ignore[arg-type, attr-defined]
+    twin, model = workload.twin(framework), runner.model
     example = sd.device_batch(batches[largest])
     keys = used_keys(sd.forward_of(twin, model), example)
     file = artefact_file(folder, path)
@@ -142,7 +142,7 @@ def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:  # a symbolic batch the runtime then refuses at this size
             errors[str(b)] = one_line(exc)
     if request["save_outputs"]:
-        np.savez(outputs_file(folder, path), **{str(b): out for b, out in outputs.items()})
+        save_by_batch(outputs_file(folder, path), outputs)
     latency = {}
     for b, args in batches.items():
         if str(b) in errors:
