@@ -1,8 +1,9 @@
 """The deploy suite at tiny: artefacts round-trip in fresh processes, planted faults are caught.
 
-One run (module fixture) exports ``mlp`` and ``gpt`` along jax.export → StableHLO and
-torch.onnx → ONNX Runtime and serves each in a process of its own; the tests read it. The
-AOTInductor and jax2onnx paths compile for minutes on two cores: they are in ``test_slow.py``.
+One run (module fixture) exports ``mlp`` along jax.export → StableHLO and torch.onnx → ONNX
+Runtime and serves each in a process of its own; the tests read it. ``gpt``, the AOTInductor path
+(a C++ compile) and jax2onnx (a plugin registry that compiles as it loads) take minutes on two
+cores: they are in ``test_slow.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from twinbench.deploy import DeployResult, DeploySettings, run_deploy, suite
@@ -31,7 +31,7 @@ PATHS = ("jax-stablehlo", "torch-onnx")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeployResult, Path]:
     out = tmp_path_factory.mktemp("deploy")
     settings = DeploySettings(
-        workloads=("mlp", "gpt"), size="tiny", paths=PATHS, repeats=1, budget_s=0.02, out=out
+        workloads=("mlp",), size="tiny", paths=PATHS, repeats=1, budget_s=0.02, out=out
     )
     return run_deploy(settings), out
 
@@ -40,18 +40,20 @@ def _cell(result: DeployResult, workload: str, path: str) -> dict[str, Any]:
     return next(c for c in result.cells if (c["workload"], c["path"]) == (workload, path))
 
 
-@pytest.mark.parametrize("workload", ["mlp", "gpt"])
-@pytest.mark.parametrize("path", PATHS)
-def test_artefact_round_trips_within_tolerance(
-    run: tuple[DeployResult, Path], workload: str, path: str
-) -> None:
-    cell = _cell(run[0], workload, path)
+def assert_round_trip(cell: dict[str, Any]) -> None:
+    """Exported, served, and within tolerance of the eager twin at every batch size."""
     assert cell["status"] == "ok", cell["error"]
     assert cell["fidelity_passed"]
     assert set(cell["fidelity"]) == {str(b) for b in cell["batch_sizes"]}
     for check in cell["fidelity"].values():
         assert check["max_abs"] <= check["atol"] + check["rtol"] * 1e3  # a real comparison ran
     assert cell["size_bytes"] > 0 and cell["export_s"] > 0
+    assert cell["pid"] not in cell["serve_pids"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_artefact_round_trips_within_tolerance(run: tuple[DeployResult, Path], path: str) -> None:
+    assert_round_trip(_cell(run[0], "mlp", path))
 
 
 def test_cold_start_is_measured_in_a_process_that_did_not_export(
@@ -75,14 +77,6 @@ def test_dynamic_batch_check_calls_two_batch_sizes(run: tuple[DeployResult, Path
         assert ArtefactInfo.read(artefact_file(folder, cell["path"])).dynamic
         assert cell["dynamic_batch"] == "yes"
         assert set(cell["latency"]) == {str(b) for b in outputs}
-
-
-def test_gpt_artefacts_of_both_frameworks_agree(run: tuple[DeployResult, Path]) -> None:
-    folder = Path(_cell(run[0], "gpt", "torch-onnx")["folder"])
-    torch_out = read_by_batch(outputs_file(folder, "torch-onnx"))
-    jax_out = read_by_batch(outputs_file(folder, "jax-stablehlo"))
-    for b in torch_out:
-        np.testing.assert_allclose(torch_out[b], jax_out[b], atol=1e-4, rtol=1e-4)
 
 
 def _copy(cell: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
