@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from twinbench.deploy.advice import advice
 from twinbench.deploy.suite import feature_table, verdicts
 from twinbench.deploy.view import render_markdown
 
@@ -80,3 +81,41 @@ def test_markdown_shows_a_refused_export_with_its_error() -> None:
     }  # fmt: skip
     text = render_markdown(data)
     assert "failed: UnsupportedOperator: aten::weird" in text
+
+
+def _served(path: str, p50: float, cold: float, size: int) -> dict[str, Any]:
+    cell = _cell(path, p50)
+    latency = {"p50_s": p50, "ci_low_s": p50 * 0.99, "ci_high_s": p50 * 1.01}
+    cell.update(latency={"1": latency}, cold_start={"median_s": cold}, size_bytes=size)
+    return cell
+
+
+def test_advice_follows_the_numbers() -> None:
+    fast = _served("torch-onnx", 1e-5, cold=2.0, size=4096)
+    slow = _served("jax-stablehlo", 3e-5, cold=0.5, size=1024)
+    lines = advice({"cells": [fast, slow]})
+    assert any("lowest latency at batch 1: torch-onnx" in line for line in lines)
+    assert not any("within noise" in line for line in lines)
+    assert any("quickest cold start: jax-stablehlo" in line for line in lines)
+    assert any("smallest artefact: jax-stablehlo (1.0 KiB)" in line for line in lines)
+    swapped = advice(
+        {
+            "cells": [
+                _served("torch-onnx", 3e-5, 2.0, 4096),
+                _served("jax-stablehlo", 1e-5, 0.5, 1024),
+            ]
+        }
+    )
+    assert any("lowest latency at batch 1: jax-stablehlo" in line for line in swapped)
+
+
+def test_advice_warns_off_wrong_and_refused_artefacts() -> None:
+    wrong = _served("torch-aoti", 1e-6, cold=0.1, size=10)
+    wrong["fidelity_passed"] = False
+    wrong["fidelity"]["1"].update(passed=False, max_abs=0.25)
+    refused = {**_cell("jax-onnx", 1e-5), "size_bytes": None, "error": "ValueError: no plugin"}
+    refused.update(latency={}, fidelity={}, fidelity_passed=None, cold_start=None)
+    lines = advice({"cells": [wrong, refused, _served("jax-stablehlo", 2e-5, 0.5, 100)]})
+    assert any(line.startswith("mlp: do not ship torch-aoti") and "0.25" in line for line in lines)
+    assert any("jax-onnx cannot ship this model" in line and "no plugin" in line for line in lines)
+    assert not any("lowest latency at batch 1: torch-aoti" in line for line in lines)

@@ -29,6 +29,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         "timing per batch size in each. A call takes NumPy inputs and returns NumPy outputs.",
         "",
         *_features(data["features"]),
+        *_recommendations(data),
         *_verdicts(data["verdicts"]),
         *_export(cells),
         *_cold_start(cells),
@@ -61,6 +62,13 @@ def _features(features: Sequence[Row]) -> list[str]:
         "matches other framework",
     ]
     return ["## Features (from what ran)", "", *md_table(header, rows), ""]
+
+
+def _recommendations(data: Mapping[str, Any]) -> list[str]:
+    from twinbench.deploy.advice import advice
+
+    lines = advice(data)
+    return ["## Recommendations", "", *(f"- {line}" for line in lines), ""] if lines else []
 
 
 def _short(text: str) -> str:
