@@ -11,7 +11,7 @@ import torch
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import grads_to_canonical, load_canonical, to_device
 from twinbench.dynamic import suite
-from twinbench.dynamic.schedule import max_length, padded_lengths, sequence_batches
+from twinbench.dynamic.schedule import max_length, padded_lengths, row_batches, sequence_batches
 from twinbench.dynamic.settings import BY_NAME
 from twinbench.dynamic.torch_side import Trainer, masked_loss
 from twinbench.registry import builtin
@@ -30,7 +30,9 @@ def _batches(padding: str) -> list[dict[str, np.ndarray]]:
 
 def _losses(padding: str, *, leak: bool) -> list[float]:
     gpt = builtin("gpt")
-    trainer = Trainer(gpt, gpt.size("tiny"), EAGER, backend="eager", leak_padding=leak, seed=0)
+    trainer = Trainer(
+        gpt, gpt.size("tiny"), EAGER, backend="eager", leak_padding=leak, seed=0, axis=1
+    )
     return [trainer.step(b) for b in _batches(padding)]
 
 
@@ -68,3 +70,20 @@ def test_padding_leaves_every_gradient_unchanged() -> None:
         grads.append(grads_to_canonical(model))
     for name, unpadded in grads[0].items():
         np.testing.assert_allclose(grads[1][name], unpadded, atol=1e-6, rtol=1e-4, err_msg=name)
+
+
+def _row_losses(padding: str, *, leak: bool) -> list[float]:
+    mlp = builtin("mlp")
+    size = mlp.size("tiny")
+    sizes = [5, 20, 5]
+    padded = padded_lengths(sizes, padding, None, size.batch_size)
+    trainer = Trainer(mlp, size, EAGER, backend="eager", leak_padding=leak, seed=0, axis=0)
+    return [trainer.step(b) for b in row_batches(mlp.batches(size, 0), sizes, padded)]
+
+
+def test_padded_rows_keep_the_loss_and_a_leak_fails() -> None:
+    reference = {"loss": _row_losses("none", leak=False)}
+    padded = {"loss": _row_losses("bucket", leak=False)}
+    leaked = {"loss": _row_losses("bucket", leak=True)}
+    assert suite._correctness("rows padded", reference, padded)["passed"] is True
+    assert suite._correctness("rows leaked", reference, leaked)["passed"] is False

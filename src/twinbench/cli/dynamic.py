@@ -14,8 +14,10 @@ from twinbench.cli.suites import publish_suite
 
 @app.command()
 def dynamic(
-    workload: Annotated[str, typer.Option(help="gpt, lstm or gru (seq-len).")] = "gpt",
-    scenario: Annotated[str, typer.Option(help="seq-len or control-flow.")] = "seq-len",
+    workload: Annotated[
+        str | None, typer.Option(help="gpt, lstm or gru (seq-len; default gpt); mlp (batch).")
+    ] = None,
+    scenario: Annotated[str, typer.Option(help="seq-len, batch or control-flow.")] = "seq-len",
     size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[
         int | None, typer.Option(help="Training steps of the schedule (tiny 8, small 100).")

@@ -43,11 +43,19 @@ def masked_loss(workload: Workload, *, leak_padding: bool) -> Loss:
         if "mask" not in batch:
             plain: jax.Array = twin.loss_fn(model, batch)
             return plain
-        logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
-        per_token = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+        if "tokens" in batch:
+            logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
+            per_item = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+        else:  # rows: the mlp's mean squared error or cross-entropy, per row
+            outputs = twin.forward(model, {"x": batch["x"]})
+            y = batch["y"]
+            if jnp.issubdtype(y.dtype, jnp.floating):
+                per_item = jnp.mean(jnp.square(outputs - y).reshape(y.shape[0], -1), axis=1)
+            else:
+                per_item = optax.softmax_cross_entropy_with_integer_labels(outputs, y)
         if leak_padding:
-            return jnp.mean(per_token)
-        return jnp.sum(per_token * batch["mask"]) / jnp.sum(batch["mask"])
+            return jnp.mean(per_item)
+        return jnp.sum(per_item * batch["mask"]) / jnp.sum(batch["mask"])
 
     return loss
 
@@ -64,8 +72,9 @@ class Trainer:
         backend: str,
         leak_padding: bool,
         seed: int,
+        axis: int,
     ) -> None:
-        del backend  # XLA is JAX's only compiler
+        del backend, axis  # XLA is JAX's only compiler; jit needs no word on what varies
         self.counter = JaxCompileCounter()
         model = workload.twin("jax").build(size.config)
         load_canonical(model, initial_weights(workload, size, seed, framework="jax"))

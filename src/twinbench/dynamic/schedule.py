@@ -1,4 +1,5 @@
-"""The shapes a schedule feeds the strategies: seeded lengths, buckets, padded batches and masks.
+"""The shapes a schedule feeds the strategies: seeded lengths (or batch sizes), buckets, padded
+batches and masks.
 
 Every strategy of one run sees the same schedule: the same lengths in the same order, cut from
 the same batches. A strategy that pads gets each batch padded on the right up to its bucket, with
@@ -84,6 +85,23 @@ def sequence_batches(
             yield _padded_tokens(batch, length, pad)
         else:
             yield {**batch, "x": batch["x"][:, -length:]}
+
+
+def row_batches(
+    full: Iterator[Batch], sizes: Sequence[int], padded: Sequence[int]
+) -> Iterator[Batch]:
+    """Each step's batch: the first ``size`` rows of the next full batch, padded with zero rows
+    to ``padded`` and a ``mask`` (rows,) that is 1 on the real ones (serving traffic, an
+    epoch's last partial batch)."""
+    for rows, pad in zip(sizes, padded, strict=True):
+        batch = next(full)
+        out: Batch = {"mask": np.zeros(pad, np.float32)}
+        out["mask"][:rows] = 1.0
+        for key, array in batch.items():
+            grown = np.zeros((pad, *array.shape[1:]), array.dtype)
+            grown[:rows] = array[:rows]
+            out[key] = grown
+        yield out
 
 
 def _padded_tokens(batch: Batch, length: int, pad: int) -> Batch:

@@ -9,11 +9,13 @@ from twinbench.errors import TwinbenchError
 from twinbench.spec import SIZE_NAMES
 from twinbench.validation import one_of, positive, seed
 
-SCENARIOS = ("seq-len", "control-flow")
+SCENARIOS = ("seq-len", "batch", "control-flow")
 SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru")  # a sequence dimension the schedule can vary
+BATCH_WORKLOADS = ("mlp",)  # rows the schedule can vary and a masked loss can pad
+AXIS = {"seq-len": 1, "batch": 0}  # the dimension each scenario varies
 # Right-padding is exact only where no real position sees a padded one: the causal decoder.
 # The recurrent nets' head reads the last hidden state, which padding would move.
-PADDABLE_WORKLOADS = ("gpt",)
+PADDABLE_WORKLOADS = ("gpt", "mlp")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform")
 TORCH_BACKENDS = ("inductor", "aot_eager", "eager")
 DEFAULT_STEPS = {"tiny": 8, "small": 100, "full": 100}
@@ -55,19 +57,21 @@ REFERENCE = "torch-eager"  # every strategy's losses are compared with its
 class DynamicSettings:
     """One run: a scenario on a workload at a size, over ``steps`` steps of changing shapes.
 
-    ``lengths`` is the length distribution (``lognormal``, ``uniform``) or explicit lengths
-    (``"12,30,7"``, cycled); ``bucket`` the bucket width of the bucketed strategies (None:
-    powers of two); ``repeats`` the worker processes each strategy's schedule runs in, so its
-    wall time has a CI; ``torch_backend`` the torch.compile backend (``eager`` keeps Dynamo's
-    tracing, guards and recompiles but skips code generation); ``leak_padding`` plants a mask
-    bug (padding counted in the loss), and ``sabotage`` makes the named feature checks expect
-    a wrong value, for tests that prove the checks catch what they claim to.
+    ``workload`` None means the scenario's first (gpt for seq-len, mlp for batch). ``lengths``
+    is the distribution of the varying dimension — the sequence length (seq-len) or the batch
+    size (batch): ``lognormal``, ``uniform`` or explicit values (``"12,30,7"``, cycled);
+    ``bucket`` the bucket width of the bucketed strategies (None: powers of two); ``repeats``
+    the worker processes each strategy's schedule runs in, so its wall time has a CI;
+    ``torch_backend`` the torch.compile backend (``eager`` keeps Dynamo's tracing, guards and
+    recompiles but skips code generation); ``leak_padding`` plants a mask bug (padding counted
+    in the loss), and ``sabotage`` makes the named feature checks expect a wrong value, for
+    tests that prove the checks catch what they claim to.
     """
 
     kind: ClassVar[str] = "dynamic"
 
     scenario: str = "seq-len"
-    workload: str = "gpt"
+    workload: str | None = None
     size: str = "tiny"
     steps: int | None = None
     bucket: int | None = None
@@ -93,24 +97,27 @@ class DynamicSettings:
             positive("--bucket", self.bucket, integer=True)
         if self.threads is not None:
             positive("threads", self.threads, integer=True)
-        if self.scenario == "seq-len":
-            self._validate_sequence()
+        if self.scenario in AXIS:
+            self._validate_schedule()
 
-    def _validate_sequence(self) -> None:
+    def _validate_schedule(self) -> None:
         from twinbench.registry import builtin
 
-        if self.workload not in SEQUENCE_WORKLOADS:
-            builtin(self.workload)  # an unknown name: the registry's own one-line error
+        valid = SEQUENCE_WORKLOADS if self.scenario == "seq-len" else BATCH_WORKLOADS
+        if self.workload_name not in valid:
+            builtin(self.workload_name)  # an unknown name: the registry's own one-line error
+            what = "has no sequence dimension for" if self.scenario == "seq-len" else "is not in"
             raise TwinbenchError(
-                f"workload '{self.workload}' has no sequence dimension for the seq-len "
-                f"scenario; valid: {', '.join(SEQUENCE_WORKLOADS)}"
+                f"workload '{self.workload_name}' {what} the {self.scenario} scenario; "
+                f"valid: {', '.join(valid)}"
             )
         one_of("strategy", self.strategies or (), STRATEGY_NAMES)
         unpaddable = [s for s in self.chosen_strategies if BY_NAME[s].padding != "none"]
-        if self.strategies is not None and unpaddable and self.workload not in PADDABLE_WORKLOADS:
+        name = self.workload_name
+        if self.strategies is not None and unpaddable and name not in PADDABLE_WORKLOADS:
             raise TwinbenchError(
-                f"strategy '{unpaddable[0]}' pads, which would change {self.workload}'s result "
-                f"(its head reads the last step); padding runs on: {', '.join(PADDABLE_WORKLOADS)}"
+                f"strategy '{unpaddable[0]}' pads, which would change {name}'s result (its "
+                f"head reads the last step); padding runs on: {', '.join(PADDABLE_WORKLOADS)}"
             )
         longest = self.longest
         if self.lengths in LENGTH_DISTRIBUTIONS:
@@ -128,18 +135,27 @@ class DynamicSettings:
             )
         for n in given:
             if not 1 <= n <= longest:
+                what = "its position table" if self.scenario == "seq-len" else "its preset batch"
                 raise TwinbenchError(
-                    f"length {n} is past what {self.workload} at {self.size} takes; valid: "
-                    f"1 to {longest} (its position table)"
+                    f"length {n} is past what {self.workload_name} at {self.size} takes; valid: "
+                    f"1 to {longest} ({what})"
                 )
 
     @property
+    def workload_name(self) -> str:
+        """The workload: as given, or the scenario's first."""
+        if self.workload is not None:
+            return self.workload
+        return BATCH_WORKLOADS[0] if self.scenario == "batch" else SEQUENCE_WORKLOADS[0]
+
+    @property
     def longest(self) -> int:
-        """The longest sequence the workload takes at this size."""
+        """The longest sequence (seq-len) or largest batch (batch) the workload takes here."""
         from twinbench.dynamic.schedule import max_length
         from twinbench.registry import builtin
 
-        return max_length(builtin(self.workload).size(self.size))
+        size = builtin(self.workload_name).size(self.size)
+        return max_length(size) if self.scenario == "seq-len" else size.batch_size
 
     @property
     def step_count(self) -> int:
@@ -151,7 +167,7 @@ class DynamicSettings:
         """The strategies to run: as given, or every one the workload supports."""
         if self.strategies is not None:
             return self.strategies
-        if self.workload in PADDABLE_WORKLOADS:
+        if self.workload_name in PADDABLE_WORKLOADS:
             return STRATEGY_NAMES
         return tuple(s.name for s in STRATEGIES if s.padding == "none")
 
@@ -159,7 +175,7 @@ class DynamicSettings:
         """The settings as stored with the run."""
         return {
             "scenario": self.scenario,
-            "workload": self.workload,
+            "workload": self.workload_name,
             "size": self.size,
             "steps": self.step_count,
             "bucket": self.bucket,

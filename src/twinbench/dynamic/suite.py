@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from twinbench.dynamic.schedule import draw_lengths, padded_lengths, padding_share
-from twinbench.dynamic.settings import BY_NAME, REFERENCE, DynamicSettings
+from twinbench.dynamic.settings import AXIS, BY_NAME, REFERENCE, DynamicSettings
 from twinbench.harness.process import CellFailed, WorkerProcess
 from twinbench.harness.stats import Ratio, ratio_of_medians, summarize
 from twinbench.modes import FRAMEWORKS
@@ -143,7 +143,8 @@ def _run_strategy(
     request = {
         "kind": "schedule",
         "strategy": name,
-        "workload": settings.workload,
+        "workload": settings.workload_name,
+        "axis": AXIS[settings.scenario],
         "size": settings.size,
         "lengths": lengths,
         "padded": padded,

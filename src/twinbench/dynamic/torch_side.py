@@ -26,7 +26,6 @@ from twinbench.spec import Batch, Size, Workload
 
 NAME = "torch"
 DYNAMIC = {"auto": None, "dynamic": True, "mark": None, "static": False}
-SEQUENCE_AXIS = 1  # (B, T, …) in every sequence workload
 
 
 def configure(threads: int) -> None:
@@ -47,14 +46,22 @@ def masked_loss(workload: Workload, model: torch.nn.Module, *, leak_padding: boo
         if "mask" not in batch:
             plain: torch.Tensor = twin.loss_fn(model, batch)
             return plain
-        logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
-        per_token = F.cross_entropy(
-            logits.flatten(0, 1), batch["targets"].flatten(), reduction="none"
-        )
+        if "tokens" in batch:
+            logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
+            per_item = F.cross_entropy(
+                logits.flatten(0, 1), batch["targets"].flatten(), reduction="none"
+            )
+        else:  # rows: the mlp's mean squared error or cross-entropy, per row
+            outputs = twin.forward(model, {"x": batch["x"]})
+            y = batch["y"]
+            if y.is_floating_point():
+                per_item = (outputs - y).square().flatten(1).mean(1)
+            else:
+                per_item = F.cross_entropy(outputs, y, reduction="none")
         if leak_padding:
-            return per_token.mean()
+            return per_item.mean()
         mask = batch["mask"].flatten()
-        return (per_token * mask).sum() / mask.sum()
+        return (per_item * mask).sum() / mask.sum()
 
     return loss
 
@@ -71,7 +78,9 @@ class Trainer:
         backend: str,
         leak_padding: bool,
         seed: int,
+        axis: int,
     ) -> None:
+        self.axis = axis  # the varying dimension, which mark_dynamic names
         self.counter = TorchCompileCounter()
         model = workload.twin("torch").build(size.config)
         load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
@@ -91,8 +100,8 @@ class Trainer:
         tensors = to_device(batch, "cpu", torch.float32)
         if self._mark:
             for tensor in tensors.values():
-                if tensor.dim() > SEQUENCE_AXIS:
-                    torch._dynamo.mark_dynamic(tensor, SEQUENCE_AXIS)
+                if tensor.dim() > self.axis:
+                    torch._dynamo.mark_dynamic(tensor, self.axis)
         self._optimizer.zero_grad(set_to_none=True)
         loss = self._loss(tensors)
         loss.backward()  # type: ignore[no-untyped-call]

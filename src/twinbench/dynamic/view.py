@@ -37,13 +37,14 @@ def _schedule(s: Mapping[str, Any], lengths: Sequence[int]) -> list[str]:
     bucket = "powers of two" if s["bucket"] is None else f"multiples of {s['bucket']}"
     leak = " **Planted mask bug on: padding counts in the loss.**" if s["leak_padding"] else ""
     shown = ", ".join(map(str, lengths[:24])) + (" …" if len(lengths) > 24 else "")
+    varying = "batch sizes" if s["scenario"] == "batch" else "lengths"
     return [
-        f"{s['steps']} training steps, lengths from `{s['lengths']}` (seed {s['seed']}): "
+        f"{s['steps']} training steps, {varying} from `{s['lengths']}` (seed {s['seed']}): "
         f"{len(set(lengths))} distinct, {min(lengths)} to {max(lengths)}; buckets: {bucket}; "
         f"{s['repeats']} process(es) per strategy; torch.compile backend {s['torch_backend']}; "
         f"{s['dtype']} on {s['device']}.{leak}",
         "",
-        f"Lengths: {shown}",
+        f"{varying.capitalize()}: {shown}",
         "",
     ]
 

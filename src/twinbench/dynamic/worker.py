@@ -15,7 +15,7 @@ from time import perf_counter
 from types import ModuleType
 from typing import Any
 
-from twinbench.dynamic.schedule import max_length, sequence_batches
+from twinbench.dynamic.schedule import max_length, row_batches, sequence_batches
 from twinbench.dynamic.settings import BY_NAME
 from twinbench.harness.process import Handler, serve, thread_budget
 from twinbench.registry import builtin
@@ -29,11 +29,18 @@ def side(framework: str) -> ModuleType:
 
 
 def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
-    """Every step of the schedule: its wall time, its loss and the compilations it caused."""
+    """Every step of the schedule: its wall time, its loss and the compilations it caused.
+
+    ``axis`` 1 varies the sequence length, 0 the batch size."""
     strategy = BY_NAME[request["strategy"]]
     workload = builtin(request["workload"])
     size = workload.size(request["size"])
-    full = replace(size, config={**size.config, "seq_len": max_length(size)})
+    lengths, padded = request["lengths"], request["padded"]
+    if request["axis"] == 0:  # the batch size varies: cut rows from full-size batches
+        batches = row_batches(workload.batches(size, request["seed"]), lengths, padded)
+    else:
+        full = replace(size, config={**size.config, "seq_len": max_length(size)})
+        batches = sequence_batches(workload.batches(full, request["seed"]), lengths, padded)
     trainer = side(strategy.framework).Trainer(
         workload,
         size,
@@ -41,9 +48,7 @@ def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
         backend=request["backend"],
         leak_padding=request["leak_padding"],
         seed=request["seed"],
-    )
-    batches = sequence_batches(
-        workload.batches(full, request["seed"]), request["lengths"], request["padded"]
+        axis=request["axis"],
     )
     steps: dict[str, list[Any]] = {"step_s": [], "loss": [], "compiles": [], "compile_s": []}
     before = trainer.counter.snapshot()
