@@ -112,14 +112,8 @@ def test_weights_changed_after_export_fail_fidelity(
     file = artefact_file(folder, "jax-stablehlo")
     info = ArtefactInfo.read(file)
     largest = read_inputs(folder)[max(cell["batch_sizes"])]
-    jax_paths.export_native(
-        workload.twin("jax"),
-        runner.model,
-        info.keys,
-        largest,
-        file,
-        dynamic=True,
-    )
+    infer = jax_paths.inference(workload.twin("jax"), runner.model, info.keys)
+    jax_paths.export_native(infer, jax_paths.arguments(largest, info.keys), file, dynamic=True)
     _serve_and_judge(cell, tmp_path)
     assert cell["status"] == "ok"
     assert not cell["fidelity_passed"]

@@ -63,49 +63,39 @@ def forward_of(twin: TwinModule, model: nnx.Module) -> Callable[[dict[str, Any]]
     return forward
 
 
+def arguments(batch: Batch, keys: Sequence[str]) -> list[jax.Array]:
+    """The artefact's positional inputs: the batch's arrays that ``keys`` name."""
+    arrays = device_batch(batch)
+    return [arrays[k] for k in keys]
+
+
 def _specs(args: Sequence[jax.Array], batch: Any) -> list[jax.ShapeDtypeStruct]:
     return [jax.ShapeDtypeStruct((batch, *a.shape[1:]), a.dtype) for a in args]  # type: ignore[no-untyped-call]
 
 
 def export_native(
-    twin: TwinModule,
-    model: nnx.Module,
-    keys: Sequence[str],
-    batch: Batch,
-    file: Path,
-    *,
-    dynamic: bool,
+    infer: Callable[..., jax.Array], args: Sequence[jax.Array], file: Path, *, dynamic: bool
 ) -> dict[str, float]:
     """jax.export of the jitted forward, serialized to bytes; phase seconds."""
-    args = [device_batch(batch)[k] for k in keys]
     start = perf_counter()
     (b,) = jax.export.symbolic_shape("b") if dynamic else (args[0].shape[0],)
-    exported = jax.export.export(jax.jit(inference(twin, model, keys)))(*_specs(args, b))
+    exported = jax.export.export(jax.jit(infer))(*_specs(args, b))
     file.write_bytes(exported.serialize())
     return {"trace_s": perf_counter() - start}
 
 
 def export_onnx(
-    twin: TwinModule,
-    model: nnx.Module,
-    keys: Sequence[str],
-    batch: Batch,
-    file: Path,
-    *,
-    dynamic: bool,
+    infer: Callable[..., jax.Array], args: Sequence[jax.Array], file: Path, *, dynamic: bool
 ) -> dict[str, float]:
     """jax2onnx's conversion; its one-time plugin registration is timed on its own."""
     from jax2onnx import to_onnx
     from jax2onnx.plugins.plugin_system import import_all_plugins
 
-    args = [device_batch(batch)[k] for k in keys]
     start = perf_counter()
     import_all_plugins()
     registered = perf_counter()
     b = "B" if dynamic else args[0].shape[0]
-    to_onnx(
-        inference(twin, model, keys), _specs(args, b), return_mode="file", output_path=str(file)
-    )
+    to_onnx(infer, _specs(args, b), return_mode="file", output_path=str(file))
     return {"setup_s": registered - start, "convert_s": perf_counter() - registered}
 
 

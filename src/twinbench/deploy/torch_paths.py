@@ -30,6 +30,11 @@ def configure(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def inference(twin: TwinModule, model: nn.Module, keys: Sequence[str]) -> Inference:
+    """The twin's forward as the module every torch exporter takes."""
+    return Inference(twin, model, keys)
+
+
 class Inference(nn.Module):
     """The twin's forward as a module of positional tensors (the inputs ``keys`` name)."""
 
@@ -62,50 +67,38 @@ def forward_of(twin: TwinModule, model: nn.Module) -> Callable[[dict[str, Any]],
     return forward
 
 
-def _export(module: Inference, args: tuple[torch.Tensor, ...], dynamic: bool) -> Any:
-    shapes = None
-    if dynamic:
-        batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-        shapes = (tuple({0: batch} for _ in args),)  # forward(*inputs): one entry, a tuple
-    return torch.export.export(module.eval(), args, dynamic_shapes=shapes)
+def arguments(batch: Batch, keys: Sequence[str]) -> tuple[torch.Tensor, ...]:
+    """The artefact's positional inputs: the batch's tensors that ``keys`` name."""
+    tensors = device_batch(batch)
+    return tuple(tensors[k] for k in keys)
+
+
+def _batch_shapes(args: Sequence[torch.Tensor], dynamic: bool) -> Any:
+    """A symbolic first dimension for every input, or None for the example's shapes."""
+    if not dynamic:
+        return None
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return (tuple({0: batch} for _ in args),)  # forward(*inputs): one entry, a tuple
 
 
 def export_native(
-    twin: TwinModule,
-    model: nn.Module,
-    keys: Sequence[str],
-    batch: Batch,
-    file: Path,
-    *,
-    dynamic: bool,
+    module: Inference, args: tuple[torch.Tensor, ...], file: Path, *, dynamic: bool
 ) -> dict[str, float]:
     """torch.export, then AOTInductor's C++ compile into a ``.pt2`` package; phase seconds."""
-    args = tuple(device_batch(batch)[k] for k in keys)
     start = perf_counter()
-    program = _export(Inference(twin, model, keys), args, dynamic)
+    program = torch.export.export(module.eval(), args, dynamic_shapes=_batch_shapes(args, dynamic))
     traced = perf_counter()
     torch._inductor.aoti_compile_and_package(program, package_path=str(file))
     return {"trace_s": traced - start, "compile_s": perf_counter() - traced}
 
 
 def export_onnx(
-    twin: TwinModule,
-    model: nn.Module,
-    keys: Sequence[str],
-    batch: Batch,
-    file: Path,
-    *,
-    dynamic: bool,
+    module: Inference, args: tuple[torch.Tensor, ...], file: Path, *, dynamic: bool
 ) -> dict[str, float]:
     """The dynamo-based ONNX exporter (it runs torch.export itself); phase seconds."""
-    args = tuple(device_batch(batch)[k] for k in keys)
-    shapes = None
-    if dynamic:
-        batch_dim = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-        shapes = (tuple({0: batch_dim} for _ in args),)
     start = perf_counter()
     program = torch.onnx.export(
-        Inference(twin, model, keys).eval(), args, dynamic_shapes=shapes, dynamo=True, verbose=False
+        module.eval(), args, dynamic_shapes=_batch_shapes(args, dynamic), dynamo=True
     )
     assert program is not None  # dynamo=True always returns the ONNXProgram
     program.save(str(file))

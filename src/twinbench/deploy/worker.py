@@ -86,17 +86,18 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     twin, model = workload.twin(framework), runner.model
     example = sd.device_batch(batches[largest])
     keys = used_keys(sd.forward_of(twin, model), example)
+    infer, args = sd.inference(twin, model, keys), sd.arguments(batches[largest], keys)
     file = artefact_file(folder, path)
     file.parent.mkdir(parents=True, exist_ok=True)
     exporter = sd.export_native if group_of(path) == "native" else sd.export_onnx
     answer: dict[str, Any] = {"pid": os.getpid(), "dynamic_error": None}
     try:
-        phases = exporter(twin, model, keys, batches[largest], file, dynamic=True)
+        phases = exporter(infer, args, file, dynamic=True)
         dynamic = True
     except Exception as exc:  # the exporter refused a symbolic batch: try one fixed batch size
         answer["dynamic_error"] = one_line(exc)
         try:
-            phases = exporter(twin, model, keys, batches[largest], file, dynamic=False)
+            phases = exporter(infer, args, file, dynamic=False)
         except Exception as again:
             return {**answer, "status": "error", "error": one_line(again)}
         dynamic = False
