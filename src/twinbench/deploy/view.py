@@ -120,12 +120,11 @@ def _cold_start(cells: Sequence[Row]) -> list[str]:
         cold = c.get("cold_start")
         if not cold:
             continue
-        ci = f"[{fmt_seconds(cold['ci_low_s'])}, {fmt_seconds(cold['ci_high_s'])}]"
         rows.append(
             [
                 c["workload"],
                 c["path"],
-                f"{fmt_seconds(cold['median_s'])} {ci}",
+                _with_ci(cold["median_s"], cold),
                 fmt_seconds(cold["median_import_s"]),
                 fmt_seconds(cold["median_load_s"]),
                 fmt_seconds(cold["median_first_call_s"]),
@@ -146,13 +145,12 @@ def _latency(cells: Sequence[Row]) -> list[str]:
     rows = []
     for c in cells:
         for b, lat in (c.get("latency") or {}).items():
-            ci = f"[{fmt_seconds(lat['ci_low_s'])}, {fmt_seconds(lat['ci_high_s'])}]"
             rows.append(
                 [
                     c["workload"],
                     c["path"],
                     b,
-                    f"{fmt_seconds(lat['p50_s'])} {ci}",
+                    _with_ci(lat["p50_s"], lat),
                     fmt_seconds(lat["p95_s"]),
                     fmt_seconds(lat["p99_s"]),
                     fmt_number(lat["throughput_per_s"], ",.0f"),
@@ -187,6 +185,12 @@ def _fidelity(cells: Sequence[Row], comparisons: Sequence[Row]) -> list[str]:
         return []
     header = ["workload", "path", "against", "batch", "result", "max abs", "max rel"]
     return ["## Fidelity", "", *md_table(header, rows), ""]
+
+
+def _with_ci(seconds: float, summary: Row) -> str:
+    """``seconds`` followed by the summary's 95 % interval."""
+    low, high = fmt_seconds(summary["ci_low_s"]), fmt_seconds(summary["ci_high_s"])
+    return f"{fmt_seconds(seconds)} [{low}, {high}]"
 
 
 def _check_cells(check: Row) -> list[str]:
