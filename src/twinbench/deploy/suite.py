@@ -230,6 +230,7 @@ def _judge(cell: dict[str, Any], folder: Path, tol: Any, batch_sizes: Sequence[i
     cell["dynamic_batch"] = _dynamic_verdict(cell, answered)
     serves = cell.pop("serve")
     cell["serve_pids"] = [s["pid"] for s in serves]
+    cell["device"] = serves[0]["device"] if serves else None
     cell["cold_start"] = _cold_start(serves)
     cell["latency"], cell["latency_groups"] = _latency(serves, batch_sizes)
 

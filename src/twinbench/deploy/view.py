@@ -128,11 +128,13 @@ def _cold_start(cells: Sequence[Row]) -> list[str]:
                 fmt_seconds(cold["median_import_s"]),
                 fmt_seconds(cold["median_load_s"]),
                 fmt_seconds(cold["median_first_call_s"]),
+                c.get("device") or "—",
             ]
         )
     if not rows:
         return []
-    header = ["workload", "path", "cold start [95 % CI]", "runtime import", "load", "first call"]
+    header = ["workload", "path", "cold start [95 % CI]", "runtime import", "load", "first call",
+              "device"]  # fmt: skip
     return [
         "## Cold start (a fresh process that did not export)",
         "",

@@ -123,6 +123,15 @@ def _loader(path: str, file: Path) -> Any:
     return side(framework_of(path)).load_native(file)
 
 
+def _device(path: str) -> str:
+    """Where the artefact ran: ONNX Runtime's execution provider, else the CPU."""
+    if group_of(path) == "onnx":
+        from twinbench.deploy import onnx_runtime
+
+        return onnx_runtime.providers()[0]
+    return "cpu"
+
+
 def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
     """Cold start (runtime import, artefact load, first call), outputs, then latency samples."""
     path, folder = request["path"], Path(request["folder"])
@@ -165,6 +174,7 @@ def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
         "load_s": loaded - imported,
         "first_call_s": done - loaded,
         "cold_start_s": done - start,
+        "device": _device(path),
         "latency": latency,
         "batch_errors": errors,
     }
