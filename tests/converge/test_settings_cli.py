@@ -56,11 +56,14 @@ def test_target_at_the_edge_of_the_range_is_accepted() -> None:
         ConvergeSettings(workloads=("sunspots",), target=-0.1).validate()
 
 
-def test_list_shows_each_dataset_with_size_and_target(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    result = run_main(monkeypatch, capsys, "list", columns=200)
-    assert result.returncode == 0, result.stderr
-    assert "455 train / 114 validation" in result.stdout  # cancer's split
-    assert "validation accuracy ≥ 0.96" in result.stdout
-    assert "bits per character ≤ 3" in result.stdout
+def test_list_shows_each_dataset_with_size_and_target() -> None:
+    from rich.console import Console
+
+    from twinbench.cli.converge import print_datasets
+
+    console = Console(width=250, record=True)
+    print_datasets(console)
+    text = console.export_text()
+    assert "455 train / 114 validation" in text  # cancer's split
+    assert "validation accuracy ≥ 0.96" in text
+    assert "bits per character ≤ 3" in text

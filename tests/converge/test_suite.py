@@ -23,7 +23,7 @@ def report() -> ConvergeReport:
     settings = ConvergeSettings(
         workloads=("cancer",),
         modes=("torch-eager", "jax-jit"),
-        seeds=2,
+        seeds=1,  # two worker processes: the default tests' budget (more seeds: the slow test)
         target=TARGET,
         max_steps=300,
         eval_every=10,
@@ -34,7 +34,7 @@ def report() -> ConvergeReport:
 
 def test_both_frameworks_reach_the_target_at_every_seed(report: ConvergeReport) -> None:
     assert not report.failed, report.failures
-    assert len(report.runs) == 4
+    assert len(report.runs) == 2
     for run in report.runs:
         assert run["status"] == "converged"
         metrics = [e["metric"] for e in run["evaluations"]]
@@ -46,7 +46,7 @@ def test_both_frameworks_reach_the_target_at_every_seed(report: ConvergeReport) 
 
 def test_steps_to_target_and_curves_match_between_frameworks(report: ConvergeReport) -> None:
     by = {(r["mode"], r["seed"]): r for r in report.runs}
-    for seed in (0, 1):
+    for seed in (0,):
         torch_run, jax_run = by[("torch-eager", seed)], by[("jax-jit", seed)]
         assert torch_run["steps_to_target"] == jax_run["steps_to_target"]
         assert torch_run["curve"] == pytest.approx(jax_run["curve"], rel=1e-4)
@@ -60,7 +60,7 @@ def test_verdict_is_given_once_parity_holds(report: ConvergeReport) -> None:
     assert verdict["winner"] in ("torch-eager", "jax-jit")
     assert verdict["ratio"] is not None and verdict["ci_low"] <= verdict["ratio"]
     for row in report.summaries:
-        assert row["converged"] == 2 and row["median_s"] is not None
+        assert row["converged"] == 1 and row["median_s"] is not None
         parts = row["startup_s"] + row["steps_s"] + row["eval_s"]
         runs = [r for r in report.runs if r["mode"] == row["mode"]]
         assert min(r["time_s"] for r in runs) * 0.99 <= parts <= max(r["time_s"] for r in runs)
@@ -92,3 +92,15 @@ def test_stored_and_rendered(report: ConvergeReport, tmp_path: Path) -> None:
     assert name == "converge-cancer"
     lines = [line for ax in figure.axes for line in ax.get_lines()]
     assert len(lines) >= 4  # a line per run on each panel (and the target)
+
+
+@pytest.mark.slow
+def test_default_cancer_converges_in_every_mode_with_parity() -> None:
+    """The default target (0.96) and three seeds in torch-eager, torch-compile and jax-jit."""
+    modes = ("torch-eager", "torch-compile", "jax-jit")
+    result = run_converge(ConvergeSettings(workloads=("cancer",), modes=modes, seeds=3))
+    assert not result.failed, result.failures
+    assert all(r["status"] == "converged" for r in result.runs)
+    assert [p["passed"] for p in result.parity] == [True, True]
+    (verdict,) = result.verdicts
+    assert verdict["winner"] in modes and verdict["ratio"] is not None

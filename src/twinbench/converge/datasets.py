@@ -173,12 +173,12 @@ def _statsmodels_series(name: str) -> Series:
     if name == "sunspots":
         values = datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()[:, None]
         return split_series(name, values, ("sunactivity",))
-    frame = datasets.macrodata.load_pandas().data
-    columns = [np.diff(np.log(frame[c].to_numpy())) for c in MACRO_GROWTH]
+    frame = datasets.macrodata.load_pandas().data  # inflation first: the channel forecast
+    columns = [frame[c].to_numpy()[1:] for c in MACRO_LEVEL]
+    columns += [np.diff(np.log(frame[c].to_numpy())) for c in MACRO_GROWTH]
     columns += [np.diff(frame[c].to_numpy()) for c in MACRO_CHANGE]
-    columns += [frame[c].to_numpy()[1:] for c in MACRO_LEVEL]
     channels = (*(f"{c} growth" for c in MACRO_GROWTH), *(f"{c} change" for c in MACRO_CHANGE))
-    return split_series(name, np.stack(columns, axis=1), (*channels, *MACRO_LEVEL))
+    return split_series(name, np.stack(columns, axis=1), (*MACRO_LEVEL, *channels))
 
 
 # ---- text ---------------------------------------------------------------------------------------

@@ -8,6 +8,14 @@ both frameworks get the same batches from one seeded pipeline and are scored by 
 Forecasting targets are relative to persistence (predict the last observed value): the metric
 is validation MSE divided by persistence's validation MSE, and a target of 0.7 means "30 %
 below persistence". The language target is validation cross-entropy in bits per character.
+
+Targets were chosen where seeds 0-2 all arrive well inside ``max_steps`` and the curve is still
+falling steeply, so that time to target measures training, not luck (same-seed trajectories of
+both frameworks coincide, so one framework's calibration holds for both): ``cancer`` 0.96 at
+150-200 steps (seeds reach 0.965); ``digits`` 0.97 at 200-400 (0.972-0.978 then); ``sunspots``
+0.4 at 60-100 (it flattens near 0.3 by step 650); ``macro`` 0.7 at 50-60 (near 0.6 by 400;
+inflation's persistence is a strong baseline: a 7-lag linear model gets 0.8); ``text`` 3.0 bits
+per character at ~450 steps (4.5 after 50).
 """
 
 from __future__ import annotations
@@ -239,18 +247,18 @@ TASKS = {
             batch_size=32,
             optimizer=_adam(5e-3),
             metric=VS_PERSISTENCE,
-            target=0.6,
+            target=0.4,
             max_steps=2000,
             eval_every=10,
         ),
         Task(
             "macro",
-            "GRU (32 hidden) forecasting next quarter's US real GDP growth from 8 quarters",
+            "GRU (32 hidden) forecasting next quarter's US inflation from 8 quarters of 7 series",
             dataset="macro",
             twins="gru",
             config={"seq_len": 8, "hidden": 32, "layers": 1, "features": 7, "horizon": 1},
             batch_size=32,
-            optimizer=_adam(3e-3),
+            optimizer=_adam(1e-3),
             metric=VS_PERSISTENCE,
             target=0.7,
             max_steps=2000,
