@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def gpt_run(tmp_path_factory: pytest.TempPathFactory) -> DeployResult:
     out = tmp_path_factory.mktemp("deploy-gpt")
-    settings = DeploySettings(workloads=("gpt",), size="tiny", repeats=2, budget_s=0.02, out=out)
+    settings = DeploySettings(workloads=("gpt",), size="tiny", repeats=1, budget_s=0.02, out=out)
     return run_deploy(settings)
 
 
