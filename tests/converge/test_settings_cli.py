@@ -22,6 +22,8 @@ from twinbench.errors import TwinbenchError
         (["--target", "0.9"], ["exactly one --workload"]),
         (["--workload", "mnist"], ["unknown workload 'mnist'", "cancer"]),
         (["--mode", "jax-fast"], ["unknown mode 'jax-fast'", "jax-jit"]),
+        (["--seed", "4294967295", "--seeds", "2"], ["runs past the last seed"]),
+        (["--workload", "macro", "--target", "nan"], ["--target nan", "(0, ∞)"]),
     ],
 )
 def test_bad_input_is_one_line_before_anything_runs(

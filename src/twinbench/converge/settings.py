@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from twinbench.converge.tasks import TASKS, Task
+from twinbench.converge.tasks import TASKS, VS_PERSISTENCE, Task, persistence_mse
 from twinbench.errors import TwinbenchError
 from twinbench.modes import MODES
-from twinbench.validation import in_range, not_empty, one_of, positive, seed
+from twinbench.validation import MAX_SEED, in_range, not_empty, one_of, positive, seed
 
 WORKLOADS = tuple(TASKS)
 DEFAULT_MODES = ("torch-eager", "torch-compile", "jax-jit")  # jax-eager: op by op, ask for it
@@ -48,7 +49,11 @@ class ConvergeSettings:
         not_empty("mode", self.modes, MODES)
         in_range("--seeds", self.seeds, low=1, integer=True)
         seed(self.seed)
-        in_range("--seed", self.seed + self.seeds - 1, high=2**32 - 1, integer=True)
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise TwinbenchError(
+                f"--seed {self.seed} with --seeds {self.seeds} runs past the last seed "
+                f"{MAX_SEED}; valid: --seed at most {MAX_SEED - self.seeds + 1}"
+            )
         for name, value in (("--max-steps", self.max_steps), ("--eval-every", self.eval_every)):
             if value is not None:
                 positive(name, value, integer=True)
@@ -66,9 +71,8 @@ class ConvergeSettings:
     @staticmethod
     def _check_target(task: Task, target: float) -> None:
         metric = task.metric
-        ok = isinstance(target, int | float) and target > metric.low
-        ok = ok and (metric.high is None or target <= metric.high)
-        if not ok or target != target:  # NaN compares false everywhere
+        ok = isinstance(target, int | float) and math.isfinite(target) and target > metric.low
+        if not ok or (metric.high is not None and target > metric.high):
             raise TwinbenchError(
                 f"--target {target!r} is outside the range of {task.name}'s metric "
                 f"({metric.name}); valid: {metric.range_text()}"
@@ -126,6 +130,9 @@ class ConvergeSettings:
                     "eval_every": self.eval_every_for(name),
                     "batch_size": TASKS[name].batch_size,
                     "optimizer": f"{TASKS[name].optimizer.name} lr {TASKS[name].optimizer.lr:g}",
+                    "persistence_mse": persistence_mse(TASKS[name])
+                    if TASKS[name].metric is VS_PERSISTENCE
+                    else None,
                 }
                 for name in self.workloads
             },

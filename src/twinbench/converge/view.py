@@ -70,7 +70,7 @@ def _workload(data: Mapping[str, Any], workload: str, task: Row) -> list[str]:
         "",
         f"Dataset `{task['dataset']}`; target: {task['metric']} {better} {task['target']:g}; "
         f"evaluated every {task['eval_every']} steps, at most {task['max_steps']} steps; "
-        f"{task['optimizer']}, batch {task['batch_size']}.",
+        f"{task['optimizer']}, batch {task['batch_size']}.{_persistence(task)}",
         "",
         *md_table(header, rows),
         "",
@@ -79,6 +79,16 @@ def _workload(data: Mapping[str, Any], workload: str, task: Row) -> list[str]:
         lines += [f"**Verdict:** {verdict['text']}.", ""]
     lines += _parity_failures(parity.values())
     return lines
+
+
+def _persistence(task: Row) -> str:
+    mse = task.get("persistence_mse")
+    if mse is None:
+        return ""
+    return (
+        f" Persistence (the last value as the forecast) scores a validation MSE of {mse:.3g} "
+        f"(standardised units); the target is {mse * task['target']:.3g}."
+    )
 
 
 def _time(row: Row) -> str:
