@@ -31,6 +31,8 @@ from twinbench.registry import builtin
         ({"workload": "nope"}, ["unknown workload 'nope'"]),
         ({"scenario": "batch", "workload": "gpt"}, ["'gpt' is not in the batch scenario", "mlp"]),
         ({"scenario": "batch", "lengths": "4,33"}, ["length 33", "1 to 32", "preset batch"]),
+        ({"scenario": "generate", "workload": "lstm"}, ["'lstm' does not generate", "gpt"]),
+        ({"scenario": "generate", "strategies": ("jax-jit-bucketed",)}, ["generation strategy"]),
         ({"scenario": "shapes"}, ["unknown scenario 'shapes'", "seq-len"]),
         ({"size": "huge"}, ["unknown size 'huge'", "tiny"]),
         ({"lengths": "10,65"}, ["length 65", "1 to 64", "position table"]),

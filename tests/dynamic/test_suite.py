@@ -114,3 +114,19 @@ def test_the_run_is_stored_rendered_and_drawn(schedule_run: DynamicReport, tmp_p
     with ResultStore(tmp_path / DB_NAME) as store:
         run = store.run(run_id)
     assert run.settings["kind"] == "dynamic" and run.settings["strategies"] == list(STRATEGIES)
+
+
+@pytest.mark.slow
+def test_generation_strategies_agree_and_the_compiled_step_recompiles_as_the_cache_grows() -> None:
+    settings = DynamicSettings(
+        scenario="generate", lengths="3,9", steps=2, torch_backend="eager", threads=1
+    )
+    report = run_dynamic(settings)
+    assert not report.failures
+    rows = _rows(report)
+    assert set(rows) == {"torch-eager", "torch-compile", "jax-jit"}
+    for name, row in rows.items():
+        assert row["correctness"]["passed"] is True, (name, row["correctness"])
+    assert rows["torch-compile"]["compiles"] >= 2  # the cache's length changes every step
+    assert rows["jax-jit"]["compiles_per_step"][1] == 0  # the second prompt reuses the loop
+    assert rows["torch-eager"]["tokens_generated"] == rows["jax-jit"]["tokens_generated"] > 0

@@ -9,7 +9,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.spec import SIZE_NAMES
 from twinbench.validation import one_of, positive, seed
 
-SCENARIOS = ("seq-len", "batch", "control-flow")
+SCENARIOS = ("seq-len", "batch", "generate", "control-flow")
 SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru")  # a sequence dimension the schedule can vary
 BATCH_WORKLOADS = ("mlp",)  # rows the schedule can vary and a masked loss can pad
 AXIS = {"seq-len": 1, "batch": 0}  # the dimension each scenario varies
@@ -19,6 +19,8 @@ PADDABLE_WORKLOADS = ("gpt", "mlp")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform")
 TORCH_BACKENDS = ("inductor", "aot_eager", "eager")
 DEFAULT_STEPS = {"tiny": 8, "small": 100, "full": 100}
+DEFAULT_PROMPTS = {"tiny": 4, "small": 8, "full": 8}
+END_TOKEN = 0  # greedy decoding stops here or at the end of the position table
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ STRATEGIES = (
     Strategy("jax-eager", "jax", "none"),
 )
 BY_NAME = {s.name: s for s in STRATEGIES}
+# Generation as each framework's users write it: a Python loop with a growing KV cache (eager,
+# and the decode step compiled), and a fixed-size cache in lax.while_loop under jit.
+GENERATE_STRATEGIES = ("torch-eager", "torch-compile", "jax-jit")
 STRATEGY_NAMES = tuple(BY_NAME)
 REFERENCE = "torch-eager"  # every strategy's losses are compared with its
 
@@ -99,6 +104,16 @@ class DynamicSettings:
             positive("threads", self.threads, integer=True)
         if self.scenario in AXIS:
             self._validate_schedule()
+        if self.scenario == "generate":
+            if self.workload_name != "gpt":
+                from twinbench.registry import builtin
+
+                builtin(self.workload_name)  # an unknown name: the registry's one-line error
+                raise TwinbenchError(
+                    f"workload '{self.workload_name}' does not generate; valid: gpt"
+                )
+            one_of("generation strategy", self.strategies or (), GENERATE_STRATEGIES)
+            self._validate_lengths(self.longest - 1, "its position table, less one new token")
 
     def _validate_schedule(self) -> None:
         from twinbench.registry import builtin
@@ -119,7 +134,10 @@ class DynamicSettings:
                 f"strategy '{unpaddable[0]}' pads, which would change {name}'s result (its "
                 f"head reads the last step); padding runs on: {', '.join(PADDABLE_WORKLOADS)}"
             )
-        longest = self.longest
+        what = "its position table" if self.scenario == "seq-len" else "its preset batch"
+        self._validate_lengths(self.longest, what)
+
+    def _validate_lengths(self, longest: int, what: str) -> None:
         if self.lengths in LENGTH_DISTRIBUTIONS:
             return
         from twinbench.dynamic.schedule import explicit_lengths
@@ -135,7 +153,6 @@ class DynamicSettings:
             )
         for n in given:
             if not 1 <= n <= longest:
-                what = "its position table" if self.scenario == "seq-len" else "its preset batch"
                 raise TwinbenchError(
                     f"length {n} is past what {self.workload_name} at {self.size} takes; valid: "
                     f"1 to {longest} ({what})"
@@ -155,18 +172,22 @@ class DynamicSettings:
         from twinbench.registry import builtin
 
         size = builtin(self.workload_name).size(self.size)
-        return max_length(size) if self.scenario == "seq-len" else size.batch_size
+        return size.batch_size if self.scenario == "batch" else max_length(size)
 
     @property
     def step_count(self) -> int:
-        """Steps of the schedule: as given, or the size's default."""
-        return self.steps if self.steps is not None else DEFAULT_STEPS[self.size]
+        """Steps of the schedule (prompts, for generate): as given, or the size's default."""
+        if self.steps is not None:
+            return self.steps
+        return (DEFAULT_PROMPTS if self.scenario == "generate" else DEFAULT_STEPS)[self.size]
 
     @property
     def chosen_strategies(self) -> tuple[str, ...]:
         """The strategies to run: as given, or every one the workload supports."""
         if self.strategies is not None:
             return self.strategies
+        if self.scenario == "generate":
+            return GENERATE_STRATEGIES
         if self.workload_name in PADDABLE_WORKLOADS:
             return STRATEGY_NAMES
         return tuple(s.name for s in STRATEGIES if s.padding == "none")

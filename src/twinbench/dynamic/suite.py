@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from twinbench.dynamic.schedule import draw_lengths, padded_lengths, padding_share
-from twinbench.dynamic.settings import AXIS, BY_NAME, REFERENCE, DynamicSettings
+from twinbench.dynamic.settings import AXIS, BY_NAME, END_TOKEN, REFERENCE, DynamicSettings
 from twinbench.harness.process import CellFailed, WorkerProcess
 from twinbench.harness.stats import Ratio, ratio_of_medians, summarize
 from twinbench.modes import FRAMEWORKS
-from twinbench.parity import TOLERANCES, compare_curves
+from twinbench.parity import TOLERANCES, compare, compare_curves
 from twinbench.store import json_ready
 from twinbench.suite import Progress, no_progress
 
@@ -102,15 +102,15 @@ def run_dynamic(settings: DynamicSettings, progress: Progress = no_progress) -> 
     if settings.scenario == "control-flow":
         report.features = _features(settings, threads, report.failures, progress)
         return report
-    report.lengths = draw_lengths(
-        settings.lengths, settings.step_count, settings.longest, settings.seed
-    )
+    generate = settings.scenario == "generate"
+    longest = settings.longest // 2 if generate else settings.longest  # room for new tokens
+    report.lengths = draw_lengths(settings.lengths, settings.step_count, longest, settings.seed)
     runs = {
         name: _run_strategy(settings, name, report.lengths, threads, progress)
         for name in settings.chosen_strategies
     }
     report.failures = [f"{name}: {run['error']}" for name, run in runs.items() if run["error"]]
-    report.strategies = summarize_strategies(runs, report.lengths)
+    report.strategies = summarize_strategies(runs, report.lengths, generated=generate)
     report.verdict = verdict(report.strategies)
     return report
 
@@ -140,11 +140,11 @@ def _run_strategy(
     strategy = BY_NAME[name]
     padded = padded_lengths(lengths, strategy.padding, settings.bucket, settings.longest)
     run: dict[str, Any] = {"padded": padded, "repeats": [], "error": None, "status": "ok"}
-    request = {
+    request: dict[str, Any] = {
         "kind": "schedule",
         "strategy": name,
         "workload": settings.workload_name,
-        "axis": AXIS[settings.scenario],
+        "axis": AXIS.get(settings.scenario, 1),
         "size": settings.size,
         "lengths": lengths,
         "padded": padded,
@@ -152,6 +152,17 @@ def _run_strategy(
         "backend": settings.torch_backend,
         "leak_padding": settings.leak_padding,
     }
+    if settings.scenario == "generate":
+        request = {
+            "kind": "generate",
+            "strategy": name,
+            "workload": settings.workload_name,
+            "size": settings.size,
+            "prompts": prompts(settings, lengths),
+            "end_token": END_TOKEN,
+            "seed": settings.seed,
+            "backend": settings.torch_backend,
+        }
     for repeat in range(settings.repeats):
         say(f"{name}: process {repeat + 1} of {settings.repeats}, {len(lengths)} steps")
         try:
@@ -162,14 +173,28 @@ def _run_strategy(
     return run
 
 
+def prompts(settings: DynamicSettings, lengths: Sequence[int]) -> list[list[int]]:
+    """One prompt per length, cut from the workload's own token stream."""
+    from dataclasses import replace
+
+    from twinbench.registry import builtin
+
+    workload = builtin(settings.workload_name)
+    size = workload.size(settings.size)
+    stream = workload.batches(replace(size, config={**size.config, "seq_len": settings.longest}),
+                              settings.seed)  # fmt: skip
+    return [[int(t) for t in next(stream)["tokens"][0, :n]] for n in lengths]
+
+
 # ---- figures from the raw steps -----------------------------------------------------------------
 
 
 def summarize_strategies(
-    runs: Mapping[str, Mapping[str, Any]], lengths: Sequence[int]
+    runs: Mapping[str, Mapping[str, Any]], lengths: Sequence[int], *, generated: bool = False
 ) -> list[dict[str, Any]]:
     """One row per strategy: compiles, compile seconds, schedule wall time with its CI, padding
-    share, steady step time per shape, and its losses against the reference's."""
+    share, steady step time per shape, and its losses (``generated``: its tokens) against the
+    reference's."""
     reference = runs.get(REFERENCE, {}).get("repeats") or [None]
     rows = []
     for name, run in runs.items():
@@ -179,13 +204,18 @@ def summarize_strategies(
             "status": run["status"],
             "error": run["error"],
             "padded": run["padded"],
-            "padding_share": padding_share(lengths, run["padded"]),
+            "padding_share": None if generated else padding_share(lengths, run["padded"]),
             "distinct_shapes": len(set(run["padded"])),
         }
         repeats = run["repeats"]
         if repeats:
             row.update(_timing(repeats, run["padded"]))
-            row["correctness"] = _correctness(name, reference[0], repeats[0])
+            judge = _same_tokens if generated else _correctness
+            row["correctness"] = judge(name, reference[0], repeats[0])
+            if generated:
+                row["tokens_generated"] = sum(
+                    len(t) - n for t, n in zip(repeats[0]["tokens"], lengths, strict=True)
+                )
         rows.append(row)
     return rows
 
@@ -214,7 +244,7 @@ def _timing(repeats: Sequence[Mapping[str, Any]], padded: Sequence[int]) -> dict
         "steady_median_s": float(np.median(steady_all)) if steady_all.size else None,
         "cumulative_s": np.cumsum(np.median(steps, axis=0)).tolist(),
         "compiles_per_step": list(repeats[0]["compiles"]),
-        "losses": list(repeats[0]["loss"]),
+        "losses": list(repeats[0].get("loss", [])),
         "graph_breaks": repeats[0].get("graph_breaks"),
     }
 
@@ -231,6 +261,26 @@ def _correctness(
         "first_bad_step": check.first_bad_step,
         "detail": check.detail or f"losses within tolerance of {REFERENCE}",
     }
+
+
+def _same_tokens(
+    name: str, reference: Mapping[str, Any] | None, mine: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Greedy decoding is exact: the same tokens for every prompt, the winning logits within
+    the parity tolerance of outputs."""
+    if reference is None:
+        return {"passed": None, "detail": f"{REFERENCE} did not run: nothing to compare with"}
+    for i, (want, got) in enumerate(zip(reference["tokens"], mine["tokens"], strict=True)):
+        if want != got:
+            step = next(
+                (k for k, (a, b) in enumerate(zip(want, got, strict=False)) if a != b), len(want)
+            )
+            return {"passed": False, "detail": f"prompt {i}: tokens differ from position {step}"}
+    want_scores = np.concatenate([np.asarray(s, np.float64) for s in reference["scores"]])
+    got_scores = np.concatenate([np.asarray(s, np.float64) for s in mine["scores"]])
+    check = compare(name, want_scores, got_scores, TOLERANCES["float32"].outputs)
+    detail = "same tokens as torch-eager; winning logits within tolerance"
+    return {"passed": check.passed, "max_abs": check.max_abs, "detail": check.detail or detail}
 
 
 def _ratio_text(ratio: Ratio, faster: str, slower: str) -> str:

@@ -37,9 +37,10 @@ def _schedule(s: Mapping[str, Any], lengths: Sequence[int]) -> list[str]:
     bucket = "powers of two" if s["bucket"] is None else f"multiples of {s['bucket']}"
     leak = " **Planted mask bug on: padding counts in the loss.**" if s["leak_padding"] else ""
     shown = ", ".join(map(str, lengths[:24])) + (" …" if len(lengths) > 24 else "")
-    varying = "batch sizes" if s["scenario"] == "batch" else "lengths"
+    varying = {"batch": "batch sizes", "generate": "prompt lengths"}.get(s["scenario"], "lengths")
+    steps = "prompts, greedy" if s["scenario"] == "generate" else "training steps"
     return [
-        f"{s['steps']} training steps, {varying} from `{s['lengths']}` (seed {s['seed']}): "
+        f"{s['steps']} {steps}, {varying} from `{s['lengths']}` (seed {s['seed']}): "
         f"{len(set(lengths))} distinct, {min(lengths)} to {max(lengths)}; buckets: {bucket}; "
         f"{s['repeats']} process(es) per strategy; torch.compile backend {s['torch_backend']}; "
         f"{s['dtype']} on {s['device']}.{leak}",
@@ -63,12 +64,13 @@ def _strategies(rows: Sequence[Row]) -> list[str]:
         verdict = {True: "ok", False: "WRONG", None: "—"}[correct["passed"]]
         table.append([
             r["strategy"], r["status"], r["compiles"], fmt_seconds(r["compile_s"]),
-            f"{fmt_seconds(r['wall_median_s'])} {ci}", f"{r['padding_share']:.0%}",
+            f"{fmt_seconds(r['wall_median_s'])} {ci}",
+            "—" if r["padding_share"] is None else f"{r['padding_share']:.0%}",
             fmt_seconds(r["steady_median_s"]), "—" if breaks is None else sum(breaks.values()),
             f"{verdict}: {correct['detail'][:DETAIL_CHARS]}",
         ])  # fmt: skip
     header = ["strategy", "status", "compiles", "compile time", "schedule wall [95 % CI]",
-              "padding", "steady step", "graph breaks", "losses vs torch-eager"]  # fmt: skip
+              "padding", "steady step", "graph breaks", "vs torch-eager"]  # fmt: skip
     return [
         "## Strategies",
         "",

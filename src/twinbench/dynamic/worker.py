@@ -2,9 +2,10 @@
 
 It speaks the one worker protocol (`twinbench.harness.process.serve`): one request, one answer.
 ``schedule`` runs one strategy through the whole schedule of shapes, timing every step and
-counting the compilations each step caused; ``features`` runs one framework's control-flow and
-debugging checks. Only one framework is imported per process, and each strategy gets a fresh
-process, so compile caches and counters start empty for it.
+counting the compilations each step caused; ``generate`` decodes every prompt greedily with one
+strategy; ``features`` runs one framework's control-flow and debugging checks. Only one
+framework is imported per process, and each strategy gets a fresh process, so compile caches
+and counters start empty for it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,36 @@ def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
     return {**steps, **trainer.extras()}
 
 
+def run_generate(request: dict[str, Any]) -> dict[str, Any]:
+    """Greedy generation for every prompt: tokens, winning logits, wall time and compiles."""
+    strategy = BY_NAME[request["strategy"]]
+    workload = builtin(request["workload"])
+    module = importlib.import_module(f"twinbench.dynamic.{strategy.framework}_decode")
+    side(strategy.framework)  # the thread budget
+    generator = module.Generator(
+        workload,
+        workload.size(request["size"]),
+        compiled=strategy.compile != "none",
+        backend=request["backend"],
+        seed=request["seed"],
+    )
+    out: dict[str, list[Any]] = {
+        "step_s": [], "tokens": [], "scores": [], "compiles": [], "compile_s": []
+    }  # fmt: skip
+    before = generator.counter.snapshot()
+    for prompt in request["prompts"]:
+        start = perf_counter()
+        tokens, scores = generator.generate(prompt, request["end_token"])
+        out["step_s"].append(perf_counter() - start)
+        after = generator.counter.snapshot()
+        out["tokens"].append(tokens)
+        out["scores"].append(scores)
+        out["compiles"].append(after.compiles - before.compiles)
+        out["compile_s"].append(after.seconds - before.seconds)
+        before = after
+    return out
+
+
 def run_features(request: dict[str, Any]) -> list[dict[str, Any]]:
     """One framework's feature checks (see `twinbench.dynamic.features`)."""
     from twinbench.dynamic.features import run_checks
@@ -75,7 +106,11 @@ def run_features(request: dict[str, Any]) -> list[dict[str, Any]]:
     return [c.to_dict() for c in run_checks(checks, request["sabotage"])]
 
 
-HANDLERS: dict[str, Handler] = {"schedule": run_schedule, "features": run_features}
+HANDLERS: dict[str, Handler] = {
+    "schedule": run_schedule,
+    "generate": run_generate,
+    "features": run_features,
+}
 
 
 if __name__ == "__main__":
