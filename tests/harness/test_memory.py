@@ -1,67 +1,12 @@
-"""Memory attributable to a cell: the runtime left out, the batch counted, the floor exact."""
+"""Memory figures of one cell, in this process: the analytic floor against what the optimizer
+really keeps, XLA's own analysis, the memory step, a cell's record, sizes and budget fits."""
 
 import pytest
 
+from twinbench.errors import TwinbenchError
 from twinbench.harness import memory
-from twinbench.harness.runner import RunSettings, run
+from twinbench.harness.memory_budget import MemoryFit, parse_memory_size
 from twinbench.registry import builtin
-from twinbench.store import DB_NAME, ResultStore
-
-SMALL_BATCH, LARGE_BATCH = 64, 1 << 20  # linreg tiny: one feature and one target a sample
-MB = 2**20
-
-
-@pytest.fixture(scope="module")
-def linreg_sweep(tmp_path_factory):
-    """linreg tiny (2 parameters) at two batch sizes, eager torch and jitted JAX."""
-    out = tmp_path_factory.mktemp("memory")
-    settings = RunSettings(
-        workloads=("linreg",),
-        sizes=("tiny",),
-        modes=("torch-eager", "jax-jit"),
-        threads=1,
-        budget=0.4,
-        repeats=1,
-        parity_steps=2,
-        batch_sizes=(SMALL_BATCH, LARGE_BATCH),
-        out=out,
-    )
-    run_id = run(settings)
-    with ResultStore(out / DB_NAME) as store:
-        cells = store.cells(run_id)
-    assert all(c.status == "ok" for c in cells), [c.error for c in cells]
-    return {(c.mode, c.metrics["batch_size"]): c.metrics for c in cells}
-
-
-@pytest.mark.parametrize("mode", ["torch-eager", "jax-jit"])
-def test_the_runtime_is_left_out_and_the_batch_counted(linreg_sweep, mode):
-    small, large = linreg_sweep[mode, SMALL_BATCH], linreg_sweep[mode, LARGE_BATCH]
-    # the process holds a few hundred MB of runtime; a 2-parameter model needs almost none
-    assert small["process_peak_rss_bytes"] > 150 * MB
-    assert small["attributable_peak_bytes"] < 50 * MB
-    # the full batch of inputs and targets alone, float32: 8 MB more at 2**20 samples
-    batch = 2 * 4 * (LARGE_BATCH - SMALL_BATCH)
-    assert large["attributable_peak_bytes"] - small["attributable_peak_bytes"] > batch
-    assert small["attributable_peak_bytes_by_process"] == [small["attributable_peak_bytes"]]
-    assert small["attributable_method"] == memory.RESET_METHOD
-
-
-def test_the_floor_and_the_activations_are_stored(linreg_sweep):
-    cell = linreg_sweep["torch-eager", SMALL_BATCH]
-    # linreg: weight and bias, SGD with momentum (one slot), float32
-    assert cell["params"] == 2
-    assert cell["analytic_floor_bytes"] == 2 * 3 * 4
-    assert cell["activation_bytes"] == cell["attributable_peak_bytes"] - 24
-
-
-def test_each_framework_gives_its_own_account(linreg_sweep):
-    jit = linreg_sweep["jax-jit", LARGE_BATCH]
-    assert jit["xla_argument_bytes"] >= 4 * 2 * LARGE_BATCH  # one batch's inputs and targets
-    assert jit["xla_peak_estimate_bytes"] >= jit["xla_argument_bytes"]
-    eager = linreg_sweep["torch-eager", LARGE_BATCH]
-    assert eager["torch_profiled_step_peak_bytes"] >= 4 * LARGE_BATCH  # the predictions at least
-    assert eager["torch_saved_activation_bytes"] > 0
-    assert "xla_argument_bytes" not in eager and "torch_profiled_step_peak_bytes" not in jit
 
 
 def _torch_state_bytes(workload_name):
@@ -92,3 +37,93 @@ def test_the_floor_counts_what_the_optimizer_really_keeps(workload_name):
     assert memory.analytic_floor_bytes(params, dtype="float32", phase="infer", slots=slots) == (
         params * 4
     )
+
+
+def _bench(framework, workload_name, size_name, batch_size=None):
+    from twinbench.harness.runner import Point
+
+    point = Point(builtin(workload_name), None, size_name, batch_size)
+    settings = dict(phase="train", dtype="float32", device="cpu", seed=0, allow_tf32=False)
+    if framework == "torch":
+        from twinbench.backends.torch_timed import TorchBench
+
+        return TorchBench(
+            point.workload, point.size, mode="torch-eager", compile_mode="default", **settings
+        )
+    from twinbench.backends.jax_timed import JaxBench
+
+    return JaxBench(point.workload, point.size, mode="jax-jit", **settings)
+
+
+def test_the_memory_step_counts_what_was_built_after_the_baseline():
+    import twinbench.backends.torch_timed  # noqa: F401  (imported before the baseline)
+
+    baseline = memory.Baseline.now()
+    bench = _bench("torch", "linreg", "tiny", batch_size=1 << 20)  # 8 MiB of inputs and targets
+    bench.sync(bench.step())
+    figures = memory.memory_step(bench, baseline, framework="torch", device="cpu")
+    assert figures["attributable_method"] == memory.RESET_METHOD
+    assert figures["attributable_peak_bytes"] >= 8 * 2**20
+    profiled = memory.torch_profiled_step(bench, saved_activations=True)
+    assert profiled["torch_profiled_step_peak_bytes"] >= 4 * 2**20  # the predictions at least
+    # what MSE's backward keeps of 2**20 float32 samples: one vector of predictions or residuals
+    assert 4 * 2**20 <= profiled["torch_saved_activation_bytes"] < 12 * 2**20
+
+
+def test_xla_memory_analysis_is_non_zero_and_consistent():
+    bench = _bench("jax", "gpt", "tiny")
+    bench.compile()
+    figures = memory.xla_memory_analysis(bench._compiled)
+    for name in ("xla_argument_bytes", "xla_output_bytes", "xla_temp_bytes", "xla_alias_bytes"):
+        assert figures[name] > 0, name
+    assert figures["xla_peak_estimate_bytes"] >= figures["xla_argument_bytes"]
+    # the state is donated: what the outputs alias is at most the arguments
+    assert figures["xla_alias_bytes"] <= figures["xla_argument_bytes"]
+
+
+def test_a_cells_record_keeps_medians_the_spread_and_the_activations():
+    finals = [
+        {"attributable_peak_bytes": 30, "xla_temp_bytes": 7},
+        {"attributable_peak_bytes": 10, "xla_temp_bytes": 7},
+        {"attributable_peak_bytes": 20},
+    ]
+    metrics = memory.cell_memory_metrics(finals, floor_bytes=4)
+    assert metrics["attributable_peak_bytes"] == 20
+    assert metrics["attributable_peak_bytes_by_process"] == [30, 10, 20]
+    assert metrics["activation_bytes"] == 16 and metrics["xla_temp_bytes"] == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("8GiB", 8 * 2**30), ("512MB", 512 * 10**6), ("1.5 KiB", 1536), ("4096", 4096)],
+)
+def test_memory_sizes_read_as_bytes(text, expected):
+    assert parse_memory_size("--memory-budget", text) == expected
+
+
+@pytest.mark.parametrize("text", ["8XB", "-5MB", "0", "0.0GiB", "lots", ""])
+def test_a_memory_size_that_is_not_one_is_refused_in_one_line(text):
+    with pytest.raises(TwinbenchError, match="--memory-budget") as raised:
+        parse_memory_size("--memory-budget", text)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_largest_batch_inverts_the_fitted_line():
+    fit = MemoryFit.of({8: 1000.0 + 8 * 100, 32: 1000.0 + 32 * 100})
+    assert fit.bytes_per_sample == pytest.approx(100)
+    assert fit.largest_batch(1000 + 100 * 50 + 99) == 50
+    assert fit.largest_batch(900) is None  # not even one sample fits
+    assert MemoryFit.of({8: 5.0, 16: 5.0}).largest_batch(10**9) is None  # memory does not grow
+
+
+@pytest.mark.parametrize("value", ["8XB", "0", "-1GiB"])
+def test_sweep_refuses_a_bad_memory_budget_before_anything_runs(
+    monkeypatch, capsys, tmp_path, value
+):
+    from helpers import assert_one_line_error, run_main
+
+    out = tmp_path / "out"
+    args = ("sweep", "linreg", "--size", "tiny", "--batch-sizes", "8,16", "--out", out)
+    result = run_main(monkeypatch, capsys, *args, "--memory-budget", value)
+    assert_one_line_error(result, "--memory-budget", repr(value))
+    assert not out.exists()

@@ -136,6 +136,13 @@ def sweep(
     seed: Seed = 0,
     workload_file: WorkloadFiles = None,
     tensorboard: TensorBoardDir = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(
+            help="A memory size (8GiB, 512MB, or bytes): fit each mode's memory against the "
+            "batch size, predict the largest batch within it, then measure there to confirm."
+        ),
+    ] = None,
 ) -> None:
     """Step time, throughput and memory as the batch (or sequence) grows, per mode.
 
@@ -148,6 +155,11 @@ def sweep(
     )
     if not sweep_batch and not sweep_seq:
         raise TwinbenchError("give --batch-sizes and/or --seq-lens, e.g. --batch-sizes 1,2,4,8")
+    from twinbench.harness.memory_budget import parse_memory_size
+
+    budget_bytes = (
+        None if memory_budget is None else parse_memory_size("--memory-budget", memory_budget)
+    )
     _execute(
         out,
         workloads=tuple(workloads),
@@ -164,6 +176,7 @@ def sweep(
         seed=seed,
         batch_sizes=sweep_batch,
         seq_lens=sweep_seq,
+        memory_budget=budget_bytes,
         tensorboard=tensorboard,
     )
 

@@ -26,6 +26,7 @@ from twinbench.harness.environment import (
     usable_cores,
 )
 from twinbench.harness.machine_load import LoadMeter
+from twinbench.harness.memory_budget import confirm_memory_budget
 from twinbench.harness.process import CellFailed, one_shot, stop_workers
 from twinbench.harness.twin_source import twin_text
 from twinbench.modes import FRAMEWORK_OF, MODES
@@ -79,6 +80,7 @@ class RunSettings:
     out: Path = DEFAULT_DIR
     batch_sizes: tuple[int, ...] = ()  # a sweep: each group measured at each of these
     seq_lens: tuple[int, ...] = ()  # a sweep over the config's "seq_len" (sequence workloads)
+    memory_budget: int | None = None  # bytes: a sweep predicts, then measures, the largest batch
 
     def validate(self) -> None:
         """Refuse a bad value with one line naming it and what is valid (reads nothing else)."""
@@ -96,6 +98,12 @@ class RunSettings:
         for flag, values in (("--batch-sizes", self.batch_sizes), ("--seq-lens", self.seq_lens)):
             for value in values:
                 positive(f"{flag} value", value, integer=True)
+        if self.memory_budget is not None:
+            positive("--memory-budget", self.memory_budget, integer=True)
+            if len(set(self.batch_sizes)) < 2:
+                raise TwinbenchError(
+                    "--memory-budget needs a sweep over at least two --batch-sizes to fit"
+                )
 
     def check_environment(self, *, local_gpu: bool = True) -> None:
         """Refuse what this machine cannot do: more threads than usable cores, or ``--device
@@ -296,6 +304,8 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
             session.record_run_info(points)
             session.probe_peaks(progress)
             session.measure_group(points, progress)
+            if settings.memory_budget is not None:
+                confirm_memory_budget(session, progress)
             status = "finished"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -346,6 +356,9 @@ class RunSession:
     run_id: int
     settings: RunSettings
     clock: TimeBreakdown = field(default_factory=TimeBreakdown)
+    # by cell label: what was measured and what failed, for the memory-budget fits
+    measured: dict[str, tuple[Cell, dict[str, Any]]] = field(default_factory=dict)
+    failures: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def record_run_info(self, points: list[Point]) -> None:
         """What reports and audits need besides cells: twin sources, each worker's settings."""
@@ -358,12 +371,14 @@ class RunSession:
 
     def record_failure(self, cell: Cell, status: str, error: str | None) -> None:
         """Record a cell that produced no measurement (``status`` says why)."""
+        self.failures[cell.label] = (status, error)
         _record(self.recorder, self.run_id, self.settings, cell, status, error)
 
     def record_measured(self, cell: Cell, processes: list[CellProcess]) -> None:
         """Record a cell measured in ``processes``: metrics, and every sample in process order."""
         samples = [s for p in processes for s in p.samples]
         metrics = cell_metrics(processes, self.settings, cell)
+        self.measured[cell.label] = (cell, metrics)
         _record(self.recorder, self.run_id, self.settings, cell, "ok", None, metrics, samples)
 
     def measure_group(self, points: list[Point], progress: Progress = _no_progress) -> None:

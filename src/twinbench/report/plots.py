@@ -259,6 +259,7 @@ def sweep_figure(series: Sequence[SweepSeries]) -> Figure:
     """Step time, throughput and peak memory against batch size on log-log axes, per mode."""
     with _style():
         fig, (time_ax, tp_ax, mem_ax) = _new(11.5, 3.4, ncols=3, legend_below=True)
+        attributable = any(m is not None for s in series for m in s.attributable_peak_bytes)
         for s in series:
             c = color(s.mode)
             exponent = f" (slope {s.exponent:.2f})" if s.exponent is not None else ""
@@ -275,13 +276,21 @@ def sweep_figure(series: Sequence[SweepSeries]) -> Figure:
                 label=f"{s.mode}{exponent}",
             )
             tp_ax.plot(bs, s.samples_per_s, color=c, marker="o", ms=4, label=s.mode)
-            mem = [(m or math.nan) / 2**20 for m in s.process_peak_memory_bytes]
+            # older runs have only the whole process's peak, runtime included
+            figures = s.attributable_peak_bytes if attributable else s.process_peak_memory_bytes
+            mem = [(m or math.nan) / 2**20 for m in figures]
             mem_ax.plot(bs, mem, color=c, marker="o", ms=4, label=s.mode)
+            fit = s.memory_fit if attributable else None
+            if fit is not None:
+                line = fit.intercept_bytes + fit.bytes_per_sample * bs
+                mem_ax.plot(bs, np.maximum(line, 1.0) / 2**20, color=c, ls="--", lw=1)
         measured_memory = any(m for s in series for m in s.process_peak_memory_bytes)
+        memory_title = "Memory of one step (dashed: fit)" if attributable else "Peak memory"
+        memory_label = "above the runtime (MiB)" if attributable else "peak memory (MiB)"
         for ax, title, ylabel in (
             (time_ax, "Step time", "median step time (ms)"),
             (tp_ax, "Throughput", "samples / s"),
-            (mem_ax, "Peak memory", "peak memory (MiB)"),
+            (mem_ax, memory_title, memory_label),
         ):
             ax.set_xscale("log", base=2)
             ax.set_title(title)

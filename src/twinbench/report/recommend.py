@@ -213,14 +213,44 @@ def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
             if best_bs == top
             else " — larger batches lost throughput"
         )
+        fits = "; ".join(
+            f"{s.mode} {fit.bytes_per_sample / 2**10:,.3g} KiB per sample + "
+            f"{fit.intercept_bytes / 2**20:,.3g} MiB fixed"
+            for s in members
+            if (fit := s.memory_fit) is not None
+        )
+        memory = f" Memory of one step: {fits}." if fits else ""
         out.append(
             Recommendation(
                 "sweep",
                 f"{workload}/{base} {phase}",
                 f"best throughput: {best_mode} at {where} ({best_tp:,.0f} samples/s){hint}. "
-                f"{growth} (1 = linear; below 1, bigger batches are cheaper per sample).",
+                f"{growth} (1 = linear; below 1, bigger batches are cheaper per sample).{memory}",
             )
         )
+    return out + _budget_advice(summary)
+
+
+def _budget_advice(summary: RunSummary) -> list[Recommendation]:
+    """The largest batch each swept mode was predicted to fit, and what measuring it showed."""
+    record = summary.run.info.get("memory_budget")
+    if not record:
+        return []
+    budget = f"{record['budget_bytes'] / 2**20:,.0f} MiB"
+    out = []
+    for fit in record["fits"]:
+        subject = f"{fit['workload']}/{fit['size']} {fit['phase']}"
+        predicted = fit.get("predicted_batch")
+        if predicted is None:
+            text = f"{fit['mode']} within {budget}: {fit['outcome']}."
+        else:
+            measured = fit.get("measured_bytes")
+            at = f", measured {measured / 2**20:,.3g} MiB there" if measured is not None else ""
+            text = (
+                f"{fit['mode']} within {budget}: largest batch predicted {predicted:,}{at} — "
+                f"{fit['outcome']}."
+            )
+        out.append(Recommendation("memory", subject, text))
     return out
 
 

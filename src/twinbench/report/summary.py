@@ -12,6 +12,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+from twinbench.harness.memory_budget import MemoryFit
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
 from twinbench.report.memory import memory_verdicts_for_run
 from twinbench.report.text import fmt_seconds
@@ -304,6 +305,16 @@ class SweepSeries:
     @property
     def framework(self) -> str:
         return FRAMEWORK_OF.get(self.mode, self.mode)
+
+    @property
+    def memory_fit(self) -> MemoryFit | None:
+        """Attributable peak against batch size, least squares (None under two points)."""
+        points = {
+            bs: float(m)
+            for bs, m in zip(self.batch_sizes, self.attributable_peak_bytes, strict=False)
+            if m is not None
+        }
+        return MemoryFit.of(points)
 
     @property
     def exponent(self) -> float | None:
