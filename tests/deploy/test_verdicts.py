@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from twinbench.deploy import DeploySettings, suite
 from twinbench.deploy.advice import advice
 from twinbench.deploy.suite import feature_table, verdicts
 from twinbench.deploy.view import render_markdown
+from twinbench.suite import no_progress
 
 
 def _cell(path: str, center: float, *, passed: bool = True) -> dict[str, Any]:
@@ -119,3 +123,16 @@ def test_advice_warns_off_wrong_and_refused_artefacts() -> None:
     assert any(line.startswith("mlp: do not ship torch-aoti") and "0.25" in line for line in lines)
     assert any("jax-onnx cannot ship this model" in line and "no plugin" in line for line in lines)
     assert not any("lowest latency at batch 1: torch-aoti" in line for line in lines)
+
+
+def test_without_a_cpp_compiler_the_aoti_cell_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert suite.cpp_compiler() is None
+    settings = DeploySettings(size="tiny", out=tmp_path)
+    cell = suite._export(settings, "mlp", "torch-aoti", tmp_path, no_progress)
+    assert cell["status"] == "unavailable" and "C++ compiler" in cell["error"]
+    (row,) = feature_table([cell])
+    assert row["exported"].startswith("not available: no C++ compiler")
+    assert any("torch-aoti is not available here" in line for line in advice({"cells": [cell]}))
