@@ -3,7 +3,7 @@
 One run (module fixture) exports ``mlp`` along jax.export → StableHLO and torch.onnx → ONNX
 Runtime and serves each in a process of its own; the tests read it. ``gpt``, the AOTInductor path
 (a C++ compile) and jax2onnx (a plugin registry that compiles as it loads) take minutes on two
-cores: they are in ``test_slow.py``.
+cores: they are in ``test_deploy_slow.py``.
 """
 
 from __future__ import annotations
