@@ -71,7 +71,7 @@ def test_the_memory_step_counts_what_was_built_after_the_baseline():
 
 
 def test_xla_memory_analysis_is_non_zero_and_consistent():
-    bench = _bench("jax", "gpt", "tiny")
+    bench = _bench("jax", "mlp", "tiny")
     bench.compile()
     figures = memory.xla_memory_analysis(bench._compiled)
     for name in ("xla_argument_bytes", "xla_output_bytes", "xla_temp_bytes", "xla_alias_bytes"):
@@ -127,3 +127,67 @@ def test_sweep_refuses_a_bad_memory_budget_before_anything_runs(
     result = run_main(monkeypatch, capsys, *args, "--memory-budget", value)
     assert_one_line_error(result, "--memory-budget", repr(value))
     assert not out.exists()
+
+
+def _with_checkpointing(workload, size_name, on):
+    from dataclasses import replace
+
+    size = workload.size(size_name)
+    return replace(size, config={**size.config, "gradient_checkpointing": on})
+
+
+def _torch_loss_grads_and_saved(workload, size):
+    import torch
+
+    from twinbench.backends import initial_weights
+    from twinbench.backends.torch_backend import load_canonical, to_device
+
+    twin = workload.twin("torch")
+    model = twin.build(size.config)
+    load_canonical(model, initial_weights(workload, size, 0, framework="torch"))
+    model.train()
+    batch = to_device(next(iter(workload.batches(size, 0))), "cpu", torch.float32, ())
+    with memory.saved_for_backward() as saved:
+        loss = twin.loss_fn(model, batch)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return loss.item(), grads, sum(saved.values())
+
+
+@pytest.mark.parametrize("workload_name", ["gpt", "bert"])
+def test_checkpointing_keeps_fewer_activations_and_the_same_gradients_in_torch(workload_name):
+    import torch
+
+    workload = builtin(workload_name)
+    loss, grads, kept = _torch_loss_grads_and_saved(
+        workload, _with_checkpointing(workload, "tiny", False)
+    )
+    loss_ckpt, grads_ckpt, kept_ckpt = _torch_loss_grads_and_saved(
+        workload, _with_checkpointing(workload, "tiny", True)
+    )
+    assert kept_ckpt < kept / 2  # only each block's input is kept
+    assert loss_ckpt == pytest.approx(loss, rel=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_ckpt[name], grad, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_asking_checkpointing_of_a_workload_without_it_is_refused(
+    monkeypatch, capsys, tmp_path
+):
+    from helpers import assert_one_line_error, run_main
+
+    out = tmp_path / "out"
+    args = ("run", "--workload", "mlp", "--size", "tiny", "--out", out)
+    result = run_main(monkeypatch, capsys, *args, "--gradient-checkpointing", "on")
+    assert_one_line_error(result, "--gradient-checkpointing", "'mlp'")
+    result = run_main(monkeypatch, capsys, *args, "--gradient-checkpointing", "sometimes")
+    assert_one_line_error(result, "--gradient-checkpointing", "sometimes")
+    assert not out.exists()
+
+
+def test_both_measures_each_point_with_and_without_checkpointing():
+    from twinbench.harness.runner import RunSettings, plan
+
+    points = plan(RunSettings(workloads=("gpt",), sizes=("tiny",), gradient_checkpointing="both"))
+    assert [p.label for p in points] == ["tiny", "tiny ckpt"]
+    assert points[1].size.config["gradient_checkpointing"] is True

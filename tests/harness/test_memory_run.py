@@ -6,6 +6,7 @@ import pytest
 
 from twinbench.harness import memory
 from twinbench.harness.runner import RunSettings, run
+from twinbench.registry import builtin
 from twinbench.store import DB_NAME, ResultStore
 
 SMALL_BATCH, LARGE_BATCH = 64, 1 << 20  # linreg tiny: one feature and one target a sample
@@ -100,3 +101,46 @@ def test_the_attributable_peak_rises_strictly_with_the_batch(by_mode_and_batch, 
     peaks = [by_mode_and_batch[mode, batch]["attributable_peak_bytes"] for batch in batches]
     assert len(batches) == 3  # the two swept batches and the one predicted for the budget
     assert all(a < b for a, b in zip(peaks, peaks[1:], strict=False))
+
+
+def test_parity_holds_with_checkpointing_on():
+    from dataclasses import replace
+
+    from twinbench.parity import check_workload
+
+    workload = builtin("gpt")
+    size = workload.size("tiny")
+    size = replace(size, config={**size.config, "gradient_checkpointing": True})
+    result = check_workload(workload, size, dtype="float32", steps=2, seed=0, device="cpu")
+    assert result.passed, result
+
+
+def _with_checkpointing(workload, size_name, on):
+    from dataclasses import replace
+
+    size = workload.size(size_name)
+    return replace(size, config={**size.config, "gradient_checkpointing": on})
+
+
+def test_checkpointing_gives_the_same_loss_and_gradients_in_jax():
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from twinbench.backends import initial_weights
+    from twinbench.backends.jax_backend import load_canonical
+
+    workload = builtin("gpt")
+    results = []
+    for on in (False, True):
+        size = _with_checkpointing(workload, "tiny", on)
+        twin = workload.twin("jax")
+        model = twin.build(size.config)
+        load_canonical(model, initial_weights(workload, size, 0, framework="jax"))
+        batch = next(iter(workload.batches(size, 0)))
+        loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
+        results.append((float(loss), jax.tree.leaves(grads)))
+    (loss, grads), (loss_ckpt, grads_ckpt) = results
+    assert loss_ckpt == pytest.approx(loss, rel=1e-6)
+    for grad, grad_ckpt in zip(grads, grads_ckpt, strict=True):
+        np.testing.assert_allclose(grad_ckpt, grad, rtol=1e-5, atol=1e-6)

@@ -30,6 +30,14 @@ from twinbench.cli.reports import write_run_reports
 from twinbench.errors import TwinbenchError
 
 EXECUTORS = ("local", "ray")
+GradientCheckpointing = Annotated[
+    str,
+    typer.Option(
+        help="off, on or both: recompute each transformer block's activations in the backward "
+        "pass (gpt, bert) instead of keeping them; both measures each cell with and without "
+        "it, so the report shows the memory saved against the time paid."
+    ),
+]
 
 
 @app.command()
@@ -62,6 +70,7 @@ def run(
     seed: Seed = 0,
     workload_file: WorkloadFiles = None,
     tensorboard: TensorBoardDir = None,
+    gradient_checkpointing: GradientCheckpointing = "off",
     executor: Annotated[
         str,
         typer.Option(
@@ -109,6 +118,7 @@ def run(
         torch_compile_mode=torch_compile_mode,
         seed=seed,
         tensorboard=tensorboard,
+        gradient_checkpointing=gradient_checkpointing,
         executor=executor,
         ray_address=ray_address,
     )
@@ -136,6 +146,7 @@ def sweep(
     seed: Seed = 0,
     workload_file: WorkloadFiles = None,
     tensorboard: TensorBoardDir = None,
+    gradient_checkpointing: GradientCheckpointing = "off",
     memory_budget: Annotated[
         str | None,
         typer.Option(
@@ -177,6 +188,7 @@ def sweep(
         batch_sizes=sweep_batch,
         seq_lens=sweep_seq,
         memory_budget=budget_bytes,
+        gradient_checkpointing=gradient_checkpointing,
         tensorboard=tensorboard,
     )
 

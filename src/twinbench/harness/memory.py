@@ -221,7 +221,7 @@ def torch_profiled_step(bench: Bench, *, saved_activations: bool) -> dict[str, i
     from torch.profiler import ProfilerActivity, profile
 
     saving: AbstractContextManager[dict[int, int]] = (
-        _saved_for_backward() if saved_activations else nullcontext({})
+        saved_for_backward() if saved_activations else nullcontext({})
     )
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof, saving as saved:
         bench.sync(bench.step())
@@ -240,7 +240,7 @@ def torch_profiled_step(bench: Bench, *, saved_activations: bool) -> dict[str, i
 
 
 @contextmanager
-def _saved_for_backward() -> Iterator[dict[int, int]]:
+def saved_for_backward() -> Iterator[dict[int, int]]:
     """Bytes of each storage autograd saves for the backward pass inside the block, leaves
     (parameters, the batch) and storages they share left out: the activations a step keeps."""
     import torch

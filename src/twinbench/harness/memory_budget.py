@@ -87,7 +87,8 @@ class MemoryFit:
         }
 
 
-SweepKey = tuple[str, str, int | None, str, str]  # workload, size, seq_len, phase, mode
+# workload, size, seq_len, checkpointing, phase, mode
+SweepKey = tuple[str, str, int | None, bool, str, str]
 
 
 def sweep_fits(measured: dict[str, tuple[Any, dict[str, Any]]]) -> dict[SweepKey, MemoryFit]:
@@ -97,7 +98,15 @@ def sweep_fits(measured: dict[str, tuple[Any, dict[str, Any]]]) -> dict[SweepKey
         peak = metrics.get("attributable_peak_bytes")
         if peak is None or cell.point.batch_size is None:
             continue
-        key = (cell.workload.name, cell.point.size_name, cell.point.seq_len, cell.phase, cell.mode)
+        point = cell.point
+        key: SweepKey = (
+            point.workload.name,
+            point.size_name,
+            point.seq_len,
+            point.checkpointing,
+            cell.phase,
+            cell.mode,
+        )
         points.setdefault(key, {})[cell.point.batch_size] = float(peak)
     fits = {key: MemoryFit.of(p) for key, p in points.items()}
     return {key: fit for key, fit in fits.items() if fit is not None}
@@ -118,11 +127,13 @@ def confirm_memory_budget(session: RunSession, progress: Progress) -> None:
     files = {c.workload.name: c.point.workload_file for c, _ in session.measured.values()}
     workloads = {c.workload.name: c.workload for c, _ in session.measured.values()}
     with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
-        for (workload, size, seq_len, phase, mode), fit in sweep_fits(session.measured).items():
+        for key, fit in sweep_fits(session.measured).items():
+            workload, size, seq_len, checkpointing, phase, mode = key
             entry: dict[str, Any] = {
                 "workload": workload,
                 "size": size,
                 "seq_len": seq_len,
+                "checkpointing": checkpointing,
                 "phase": phase,
                 "mode": mode,
                 **fit.as_record(),
@@ -136,7 +147,8 @@ def confirm_memory_budget(session: RunSession, progress: Progress) -> None:
                     f"not measured: more than {MAX_EXTRAPOLATION}× the largest batch swept"
                 )
             else:
-                point = Point(workloads[workload], files[workload], size, predicted, seq_len)
+                file = files[workload]
+                point = Point(workloads[workload], file, size, predicted, seq_len, checkpointing)
                 cell = Cell(point, mode, phase)
                 if cell.label not in session.measured:  # a batch the sweep had is not re-run
                     measure_cells(session, [cell], progress, Path(caches))

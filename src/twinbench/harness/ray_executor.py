@@ -407,6 +407,7 @@ def _spec(point: Point) -> dict[str, Any]:
         "size": point.size_name,
         "batch_size": point.batch_size,
         "seq_len": point.seq_len,
+        "checkpointing": point.checkpointing,
     }
 
 
@@ -415,7 +416,8 @@ def _point(spec: dict[str, Any]) -> Point:
 
     path = spec["workload_file"]
     workload = from_file(path) if path else builtin(spec["workload"])
-    return Point(workload, path, spec["size"], spec["batch_size"], spec["seq_len"])
+    checkpointing = bool(spec.get("checkpointing"))
+    return Point(workload, path, spec["size"], spec["batch_size"], spec["seq_len"], checkpointing)
 
 
 # --- on a node: one task ----------------------------------------------------------------------

@@ -39,6 +39,9 @@ PHASES = ("train", "infer")
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "cuda")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# Gradient checkpointing of a workload's blocks: off, on, or both (the trade-off side by side).
+CHECKPOINTING = {"off": (False,), "on": (True,), "both": (False, True)}
+CHECKPOINT_OPTION = "gradient_checkpointing"  # the config key of workloads that offer it
 # Named suites: (workloads, size). Measured on a 2-core CPU: the default suite about 13 minutes
 # (the examples 1.8, the zoo 11), tiny 1.5 minutes; zoo-tiny 6 (torch.compile dominates).
 SUITES = {
@@ -81,6 +84,7 @@ class RunSettings:
     batch_sizes: tuple[int, ...] = ()  # a sweep: each group measured at each of these
     seq_lens: tuple[int, ...] = ()  # a sweep over the config's "seq_len" (sequence workloads)
     memory_budget: int | None = None  # bytes: a sweep predicts, then measures, the largest batch
+    gradient_checkpointing: str = "off"  # a CHECKPOINTING name
 
     def validate(self) -> None:
         """Refuse a bad value with one line naming it and what is valid (reads nothing else)."""
@@ -89,6 +93,7 @@ class RunSettings:
         one_of("dtype", (self.dtype,), DTYPES)
         one_of("device", (self.device,), DEVICES)
         one_of("torch compile mode", (self.torch_compile_mode,), COMPILE_MODES)
+        one_of("--gradient-checkpointing", (self.gradient_checkpointing,), tuple(CHECKPOINTING))
         in_range("--threads", self.threads, low=1, integer=True)
         positive("--budget", self.budget)
         positive("--timeout", self.timeout)
@@ -132,11 +137,14 @@ class Point:
     size_name: str
     batch_size: int | None = None
     seq_len: int | None = None
+    checkpointing: bool = False  # recompute the blocks' activations in the backward pass
 
     @property
     def size(self) -> Size:
         size = self.workload.size(self.size_name)
         config = {**size.config, "seq_len": self.seq_len} if self.seq_len else size.config
+        if self.checkpointing:
+            config = {**config, CHECKPOINT_OPTION: True}
         tokens = self.seq_len or size.tokens_per_sample
         return replace(
             size,
@@ -153,6 +161,8 @@ class Point:
             parts.append(f"bs={self.batch_size}")
         if self.seq_len:
             parts.append(f"seq={self.seq_len}")
+        if self.checkpointing:
+            parts.append("ckpt")
         return " ".join(parts)
 
 
@@ -188,6 +198,7 @@ class Cell:
             size=self.point.size_name,
             batch_size=self.point.batch_size,
             seq_len=self.point.seq_len,
+            checkpointing=self.point.checkpointing,
             mode=self.mode,
             phase=self.phase,
             allow_tf32=settings.allow_tf32,
@@ -274,11 +285,19 @@ def plan(settings: RunSettings) -> list[Point]:
                     f"--seq-lens: workload '{workload.name}' has no sequence "
                     "length (its config has no 'seq_len')"
                 )
+            checkpointing = CHECKPOINTING[settings.gradient_checkpointing]
+            if any(checkpointing) and CHECKPOINT_OPTION not in config:
+                raise TwinbenchError(
+                    f"--gradient-checkpointing {settings.gradient_checkpointing}: workload "
+                    f"'{workload.name}' has no gradient checkpointing option (gpt and bert have)"
+                )
             for batch_size in settings.batch_sizes or (None,):
                 for seq_len in settings.seq_lens or (None,):
-                    point = Point(workload, file_of.get(workload.name), size, batch_size, seq_len)
-                    check_size(workload, point.size)  # e.g. a seq_len past the position table
-                    points.append(point)
+                    for remat in checkpointing:
+                        file = file_of.get(workload.name)
+                        point = Point(workload, file, size, batch_size, seq_len, remat)
+                        check_size(workload, point.size)  # e.g. a seq_len past the table
+                        points.append(point)
     return points
 
 

@@ -41,7 +41,12 @@ def _size(request: dict[str, Any]) -> Any:
     from twinbench.harness.runner import Point
 
     point = Point(
-        _workload(request), None, request["size"], request.get("batch_size"), request.get("seq_len")
+        _workload(request),
+        None,
+        request["size"],
+        request.get("batch_size"),
+        request.get("seq_len"),
+        bool(request.get("checkpointing")),
     )
     return point.workload, point.size
 

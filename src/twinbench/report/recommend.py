@@ -189,6 +189,38 @@ def _memory_advice(summary: RunSummary) -> list[Recommendation]:
     return out
 
 
+def _checkpointing_advice(summary: RunSummary) -> list[Recommendation]:
+    """Memory saved against step time paid by gradient checkpointing, per mode, where a run
+    measured a size both ways (``small`` and ``small ckpt``)."""
+    out = []
+    by_key = groups(summary)
+    for (workload, size, phase), cells in by_key.items():
+        with_it = by_key.get((workload, f"{size} ckpt", phase))
+        if size.endswith(" ckpt") or not with_it:
+            continue
+        plain, remat = ok_cells(cells), ok_cells(with_it)
+        trades = []
+        for mode in (m for m in plain if m in remat):
+            before, after = plain[mode].metrics, remat[mode].metrics
+            if not before.get("attributable_peak_bytes"):
+                continue
+            saved = before["attributable_peak_bytes"] - after["attributable_peak_bytes"]
+            slower = after["median_s"] / before["median_s"] - 1
+            trades.append(
+                f"{mode} {saved / 2**20:+.3g} MiB saved "
+                f"({saved / before['attributable_peak_bytes']:.0%}) for {slower:+.0%} step time"
+            )
+        if trades:
+            out.append(
+                Recommendation(
+                    "memory",
+                    f"{workload}/{size} {phase}",
+                    "gradient checkpointing: " + "; ".join(trades) + ".",
+                )
+            )
+    return out
+
+
 def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
     out = []
     series = sweep_series(summary.cells)
@@ -269,6 +301,7 @@ def recommend(summary: RunSummary) -> list[Recommendation]:
             advice = [r for r in advice if r.kind == "failed"]
         out += advice
     out += _memory_advice(summary)
+    out += _checkpointing_advice(summary)
     out += _sweep_advice(summary)
     run = summary.run
     if run.status != "finished":

@@ -30,6 +30,8 @@ def preset(
         "seq_len": seq,
         "vocab_size": vocab,
         "max_positions": positions,
+        # a run option: recompute each block's activations in the backward pass (both twins)
+        "gradient_checkpointing": False,
         **extra,
     }
     return Size(name, config, batch_size=batch, tokens_per_sample=seq)

@@ -93,12 +93,23 @@ class BertLayer(nnx.Module):
 
 
 class BertEncoder(nnx.Module):
-    def __init__(self, d_model: int, n_heads: int, n_layers: int, *, rngs: nnx.Rngs) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        *,
+        gradient_checkpointing: bool = False,
+        rngs: nnx.Rngs,
+    ) -> None:
         self.layer = nnx.List([BertLayer(d_model, n_heads, rngs=rngs) for _ in range(n_layers)])
+        self.gradient_checkpointing = gradient_checkpointing
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        # remat: keep only each layer's input; recompute the rest in the backward pass
+        run = nnx.remat(BertLayer.__call__) if self.gradient_checkpointing else BertLayer.__call__
         for layer in self.layer:
-            x = layer(x)
+            x = run(layer, x)
         return x
 
 
@@ -118,7 +129,13 @@ class Bert(nnx.Module):
         self.embeddings = BertEmbeddings(
             config["vocab_size"], config["max_positions"], d_model, rngs=rngs
         )
-        self.encoder = BertEncoder(d_model, config["n_heads"], config["n_layers"], rngs=rngs)
+        self.encoder = BertEncoder(
+            d_model,
+            config["n_heads"],
+            config["n_layers"],
+            gradient_checkpointing=config.get("gradient_checkpointing", False),
+            rngs=rngs,
+        )
         self.pooler = BertPooler(d_model, rngs=rngs)
         self.classifier = nnx.Linear(d_model, config["n_classes"], rngs=rngs)
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 LN_EPS = 1e-12  # BERT's layer_norm_eps
 
@@ -98,13 +99,20 @@ class BertLayer(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, n_layers: int) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, n_layers: int, *, gradient_checkpointing: bool = False
+    ) -> None:
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(d_model, n_heads) for _ in range(n_layers))
+        self.gradient_checkpointing = gradient_checkpointing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layer:
-            x = layer(x)
+            if self.gradient_checkpointing and self.training:
+                # keep only the layer's input; recompute the rest in the backward pass
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
         return x
 
 
@@ -125,7 +133,12 @@ class Bert(nn.Module):
         super().__init__()
         d_model = config["d_model"]
         self.embeddings = BertEmbeddings(config["vocab_size"], config["max_positions"], d_model)
-        self.encoder = BertEncoder(d_model, config["n_heads"], config["n_layers"])
+        self.encoder = BertEncoder(
+            d_model,
+            config["n_heads"],
+            config["n_layers"],
+            gradient_checkpointing=config.get("gradient_checkpointing", False),
+        )
         self.pooler = BertPooler(d_model)
         self.classifier = nn.Linear(d_model, config["n_classes"])
 

@@ -64,12 +64,15 @@ class GPT(nnx.Module):
         self.wpe = nnx.Embed(config["max_positions"], d_model, rngs=rngs)
         self.h = nnx.List([Block(d_model, n_heads, rngs=rngs) for _ in range(config["n_layers"])])
         self.ln_f = layer_norm(d_model, rngs)
+        self.gradient_checkpointing = config.get("gradient_checkpointing", False)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, T, vocab)
         positions = jnp.arange(tokens.shape[1])
         x = self.wte(tokens) + self.wpe(positions)[None]
+        # remat: keep only each block's input; recompute the rest in the backward pass
+        run = nnx.remat(Block.__call__) if self.gradient_checkpointing else Block.__call__
         for block in self.h:
-            x = block(x)
+            x = run(block, x)
         # The language-model head is tied to the token embedding, as in GPT-2.
         return self.wte.attend(self.ln_f(x))
 

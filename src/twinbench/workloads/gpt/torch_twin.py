@@ -11,6 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 LN_EPS = 1e-5  # GPT-2's layer_norm_epsilon
 
@@ -68,12 +69,17 @@ class GPT(nn.Module):
         self.wpe = nn.Embedding(config["max_positions"], d_model)
         self.h = nn.ModuleList(Block(d_model, config["n_heads"]) for _ in range(config["n_layers"]))
         self.ln_f = nn.LayerNorm(d_model, eps=LN_EPS)
+        self.gradient_checkpointing = config.get("gradient_checkpointing", False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, T, vocab)
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.wte(tokens) + self.wpe(positions)
         for block in self.h:
-            x = block(x)
+            if self.gradient_checkpointing and self.training:
+                # keep only the block's input; recompute the rest in the backward pass
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         # The language-model head is tied to the token embedding, as in GPT-2.
         return F.linear(self.ln_f(x), self.wte.weight)
 
