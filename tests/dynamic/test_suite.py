@@ -1,7 +1,7 @@
-"""The suite end to end: the control-flow scenario through the CLI (stored, rendered), and — in
-CI's slow step — a seq-len schedule whose compiles are counted by the frameworks' own
+"""The suite end to end, in CI's slow step: the control-flow scenario through the CLI (stored,
+rendered), a seq-len schedule whose compiles are counted by the frameworks' own
 instruments: per-shape jit once per distinct shape, bucketed jit at most once per bucket,
-torch.compile's default recompiling where dynamic=True does not."""
+torch.compile's default recompiling where dynamic=True does not — and generation."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ STRATEGIES = (
 )
 
 
+@pytest.mark.slow
 def test_control_flow_through_the_cli_is_stored_and_rendered(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

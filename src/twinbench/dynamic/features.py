@@ -106,6 +106,26 @@ def names_line(exc: BaseException, filename: str, line: int) -> bool:
     return f'{filename}", line {line}' in text or f"{filename}:{line}" in text
 
 
+def surfaces_at_planted_line(call: Callable[[], Any], sabotaged: bool) -> Outcome:
+    """Run ``call`` (the planted shape error with a framework's arrays): it must raise an error
+    naming ``planted.py`` and the planted line (``sabotaged``: the line after it)."""
+    import inspect
+
+    from twinbench.dynamic import planted
+
+    lines, first = inspect.getsourcelines(planted.planted_shape_error)
+    line = first + len(lines) - 1 + (1 if sabotaged else 0)  # the body's one line
+    start = perf_counter()
+    try:
+        call()
+    except Exception as exc:
+        seconds = perf_counter() - start
+        where = f"planted.py:{line}"
+        expect(names_line(exc, planted.__file__, line), f"not naming {where}: {one_line(exc)}")
+        return Outcome(f"names {where} after {seconds:.2f} s", {"seconds_to_error": seconds})
+    raise AssertionError("the planted shape error raised nothing")
+
+
 def expect(condition: bool, message: str) -> None:
     """Fail the check with ``message`` unless ``condition`` holds."""
     if not condition:

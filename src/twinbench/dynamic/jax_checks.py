@@ -3,9 +3,7 @@ JAX asks for (``lax.cond`` for a branch on a value, ``jax.debug.print`` for a pr
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from time import perf_counter
 from typing import Any
 
 import jax
@@ -14,7 +12,13 @@ import numpy as np
 from jax import lax
 
 from twinbench.dynamic import planted
-from twinbench.dynamic.features import FeatureCheck, Outcome, expect, names_line, one_line, printed
+from twinbench.dynamic.features import (
+    FeatureCheck,
+    Outcome,
+    expect,
+    printed,
+    surfaces_at_planted_line,
+)
 
 NAME = "jax"
 POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
@@ -57,22 +61,6 @@ def _printing(fn: Callable[[jax.Array], jax.Array], sabotaged: bool) -> str:
     return text.strip()
 
 
-def _shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
-    lines, first = inspect.getsourcelines(planted.planted_shape_error)
-    line = first + len(lines) - 1 + (1 if sabotaged else 0)  # the body's one line
-    start = perf_counter()
-    try:
-        jax.block_until_ready(  # type: ignore[no-untyped-call]
-            fn(jnp.ones((2, 3)), jnp.ones((4, 5)))
-        )
-    except Exception as exc:
-        seconds = perf_counter() - start
-        where = f"planted.py:{line}"
-        expect(names_line(exc, planted.__file__, line), f"not naming {where}: {one_line(exc)}")
-        return Outcome(f"names {where} after {seconds:.2f} s", {"seconds_to_error": seconds})
-    raise AssertionError("the planted shape error raised nothing")
-
-
 def checks(_backend: str) -> list[FeatureCheck]:
     """The checks (XLA is JAX's only compiler, so ``_backend`` changes nothing)."""
 
@@ -98,11 +86,17 @@ def checks(_backend: str) -> list[FeatureCheck]:
         text = _printing(jax.jit(debug_print_value), sabotaged)
         return Outcome(f"jax.debug.print prints {text[:40]!r} at run time")
 
+    def shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
+        def call() -> None:
+            jax.block_until_ready(fn(jnp.ones((2, 3)), jnp.ones((4, 5))))  # type: ignore[no-untyped-call]
+
+        return surfaces_at_planted_line(call, sabotaged)
+
     def error_eager(sabotaged: bool) -> Outcome:
-        return _shape_error(planted.planted_shape_error, sabotaged)
+        return shape_error(planted.planted_shape_error, sabotaged)
 
     def error_jit(sabotaged: bool) -> Outcome:
-        return _shape_error(jax.jit(planted.planted_shape_error), sabotaged)
+        return shape_error(jax.jit(planted.planted_shape_error), sabotaged)
 
     return [
         FeatureCheck("python if on a tensor value", NAME, "op by op", if_eager),

@@ -6,16 +6,20 @@ torch.compile does and reports each break with its reason.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from time import perf_counter
 from typing import Any
 
 import torch
 import torch._dynamo
 
 from twinbench.dynamic import planted
-from twinbench.dynamic.features import FeatureCheck, Outcome, expect, names_line, one_line, printed
+from twinbench.dynamic.features import (
+    FeatureCheck,
+    Outcome,
+    expect,
+    printed,
+    surfaces_at_planted_line,
+)
 
 NAME = "torch"
 POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
@@ -58,20 +62,6 @@ def _printing(fn: Callable[[torch.Tensor], torch.Tensor], sabotaged: bool) -> st
     return text.strip()
 
 
-def _shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
-    lines, first = inspect.getsourcelines(planted.planted_shape_error)
-    line = first + len(lines) - 1 + (1 if sabotaged else 0)  # the body's one line
-    start = perf_counter()
-    try:
-        fn(torch.ones(2, 3), torch.ones(4, 5))
-    except Exception as exc:
-        seconds = perf_counter() - start
-        where = f"planted.py:{line}"
-        expect(names_line(exc, planted.__file__, line), f"not naming {where}: {one_line(exc)}")
-        return Outcome(f"names {where} after {seconds:.2f} s", {"seconds_to_error": seconds})
-    raise AssertionError("the planted shape error raised nothing")
-
-
 def checks(backend: str) -> list[FeatureCheck]:
     """The checks, torch.compile using ``backend``."""
 
@@ -96,11 +86,14 @@ def checks(backend: str) -> list[FeatureCheck]:
         facts = _explained(planted.print_value, torch.tensor(PRINTED))
         return Outcome(f"prints {text[:40]!r}; {_breaks_text(facts)}", facts)
 
+    def shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
+        return surfaces_at_planted_line(lambda: fn(torch.ones(2, 3), torch.ones(4, 5)), sabotaged)
+
     def error_eager(sabotaged: bool) -> Outcome:
-        return _shape_error(planted.planted_shape_error, sabotaged)
+        return shape_error(planted.planted_shape_error, sabotaged)
 
     def error_compiled(sabotaged: bool) -> Outcome:
-        return _shape_error(compiled(planted.planted_shape_error), sabotaged)
+        return shape_error(compiled(planted.planted_shape_error), sabotaged)
 
     return [
         FeatureCheck("python if on a tensor value", NAME, "eager", if_eager),

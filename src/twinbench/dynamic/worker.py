@@ -11,11 +11,14 @@ and counters start empty for it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from time import perf_counter
 from types import ModuleType
 from typing import Any
 
+from twinbench.dynamic.counters import CompileCounter
 from twinbench.dynamic.schedule import max_length, row_batches, sequence_batches
 from twinbench.dynamic.settings import BY_NAME
 from twinbench.harness.process import Handler, serve, thread_budget
@@ -27,6 +30,32 @@ def side(framework: str) -> ModuleType:
     module = importlib.import_module(f"twinbench.dynamic.{framework}_side")
     module.configure(thread_budget())
     return module
+
+
+class Steps:
+    """Each step's wall time and the compilations it caused, as the counter saw them.
+
+    Every step of a schedule runs once, on its own shape, so it is timed alone (one
+    ``perf_counter`` pair around a call that returns host values, so it has finished), not in
+    the harness's blocks of repeated steps, which would time a shape that does not recur.
+    """
+
+    def __init__(self, counter: CompileCounter) -> None:
+        self.counter = counter
+        self.record: dict[str, list[Any]] = {"step_s": [], "compiles": [], "compile_s": []}
+        self._before = counter.snapshot()
+
+    def run(self, call: Callable[[], Any]) -> Any:
+        """``call()``, its time and compiles recorded; its result."""
+        start = perf_counter()
+        result = call()
+        elapsed = perf_counter() - start
+        after = self.counter.snapshot()
+        self.record["step_s"].append(elapsed)
+        self.record["compiles"].append(after.compiles - self._before.compiles)
+        self.record["compile_s"].append(after.seconds - self._before.seconds)
+        self._before = after
+        return result
 
 
 def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
@@ -51,19 +80,10 @@ def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
         seed=request["seed"],
         axis=request["axis"],
     )
-    steps: dict[str, list[Any]] = {"step_s": [], "loss": [], "compiles": [], "compile_s": []}
-    before = trainer.counter.snapshot()
+    steps, losses = Steps(trainer.counter), []
     for batch in batches:
-        start = perf_counter()
-        loss = trainer.step(batch)  # a float: the step has finished
-        elapsed = perf_counter() - start
-        after = trainer.counter.snapshot()
-        steps["step_s"].append(elapsed)
-        steps["loss"].append(loss)
-        steps["compiles"].append(after.compiles - before.compiles)
-        steps["compile_s"].append(after.seconds - before.seconds)
-        before = after
-    return {**steps, **trainer.extras()}
+        losses.append(steps.run(partial(trainer.step, batch)))  # a float: the step finished
+    return {**steps.record, "loss": losses, **trainer.extras()}
 
 
 def run_generate(request: dict[str, Any]) -> dict[str, Any]:
@@ -79,21 +99,16 @@ def run_generate(request: dict[str, Any]) -> dict[str, Any]:
         backend=request["backend"],
         seed=request["seed"],
     )
-    out: dict[str, list[Any]] = {
-        "step_s": [], "tokens": [], "scores": [], "compiles": [], "compile_s": []
-    }  # fmt: skip
-    before = generator.counter.snapshot()
-    for prompt in request["prompts"]:
-        start = perf_counter()
-        tokens, scores = generator.generate(prompt, request["end_token"])
-        out["step_s"].append(perf_counter() - start)
-        after = generator.counter.snapshot()
-        out["tokens"].append(tokens)
-        out["scores"].append(scores)
-        out["compiles"].append(after.compiles - before.compiles)
-        out["compile_s"].append(after.seconds - before.seconds)
-        before = after
-    return out
+    steps = Steps(generator.counter)
+    generated = [
+        steps.run(partial(generator.generate, prompt, request["end_token"]))
+        for prompt in request["prompts"]
+    ]
+    return {
+        **steps.record,
+        "tokens": [t for t, _ in generated],
+        "scores": [s for _, s in generated],
+    }
 
 
 def run_features(request: dict[str, Any]) -> list[dict[str, Any]]:
