@@ -50,6 +50,10 @@ HARNESS_WORKER = "twinbench.harness.worker"
 THREADS_VARIABLE = "TWINBENCH_THREADS"  # set by `thread_environment`; 0 or unset: no budget
 MARKER_VARIABLE = "TWINBENCH_WORKER"  # a worker's id, inherited by what it starts; not a secret
 EXIT_GRACE_S = 2.0  # after a worker exits, how long its last lines may take to arrive
+# After a worker closes its pipe, how long it may take to finish exiting, so that its exit status
+# is what the cell reports: an interpreter with both frameworks loaded can take seconds to shut
+# down on a busy machine. A worker that exits promptly costs none of it.
+EXIT_WAIT_S = 20.0
 QUOTED = 120  # characters of a line that failed authentication quoted in the error
 
 Request = dict[str, Any]
@@ -211,7 +215,7 @@ class WorkerProcess:
     def _ended(self) -> CellFailed:
         """How the worker ended without an answer; it is stopped."""
         try:
-            returncode: int | None = self.proc.wait(EXIT_GRACE_S)
+            returncode: int | None = self.proc.wait(EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             returncode = None
         tail = self._stderr_tail()
