@@ -4,6 +4,7 @@ from the stored dict only (no framework), so older runs render too."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +109,28 @@ def _verdict(v: Mapping[str, Any]) -> list[str]:
             "",
             *md_table(["strategy", "against", "after", "n", "reading"], rows),
             "",
+            *_advice(points),
         ]
     return lines
+
+
+def _advice(points: Sequence[Row]) -> list[str]:
+    """The break-even points as advice: when to bucket, when compiling pays."""
+    advice = []
+    for p in points:
+        if p["value"] is None:
+            continue
+        if p["kind"] == "distinct shapes":
+            advice.append(
+                f"- With more than {math.ceil(p['value'])} distinct shapes in a schedule this "
+                f"long, pad to buckets: {p['against']} beats {p['strategy']}."
+            )
+        else:
+            advice.append(
+                f"- {p['strategy']} pays for its compiles after {fmt_steps(p['value'])} steps; "
+                f"for shorter jobs {p['against']} is faster."
+            )
+    return ["## Recommendation", "", *advice, ""] if advice else []
 
 
 def _features(cells: Sequence[Row]) -> list[str]:
