@@ -44,6 +44,7 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
     assert "verdicts" in done.stdout and "best vs best" in done.stdout
 
 
+@pytest.mark.slow  # a real run, interrupted (the SIGTERM test runs by default); CI's slow step
 def test_ctrl_c_keeps_finished_cells_and_a_readable_database(tmp_path):
     out = tmp_path / "results"
     proc = start("run", "--suite", "tiny", "--workload", "linreg", "--workload", "xor",

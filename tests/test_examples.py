@@ -45,6 +45,7 @@ def results(run: subprocess.CompletedProcess[str]) -> dict[str, dict[str, float]
     return found
 
 
+@pytest.mark.slow  # trains each example in both frameworks; CI's slow step runs it
 @pytest.mark.parametrize("name", NAMES)
 def test_example_runs_cleanly(runs: dict[str, subprocess.CompletedProcess[str]],
                               name: str) -> None:
@@ -54,6 +55,7 @@ def test_example_runs_cleanly(runs: dict[str, subprocess.CompletedProcess[str]],
     assert "target met" in run.stdout
 
 
+@pytest.mark.slow  # trains each example in both frameworks; CI's slow step runs it
 @pytest.mark.parametrize("name", ["linreg", "mlp"])
 def test_regression_loss_falls_well_below_the_start(
         runs: dict[str, subprocess.CompletedProcess[str]], name: str) -> None:
@@ -64,6 +66,7 @@ def test_regression_loss_falls_well_below_the_start(
     assert found["torch"]["initial"] == pytest.approx(found["jax"]["initial"], rel=1e-5)
 
 
+@pytest.mark.slow  # trains each example in both frameworks; CI's slow step runs it
 def test_xor_is_learned_perfectly_by_both(
         runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
     found = results(runs["xor"])
@@ -72,6 +75,7 @@ def test_xor_is_learned_perfectly_by_both(
         assert numbers["final"] < 0.1 < numbers["initial"], framework  # BCE starts near ln 2
 
 
+@pytest.mark.slow  # every parity check of the worked example; CI's slow step runs it
 def test_the_worked_example_in_adding_workloads_passes_parity(tmp_path: Path) -> None:
     """ADDING_WORKLOADS.md's example, copied out of the document, is a working workload."""
     from twinbench import TwinbenchError, from_file

@@ -101,6 +101,7 @@ def test_junk_or_a_forged_answer_on_the_protocol_fails_that_cell_only(
     assert_none_left(marker)
 
 
+@pytest.mark.slow  # a real run of two planted workloads; CI's slow step runs it
 def test_children_and_forks_of_a_twin_are_stopped_with_its_cell(tmp_path, quick_probe, marker):
     timeout = 300  # a crash must be noticed when the worker dies, not when this runs out
     cells, parity, status = measure(tmp_path, "sleep_child", "fork_crash", timeout=timeout)

@@ -143,6 +143,7 @@ def test_ray_run_stores_the_cells_a_local_run_stores(local_ray, tmp_path, monkey
     assert worker_processes() == []
 
 
+@pytest.mark.slow  # starts a Ray cluster; CI's slow step runs it
 def test_a_ray_task_killed_mid_group_is_recorded_and_leaves_no_process(local_ray, tmp_path):
     killer = write_dying(tmp_path, "kill-host")
     settings = RunSettings(workload_files=(str(killer),), sizes=("tiny",), modes=MODES,

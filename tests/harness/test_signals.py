@@ -51,6 +51,7 @@ def stored(out: Path) -> tuple[str, dict]:
         return store.run(run_id).status, {(c.workload, c.mode): c for c in store.cells(run_id)}
 
 
+@pytest.mark.slow  # a real run interrupted during set-up; CI's slow step runs it
 def test_ctrl_c_while_a_cell_sets_up_stops_its_worker(tmp_path, monkeypatch, marker, hanging):
     monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)
     settings = RunSettings(
@@ -97,7 +98,11 @@ RUN = (
 )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    "signum",
+    [pytest.param(signal.SIGTERM, id="sigterm"),
+     pytest.param(signal.SIGKILL, id="sigkill", marks=pytest.mark.slow)],  # slow: CI's slow step
+)
 def test_a_signalled_run_keeps_its_cells_and_leaves_no_worker(tmp_path, marker, hanging, signum):
     out = tmp_path / "out"
     process = start(*RUN, "--out", out)

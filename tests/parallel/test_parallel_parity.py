@@ -24,12 +24,14 @@ def no_children_left() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
 
 
+@pytest.mark.slow  # the parity run of every implementation; CI's slow step runs it
 def test_every_implementation_ran(report):
     assert [(c.framework, c.impl, c.strategy, c.status) for c in report.cells] == [
         ("torch", "ddp", "dp", "ok"), ("torch", "dtensor", "tp", "ok"),
         ("jax", "mesh", "dp", "ok"), ("jax", "mesh", "tp", "ok")]  # fmt: skip
 
 
+@pytest.mark.slow  # the parity run of every implementation; CI's slow step runs it
 def test_two_devices_match_one_device_after_sgd_and_adam(report):
     for cell in report.cells:
         assert {p["optimizer"] for p in cell.parity} == {"sgd", "adam"}, cell.label
@@ -40,12 +42,14 @@ def test_two_devices_match_one_device_after_sgd_and_adam(report):
             assert check["floor"] < 1e-6  # one device against itself, samples reordered
 
 
+@pytest.mark.slow  # the parity run of every implementation; CI's slow step runs it
 def test_the_frameworks_agree_with_each_other_on_two_devices(report):
     assert {(r["strategy"], r["optimizer"]) for r in report.cross} == {
         ("dp", "sgd"), ("dp", "adam"), ("tp", "sgd"), ("tp", "adam")}  # fmt: skip
     assert all(r["passed"] for r in report.cross)
 
 
+@pytest.mark.slow  # the parity run of every implementation; CI's slow step runs it
 def test_tensor_parallel_really_shards_the_weights(report):
     torch_tp, jax_tp = (c for c in report.cells if c.strategy == "tp")
     assert torch_tp.param_specs["layers.0.weight"] == "(Shard(dim=0),)"  # torch (out, in)
@@ -83,6 +87,7 @@ def test_a_dead_worker_fails_its_cell_and_leaves_no_process(kind):
     assert no_children_left() == []
 
 
+@pytest.mark.slow  # JAX processes started through jax.distributed; CI's slow step runs it
 def test_jax_processes_time_store_and_report(tmp_path, monkeypatch):
     """N local processes through jax.distributed, timed, stored and reported from the CLI."""
     out = tmp_path / "out"

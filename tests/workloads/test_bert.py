@@ -20,6 +20,7 @@ def with_config(**changes) -> twinbench.Size:
     return dataclasses.replace(TINY, config={**TINY.config, **changes})
 
 
+@pytest.mark.slow  # every parity check (a JAX compile each); CI's slow step runs it
 def test_twins_agree_at_tiny():
     report = twinbench.parity(["bert"], size="tiny")
     assert report.passed, report.results[0].failures()
@@ -31,6 +32,7 @@ def test_twins_agree_at_small():
     assert report.passed, report.results[0].failures()
 
 
+@pytest.mark.slow  # trains both twins; CI's slow step runs it
 def test_adam_learns_which_chain_wrote_the_sequence_in_both_frameworks(
     one_torch_thread, loaded_runners
 ):

@@ -23,9 +23,13 @@ SCAN_BASED = {"lstm", "gru"}
 COMMON = {"phase": "train", "dtype": "float32", "device": "cpu", "seed": 0, "allow_tf32": False}
 
 
-# resnet's counters take ~35 s (two full traced steps of a conv net): CI's slow step checks it.
+# resnet's counters take ~35 s (two full traced steps of a conv net), bert's (at small) and gpt's
+# tens of seconds: CI's slow step checks them.
+SLOW_COUNTERS = {"resnet", "bert", "gpt"}
+
+
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet" else n for n in ZOO]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_COUNTERS else n for n in ZOO]
 )
 def test_analytic_flops_match_both_framework_counters(name):
     workload = builtin(name)

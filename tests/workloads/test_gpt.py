@@ -21,6 +21,7 @@ def with_config(**changes) -> twinbench.Size:
     return dataclasses.replace(TINY, config={**TINY.config, **changes})
 
 
+@pytest.mark.slow  # every parity check (a JAX compile each); CI's slow step runs it
 def test_twins_agree_at_tiny():
     report = twinbench.parity(["gpt"], size="tiny")
     assert report.passed, report.results[0].failures()
@@ -32,6 +33,7 @@ def test_twins_agree_at_small():
     assert report.passed, report.results[0].failures()
 
 
+@pytest.mark.slow  # trains both twins; CI's slow step runs it
 def test_adam_learns_the_markov_chain_in_both_frameworks(one_torch_thread, loaded_runners):
     # From GPT-2's init the loss starts near log(vocab); only a loss well below it shows the
     # transition table being learned (its floor is the chain's entropy, about 1.03 nats).

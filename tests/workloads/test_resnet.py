@@ -29,12 +29,14 @@ def _checks(report):
     return {c.name for c in result.checks}
 
 
+@pytest.mark.slow  # every parity check (a JAX compile each); CI's slow step runs it
 def test_twins_agree_at_tiny_size():
     names = _checks(twinbench.parity([WORKLOAD], size="tiny"))
     assert {"outputs", "loss", "gradients", "statistics", "outputs[eval]"} <= names
     assert {"curve[sgd]", "curve[adam]"} <= names
 
 
+@pytest.mark.slow  # parity of two more ResNet variants; CI's slow step runs it
 def test_bottleneck_and_imagenet_stem_agree():
     """ResNet-50's pieces at toy width — Bottleneck blocks, the 7×7/2 conv, the 3×3/2 max pool
     (padded with -inf) — on an odd image side, where a 'SAME'-padded strided conv would shift the
