@@ -28,6 +28,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         lines = [f"# twinbench dynamic: {s['scenario']}, {s['workload']} at {s['size']}", ""]
         lines += _schedule(s, data["lengths"])
         lines += _strategies(data["strategies"])
+        lines += _per_shape(data["strategies"])
         lines += _verdict(data["verdict"])
     if data["failures"]:
         lines += ["## Failures", "", *(f"- {f}" for f in data["failures"]), ""]
@@ -79,6 +80,23 @@ def _strategies(rows: Sequence[Row]) -> list[str]:
         "Dynamo's captured graphs); the wall time is the whole schedule, compiles included.",
         "",
         *md_table(header, table),
+        "",
+    ]
+
+
+def _per_shape(rows: Sequence[Row]) -> list[str]:
+    """Each strategy's median steady step (steps that compiled left out) per computed shape."""
+    table = [
+        [r["strategy"], " · ".join(f"{n}: {fmt_seconds(t)}" for n, t in r["steady_step_s"].items())]
+        for r in rows
+        if r.get("steady_step_s")
+    ]
+    if not table:
+        return []
+    return [
+        "## Steady step per computed shape",
+        "",
+        *md_table(["strategy", "shape: step"], table),
         "",
     ]
 
