@@ -42,6 +42,7 @@ def test_each_cell_pools_the_samples_of_its_processes(two_process_run):
         assert cell.metrics["processes"] == 2 and len(groups) == 2
         assert all(groups) and sum(map(len, groups)) == len(cell.samples)
         assert len(cell.metrics["time_to_first_step_s_by_process"]) == 2
+        assert cell.metrics["flops_per_step"] > 0  # counted once, by the first process
 
 
 def test_the_first_process_compiles_with_empty_caches_and_the_second_reuses_them(

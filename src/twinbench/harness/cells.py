@@ -98,7 +98,8 @@ def _measure_round(
             progress("setup", {"cell": r.cell.label + suffix})
             started = time.monotonic()
             worker = WorkerProcess(
-                r.cell.request(settings),
+                # FLOPs per step are the same in every process: counted once, by the first
+                {**r.cell.request(settings), "count_flops": repeat == 0},
                 threads=settings.threads,
                 env=_cache_environment(caches, r.cell),
             )

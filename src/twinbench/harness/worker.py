@@ -123,7 +123,8 @@ def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
     time_to_first_step = perf_counter() - start
     warmup_steps = timing.warm_up(bench.step, bench.sync)
     block = timing.calibrate_block(bench.step, bench.sync)
-    flops = bench.flops_per_step()  # after the timed first step, so it never inflates it
+    # After the timed first step, so it never inflates it; jax-eager compiles the step for it.
+    flops = bench.flops_per_step() if request.get("count_flops", True) else None
     send(
         {
             "ready": {
