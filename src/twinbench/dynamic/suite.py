@@ -8,6 +8,8 @@ strategy's loss sequence is compared with ``torch-eager``'s on the unpadded batc
 parity tolerances; a strategy that fails gets no verdict. Then the verdicts: the fastest strategy
 per framework and overall, the ratio with its CI over the processes, and the break-even points.
 
+``batch`` does the same with the batch size (rows padded, a per-row mask). ``generate`` decodes
+seeded prompts greedily with each generation strategy; its tokens must equal torch-eager's.
 ``control-flow``: the feature table of `twinbench.dynamic.features`, one worker per framework.
 """
 
