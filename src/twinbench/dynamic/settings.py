@@ -13,8 +13,9 @@ SCENARIOS = ("seq-len", "batch", "generate", "control-flow")
 SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru")  # a sequence dimension the schedule can vary
 BATCH_WORKLOADS = ("mlp",)  # rows the schedule can vary and a masked loss can pad
 AXIS = {"seq-len": 1, "batch": 0}  # the dimension each scenario varies
-# Right-padding is exact only where no real position sees a padded one: the causal decoder.
-# The recurrent nets' head reads the last hidden state, which padding would move.
+# Padding is exact only where nothing real sees a padded entry: the causal decoder's positions
+# (padded on the right) and the MLP's rows. The recurrent nets' head reads the last hidden
+# state, which padding would move.
 PADDABLE_WORKLOADS = ("gpt", "mlp")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform")
 TORCH_BACKENDS = ("inductor", "aot_eager", "eager")
