@@ -30,8 +30,11 @@ def configure(threads: int) -> None:
     """XLA's pool is sized from the environment (``thread_environment``) and CPU affinity."""
 
 
-def inference(twin: TwinModule, model: nnx.Module, keys: Sequence[str]) -> Callable[..., jax.Array]:
-    """The twin's forward as a pure function of positional arrays, the weights closed over."""
+def inference(
+    twin: TwinModule, model: nnx.Module, keys: Sequence[str], image_keys: Sequence[str] = ()
+) -> Callable[..., jax.Array]:
+    """The twin's forward as a pure function of positional arrays, the weights closed over
+    (images are channels-last already: JAX's layout is the callers')."""
     graphdef, state = nnx.split(model)
     names = list(keys)
 
@@ -52,7 +55,8 @@ def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray
     return runner
 
 
-def device_batch(batch: Batch) -> dict[str, jax.Array]:
+def device_batch(batch: Batch, image_keys: Sequence[str] = ()) -> dict[str, jax.Array]:
+    """The batch as the twin takes it (images channels-last, JAX's layout)."""
     return to_device(batch, None, np.float32)
 
 

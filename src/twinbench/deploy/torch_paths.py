@@ -30,20 +30,37 @@ def configure(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def inference(twin: TwinModule, model: nn.Module, keys: Sequence[str]) -> Inference:
+def inference(
+    twin: TwinModule, model: nn.Module, keys: Sequence[str], image_keys: Sequence[str] = ()
+) -> Inference:
     """The twin's forward as the module every torch exporter takes."""
-    return Inference(twin, model, keys)
+    return Inference(twin, model, keys, image_keys)
 
 
 class Inference(nn.Module):
-    """The twin's forward as a module of positional tensors (the inputs ``keys`` name)."""
+    """The twin's forward as a module of positional tensors (the inputs ``keys`` name).
 
-    def __init__(self, twin: TwinModule, model: nn.Module, keys: Sequence[str]) -> None:
+    Images arrive channels-last, as every artefact's caller sends them (JAX's layout); the
+    module permutes them to the twin's NCHW, so the permute is part of the exported graph.
+    """
+
+    def __init__(
+        self,
+        twin: TwinModule,
+        model: nn.Module,
+        keys: Sequence[str],
+        image_keys: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.twin, self.model, self.keys = twin, model, list(keys)
+        self.image_keys = set(image_keys)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.twin.forward(self.model, dict(zip(self.keys, inputs, strict=True)))
+        batch = {
+            k: x.permute(0, 3, 1, 2) if k in self.image_keys else x
+            for k, x in zip(self.keys, inputs, strict=True)
+        }
+        out: torch.Tensor = self.twin.forward(self.model, batch)
         return out
 
 
@@ -55,11 +72,14 @@ def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray
     return runner
 
 
-def device_batch(batch: Batch) -> dict[str, torch.Tensor]:
-    return to_device(batch, "cpu", torch.float32)
+def device_batch(batch: Batch, image_keys: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """The batch as the twin takes it: tensors, ``image_keys`` permuted to NCHW."""
+    return to_device(batch, "cpu", torch.float32, image_keys)
 
 
 def forward_of(twin: TwinModule, model: nn.Module) -> Callable[[dict[str, Any]], object]:
+    """The twin's eager forward on a `device_batch`."""
+
     def forward(batch: dict[str, Any]) -> object:
         with torch.no_grad():
             return twin.forward(model, batch)
@@ -68,7 +88,8 @@ def forward_of(twin: TwinModule, model: nn.Module) -> Callable[[dict[str, Any]],
 
 
 def arguments(batch: Batch, keys: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """The artefact's positional inputs: the batch's tensors that ``keys`` name."""
+    """The artefact's positional inputs: the batch's tensors that ``keys`` name (images NHWC,
+    as callers send them)."""
     tensors = device_batch(batch)
     return tuple(tensors[k] for k in keys)
 

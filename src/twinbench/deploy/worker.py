@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from time import perf_counter
 from types import ModuleType
@@ -54,9 +55,21 @@ def outputs_file(folder: Path, path: str) -> Path:
     return folder / path / "outputs.npz"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the ONNX exporter colours its messages
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def one_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:ERROR_CHARS]
+    """The error and, when it wraps another (an exporter re-raising), the root cause."""
+    root = exc
+    while (inner := root.__cause__ or root.__context__) is not None and inner is not root:
+        root = inner
+    text = _first_line(exc) if root is exc else f"{_first_line(exc)} (cause: {_first_line(root)})"
+    return text[:ERROR_CHARS]
 
 
 def side(framework: str) -> ModuleType:
@@ -69,6 +82,7 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     """Export one path's artefact; an exporter's failure is an answer, not a crash."""
     from twinbench.backends import initial_weights
     from twinbench.registry import builtin
+    from twinbench.spec import image_keys_of
 
     path, folder = request["path"], Path(request["folder"])
     framework = framework_of(path)
@@ -84,9 +98,10 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     )
     largest = max(batches)
     twin, model = workload.twin(framework), runner.model
-    example = sd.device_batch(batches[largest])
+    images = image_keys_of(workload)
+    example = sd.device_batch(batches[largest], images)
     keys = used_keys(sd.forward_of(twin, model), example)
-    infer, args = sd.inference(twin, model, keys), sd.arguments(batches[largest], keys)
+    infer, args = sd.inference(twin, model, keys, images), sd.arguments(batches[largest], keys)
     file = artefact_file(folder, path)
     file.parent.mkdir(parents=True, exist_ok=True)
     exporter = sd.export_native if group_of(path) == "native" else sd.export_onnx
