@@ -1,0 +1,40 @@
+"""XLA's compile listener counts what jit compiles: one executable per distinct shape, and with
+padding at most one per bucket (in this process, on the tiny mlp, whose compiles are cheap)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from twinbench.dynamic import jax_side
+from twinbench.dynamic.schedule import padded_lengths, row_batches
+from twinbench.dynamic.settings import BY_NAME
+from twinbench.dynamic.worker import Steps
+from twinbench.registry import builtin
+
+SIZES = [5, 20, 5]
+
+
+def _compiles(strategy: str, bucket: int | None) -> list[int]:
+    mlp = builtin("mlp")
+    size = mlp.size("tiny")
+    padded = padded_lengths(SIZES, BY_NAME[strategy].padding, bucket, size.batch_size)
+    trainer = jax_side.Trainer(
+        mlp, size, BY_NAME[strategy], backend="", leak_padding=False, seed=0, axis=0
+    )
+    steps = Steps(trainer.counter)
+    for batch in row_batches(mlp.batches(size, 0), SIZES, padded):
+        steps.run(partial(trainer.step, batch))
+    return steps.record["compiles"]
+
+
+def test_per_shape_jit_compiles_once_per_distinct_batch_size() -> None:
+    per_step = _compiles("jax-jit", None)
+    assert sum(per_step) == len(set(SIZES))
+    seen: set[int] = set()
+    for n, compiled in zip(SIZES, per_step, strict=True):
+        assert compiled == (n not in seen)  # a size seen before reuses its executable
+        seen.add(n)
+
+
+def test_bucketed_jit_compiles_at_most_once_per_bucket() -> None:
+    assert sum(_compiles("jax-jit-bucketed", 32)) <= 1  # 5 and 20 both pad to 32
