@@ -107,6 +107,7 @@ class SuiteView:
 
 VIEW_MODULES = {
     "autodiff": "twinbench.autodiff.view",
+    "converge": "twinbench.converge.view",
     "deploy": "twinbench.deploy.view",
     "dynamic": "twinbench.dynamic.view",
     "optim": "twinbench.optim_suite.view",

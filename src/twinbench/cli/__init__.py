@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from twinbench.cli import core, deploy, dynamic, measure, parallel, reports, suites  # noqa: F401  (they register the commands)
+from twinbench.cli import converge, core, deploy, dynamic, measure, parallel, reports, suites  # noqa: F401  (they register the commands)
 from twinbench.cli.base import app, err_console
 from twinbench.errors import TwinbenchError
 
