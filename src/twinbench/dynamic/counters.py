@@ -48,9 +48,10 @@ class JaxCompileCounter:
         return Snapshot(self._compiles, self._seconds)
 
 
-# Dynamo's timers: a frame's whole compilation (tracing, guards, the backend's forward graph)
-# and AOTAutograd's backward compilation, which runs at the first backward() of a new graph.
-_TORCH_TIMERS = ("_compile.compile_inner", "compile_fx.<locals>.bw_compiler")
+# Dynamo's timer of a frame's whole compilation: tracing, guards and the backend, which for a
+# training graph compiles the backward with the forward (AOTAutograd partitions the joint
+# graph). Its "bw_compiler" timer runs inside this one, so adding it would count twice.
+_TORCH_TIMERS = ("_compile.compile_inner",)
 
 
 class TorchCompileCounter:
