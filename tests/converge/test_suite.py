@@ -12,7 +12,7 @@ from twinbench.converge import ConvergeReport, ConvergeSettings, run_converge, w
 from twinbench.converge.settings import CURVE_STEPS
 from twinbench.converge.suite import summarise
 from twinbench.converge.view import figures, render_markdown
-from twinbench.store import DB_NAME, ResultStore
+from twinbench.store import DB_NAME, ResultStore, json_ready
 from twinbench.suite import record
 
 TARGET = 0.93  # reduced from the default 0.96: reached in 50-100 steps
@@ -78,6 +78,19 @@ def test_unreachable_target_is_recorded_not_converged() -> None:
     row = summarise("cancer", "torch-eager", [{**run, "steps_s": 0.0, "startup_s": 0.0,
                                                "eval_s": 0.0}])  # fmt: skip
     assert row["converged"] == 0 and row["median_s"] == float("inf")
+    stored = dict(json_ready(row))  # as the store keeps it: infinity becomes None
+    assert "not converged" in render_markdown(
+        {
+            "settings": {
+                "threads": 1, "dtype": "float32", "device": "cpu", "seeds": [0],
+                "workloads": ["cancer"],
+                "tasks": {"cancer": {"description": "d", "dataset": "cancer", "metric": "m",
+                                     "higher_is_better": True, "target": 1.0, "eval_every": 10,
+                                     "max_steps": 20, "optimizer": "adam", "batch_size": 32}},
+            },
+            "summaries": [stored], "parity": [], "verdicts": [], "failures": [], "runs": [],
+        }
+    )  # fmt: skip
 
 
 def test_stored_and_rendered(report: ConvergeReport, tmp_path: Path) -> None:

@@ -92,13 +92,12 @@ def _persistence(task: Row) -> str:
 
 
 def _time(row: Row) -> str:
-    if row["median_s"] is None:
-        return "—"
-    if row["median_s"] == float("inf"):
-        return "not converged"
-    text = f"{fmt_seconds(row['median_s'])} [{fmt_seconds(row['ci_low_s'])}, "
-    high = row["ci_high_s"]
-    return text + ("∞]" if high == float("inf") else f"{fmt_seconds(high)}]")
+    """The score with its CI; the store keeps infinity (a seed not converged) as None."""
+    median, high = row["median_s"], row["ci_high_s"]
+    if median is None or median == float("inf"):
+        return "not converged" if row.get("trained") else "—"
+    text = f"{fmt_seconds(median)} [{fmt_seconds(row['ci_low_s'])}, "
+    return text + ("∞]" if high is None or high == float("inf") else f"{fmt_seconds(high)}]")
 
 
 def _parity_text(check: Row | None) -> str:
