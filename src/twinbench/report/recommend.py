@@ -246,8 +246,8 @@ def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
             else " — larger batches lost throughput"
         )
         fits = "; ".join(
-            f"{s.mode} {fit.bytes_per_sample / 2**10:,.3g} KiB per sample + "
-            f"{fit.intercept_bytes / 2**20:,.3g} MiB fixed"
+            f"{s.mode} {_bytes(fit.bytes_per_sample)} per sample + "
+            f"{_bytes(fit.intercept_bytes)} fixed"
             for s in members
             if (fit := s.memory_fit) is not None
         )
@@ -261,6 +261,14 @@ def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
             )
         )
     return out + _budget_advice(summary)
+
+
+def _bytes(value: float) -> str:
+    """``14.0 MiB``, ``512 KiB``, ``96 B``: three significant digits in the largest unit."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g} B"
 
 
 def _budget_advice(summary: RunSummary) -> list[Recommendation]:
