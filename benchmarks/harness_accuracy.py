@@ -102,7 +102,7 @@ def twinbench_worker(mode: str, threads: int) -> WorkerProcess:
                "mode": mode, "phase": "train", "dtype": "float32", "device": "cpu", "seed": 0,
                "allow_tf32": False, "compile_mode": "default"}
     worker = WorkerProcess(request, threads=threads)
-    worker.receive(600)  # set up, compiled, warmed up, block size calibrated
+    worker.receive(600, "ready")  # set up, compiled, warmed up, block size calibrated
     return worker
 
 
@@ -122,7 +122,7 @@ def main() -> None:
         their_samples: list[float] = []
         for _ in range(args.rounds):
             ours.send({"cmd": "measure", "seconds": args.seconds})
-            our_samples += ours.receive(600)["samples"]
+            our_samples += ours.receive(600, "samples")
             their_samples += theirs.measure(args.seconds)
         ours.close()
         theirs.close()
