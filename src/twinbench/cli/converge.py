@@ -42,8 +42,11 @@ def converge(
     out: Out = DEFAULT_OUT,
     as_json: AsJson = False,
 ) -> None:
-    """Time to a trained model: each mode trained to a validation target on real data, several
-    seeds, MLPerf's drop-the-extremes median with a CI, parity of the twins' trajectories first."""
+    """Time to a trained model: each mode trained to a validation target on real data.
+
+    Several seeds per mode, MLPerf's drop-the-extremes median with a CI, and parity of the twins'
+    trajectories checked before any verdict.
+    """
     from twinbench.converge import ConvergeSettings, run_converge
 
     defaults = ConvergeSettings()

@@ -39,8 +39,10 @@ def deploy(
     out: Out = DEFAULT_OUT,
     as_json: AsJson = False,
 ) -> None:
-    """Deployment compared: torch.export → AOTInductor, jax.export → StableHLO, ONNX Runtime for
-    both — export, size, cold start, latency and fidelity of the shipped model."""
+    """Deployment compared: export, size, cold start, latency and fidelity of the shipped model.
+
+    Paths: torch.export → AOTInductor, jax.export → StableHLO, and ONNX Runtime for both.
+    """
     from twinbench.deploy import DeploySettings, run_deploy
     from twinbench.deploy.settings import paths_named
 
