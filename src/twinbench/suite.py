@@ -23,11 +23,12 @@ Every command that measures something — ``run``/``sweep``, ``autodiff``, ``opt
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkable
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,6 +69,34 @@ class SuiteResult(Protocol):
     def to_dict(self) -> dict[str, Any]:
         """Everything measured, JSON-ready (non-finite floats as None)."""
         ...
+
+
+class WorkerFailures:
+    """What a suite result dataclass with a ``settings`` field (an object with ``to_dict()``)
+    and a ``failures`` field (one line per worker that crashed, hung or raised) gets for free:
+    the settings as stored, ``failed`` when a worker failed (a failed check or an exporter that
+    refused a model is a finding the report shows, not a failed run), and every field,
+    JSON-ready, as ``to_dict()``."""
+
+    settings: Any
+    failures: list[str]
+
+    @property
+    def settings_dict(self) -> dict[str, Any]:
+        from twinbench.store import json_ready
+
+        return dict(json_ready(self.settings.to_dict()))
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        from twinbench.store import json_ready
+
+        fields = dataclasses.fields(cast(Any, self))
+        data = {f.name: getattr(self, f.name) for f in fields}
+        return dict(json_ready({**data, "settings": self.settings.to_dict()}))
 
 
 def record(result: SuiteResult, out: Path, *, text: str | None = None) -> int:

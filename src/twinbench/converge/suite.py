@@ -29,8 +29,7 @@ from twinbench.converge.settings import CURVE_STEPS, STEPS_MARGIN, ConvergeSetti
 from twinbench.harness.process import CellFailed, one_shot
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.parity import TOLERANCES, compare_curves
-from twinbench.store import json_ready
-from twinbench.suite import Progress, no_progress
+from twinbench.suite import Progress, WorkerFailures, no_progress
 
 WORKER = "twinbench.converge.worker"
 PARTS = ("startup_s", "steps_s", "eval_s")
@@ -44,7 +43,7 @@ Run = dict[str, Any]
 
 
 @dataclass
-class ConvergeReport:
+class ConvergeReport(WorkerFailures):
     """Everything one converge run measured; ``to_dict()`` is what the results store keeps."""
 
     kind: ClassVar[str] = "converge"
@@ -55,29 +54,6 @@ class ConvergeReport:
     parity: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
-
-    @property
-    def settings_dict(self) -> dict[str, Any]:
-        return dict(json_ready(self.settings.to_dict()))
-
-    @property
-    def failed(self) -> bool:
-        """True when a worker failed (a seed is missing). Not converging is a finding."""
-        return bool(self.failures)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(
-            json_ready(
-                {
-                    "settings": self.settings.to_dict(),
-                    "runs": self.runs,
-                    "summaries": self.summaries,
-                    "parity": self.parity,
-                    "verdicts": self.verdicts,
-                    "failures": self.failures,
-                }
-            )
-        )
 
 
 def run_converge(settings: ConvergeSettings, progress: Progress = no_progress) -> ConvergeReport:

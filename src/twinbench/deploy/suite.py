@@ -51,8 +51,7 @@ from twinbench.harness.stats import (
 )
 from twinbench.parity import tolerances_for
 from twinbench.registry import builtin
-from twinbench.store import json_ready
-from twinbench.suite import Progress, no_progress
+from twinbench.suite import Progress, WorkerFailures, no_progress
 
 WORKER = "twinbench.deploy.worker"
 EXPORT_TIMEOUT_S = 1800  # AOTInductor compiles C++: minutes for a larger model on two cores
@@ -72,7 +71,7 @@ def cpp_compiler() -> str | None:
 
 
 @dataclass
-class DeployResult:
+class DeployResult(WorkerFailures):
     """Everything one deploy run measured; ``to_dict()`` is what the results store keeps."""
 
     kind: ClassVar[str] = "deploy"
@@ -83,30 +82,6 @@ class DeployResult:
     verdicts: list[dict[str, Any]]
     features: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
-
-    @property
-    def settings_dict(self) -> dict[str, Any]:
-        return dict(json_ready(self.settings.to_dict()))
-
-    @property
-    def failed(self) -> bool:
-        """True when a worker crashed or timed out. An exporter that refused a model, or an
-        artefact that fails fidelity, is a finding the report shows, not a failed run."""
-        return bool(self.failures)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(
-            json_ready(
-                {
-                    "settings": self.settings.to_dict(),
-                    "cells": self.cells,
-                    "comparisons": self.comparisons,
-                    "verdicts": self.verdicts,
-                    "features": self.features,
-                    "failures": self.failures,
-                }
-            )
-        )
 
 
 def run_deploy(settings: DeploySettings, progress: Progress = no_progress) -> DeployResult:

@@ -28,8 +28,7 @@ from twinbench.harness.process import CellFailed, WorkerProcess
 from twinbench.harness.stats import Ratio, ratio_of_medians, summarize
 from twinbench.modes import FRAMEWORKS
 from twinbench.parity import TOLERANCES, compare, compare_curves
-from twinbench.store import json_ready
-from twinbench.suite import Progress, no_progress
+from twinbench.suite import Progress, WorkerFailures, no_progress
 
 WORKER = "twinbench.dynamic.worker"
 WORKER_TIMEOUT_S = 1800  # a whole schedule, every compile included
@@ -43,7 +42,7 @@ PAYBACK_PAIRS = (  # a compiled strategy and the eager one it must pay its compi
 
 
 @dataclass
-class DynamicReport:
+class DynamicReport(WorkerFailures):
     """Everything one run measured; ``to_dict()`` is what the results store keeps."""
 
     kind: ClassVar[str] = "dynamic"
@@ -54,31 +53,6 @@ class DynamicReport:
     verdict: dict[str, Any] = field(default_factory=dict)
     features: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-
-    @property
-    def settings_dict(self) -> dict[str, Any]:
-        """The settings as stored with the run."""
-        return dict(json_ready(self.settings.to_dict()))
-
-    @property
-    def failed(self) -> bool:
-        """True when a worker failed. A strategy whose losses disagree is a finding, shown."""
-        return bool(self.failures)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything measured, JSON-ready."""
-        return dict(
-            json_ready(
-                {
-                    "settings": self.settings.to_dict(),
-                    "lengths": self.lengths,
-                    "strategies": self.strategies,
-                    "verdict": self.verdict,
-                    "features": self.features,
-                    "failures": self.failures,
-                }
-            )
-        )
 
 
 def ask(request: dict[str, Any], threads: int) -> Any:
