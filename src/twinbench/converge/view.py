@@ -29,11 +29,11 @@ PROTOCOL = (
 def render_markdown(data: Mapping[str, Any]) -> str:
     """The stored run as Markdown: protocol, then one section per workload, then failures."""
     s = data["settings"]
+    seeds = ", ".join(map(str, s["seeds"]))
     lines = [
         "# twinbench converge",
         "",
-        f"{s['threads']} threads, {s['dtype']} on {s['device']}, seeds "
-        f"{', '.join(map(str, s['seeds']))}.",
+        f"{s['threads']} threads, {s['dtype']} on {s['device']}, seeds {seeds}.",
         "",
         PROTOCOL,
         "",
@@ -52,7 +52,7 @@ def _workload(data: Mapping[str, Any], workload: str, task: Row) -> list[str]:
     rows = [
         [
             r["mode"],
-            f"{r['converged']}/{r['seeds']}",
+            f"{r['converged']}/" + str(r["seeds"]),
             _time(r),
             fmt_number(r["steps_to_target"], ".0f"),
             fmt_seconds(r["startup_s"]),
