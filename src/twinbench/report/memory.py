@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from twinbench.harness.stats import Ratio, ratio_of_medians
-from twinbench.report.verdict import COMPARISONS, Verdict, cell_groups, parity_of
+from twinbench.report.verdict import Verdict, best_pairs, cell_groups, parity_of
 from twinbench.store import CellRecord
 
 PREFIX = "memory, "  # a memory verdict's comparison: "memory, best vs best"
@@ -67,13 +67,8 @@ def memory_verdicts(cells: list[CellRecord], *, parity_passed: bool | None) -> l
     if parity_passed is False or not measured:
         return []  # the speed verdict already says why parity failed
     verdicts = []
-    for label, torch_modes, jax_modes in COMPARISONS:
-        torch_cells = [measured[m] for m in torch_modes if m in measured]
-        jax_cells = [measured[m] for m in jax_modes if m in measured]
-        if not torch_cells or not jax_cells:
-            continue
-        leanest_torch = min(torch_cells, key=lambda c: c.metrics["attributable_peak_bytes"])
-        leanest_jax = min(jax_cells, key=lambda c: c.metrics["attributable_peak_bytes"])
+    pairs = best_pairs(measured, lambda c: c.metrics["attributable_peak_bytes"])
+    for label, leanest_torch, leanest_jax in pairs:
         t_values = attributable_by_process(leanest_torch)
         j_values = attributable_by_process(leanest_jax)
         if min(t_values) <= 0 or min(j_values) <= 0:

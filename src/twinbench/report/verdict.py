@@ -7,6 +7,7 @@ both cells' raw samples; when it contains 1 the verdict is "no significant diffe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,18 @@ def _ok(cells: list[CellRecord]) -> dict[str, CellRecord]:
     return {c.mode: c for c in cells if c.status == "ok" and c.samples}
 
 
+def best_pairs(
+    by_mode: dict[str, CellRecord], figure: Callable[[CellRecord], float]
+) -> Iterator[tuple[str, CellRecord, CellRecord]]:
+    """(comparison, torch cell, jax cell) for each comparison both sides have a cell for: on
+    each side the cell with the lowest ``figure`` (step time, memory) among the compared modes."""
+    for label, torch_modes, jax_modes in COMPARISONS:
+        torch_cells = [by_mode[m] for m in torch_modes if m in by_mode]
+        jax_cells = [by_mode[m] for m in jax_modes if m in by_mode]
+        if torch_cells and jax_cells:
+            yield label, min(torch_cells, key=figure), min(jax_cells, key=figure)
+
+
 def _describe(torch_mode: str, jax_mode: str, ratio: Ratio) -> str:
     if not ratio.significant:
         return (
@@ -74,13 +87,7 @@ def group_verdicts(
         return [Verdict(*key, "best vs best", None, None, None, reason)]
     ok = _ok(cells)
     verdicts = []
-    for label, torch_modes, jax_modes in COMPARISONS:
-        torch_cells = [ok[m] for m in torch_modes if m in ok]
-        jax_cells = [ok[m] for m in jax_modes if m in ok]
-        if not torch_cells or not jax_cells:
-            continue
-        best_torch = min(torch_cells, key=lambda c: c.metrics["median_s"])
-        best_jax = min(jax_cells, key=lambda c: c.metrics["median_s"])
+    for label, best_torch, best_jax in best_pairs(ok, lambda c: c.metrics["median_s"]):
         ratio = ratio_of_medians_grouped(best_torch.sample_groups(), best_jax.sample_groups())
         verdicts.append(
             Verdict(
