@@ -9,12 +9,14 @@ and prints each verdict's ratio and 95 % CI in every run, then two figures:
 
 Targets: 0 flips, coverage ≥ 90 %. Run it alone on the machine: anything else running moves the
 figures it is meant to judge. Usage:
-``python benchmarks/reproducibility.py [--suite NAME] [--runs N] [--repeats R] [--budget S]``.
+``python benchmarks/reproducibility.py [--suite NAME] [--runs N] [--repeats R] [--budget S]
+[--keep DIR]``; ``--judge DIR`` judges the runs kept in DIR again without measuring.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -26,13 +28,11 @@ from twinbench.store import DB_NAME, ResultStore
 Key = tuple[str, str, str, str]
 
 
-def measure(settings: RunSettings) -> tuple[dict[Key, Verdict], float]:
-    started = time.monotonic()
-    run_id = run(settings)
-    with ResultStore(settings.out / DB_NAME) as store:
+def judged(out: Path, run_id: int) -> dict[Key, Verdict]:
+    """The verdicts of a stored run that carry a ratio, by what they compare."""
+    with ResultStore(out / DB_NAME) as store:
         found = verdicts_for_run(store.cells(run_id), store.parity(run_id))
-    verdicts = {(v.workload, v.size, v.phase, v.comparison): v for v in found if v.ratio}
-    return verdicts, time.monotonic() - started
+    return {(v.workload, v.size, v.phase, v.comparison): v for v in found if v.ratio}
 
 
 def flipped(reference: Verdict, rerun: Verdict) -> bool:
@@ -52,21 +52,31 @@ def main() -> None:
     defaults = RunSettings()
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
     parser.add_argument("--budget", type=float, default=defaults.budget)
+    parser.add_argument("--keep", type=Path, help="store the runs in this directory")
+    parser.add_argument("--judge", type=Path, help="measure nothing: judge the runs stored here")
     args = parser.parse_args()
-    workloads, size = suite_selection(args.suite)
     runs: list[dict[Key, Verdict]] = []
-    with tempfile.TemporaryDirectory() as out:
-        settings = RunSettings(workloads=workloads, sizes=(size,), repeats=args.repeats,
-                               budget=args.budget, out=Path(out))  # fmt: skip
-        for i in range(args.runs):
-            verdicts, seconds = measure(settings)
-            runs.append(verdicts)
-            print(f"run {i + 1}: {len(verdicts)} verdicts in {seconds:.0f} s", flush=True)
+    if args.judge is not None:  # judge stored runs again (e.g. after a change to the statistics)
+        with ResultStore(args.judge / DB_NAME) as store:
+            run_ids = [r.id for r in store.runs() if r.status == "finished"]
+        runs = [judged(args.judge, run_id) for run_id in run_ids]
+        print(f"{len(runs)} finished runs stored in {args.judge}")
+    else:
+        workloads, size = suite_selection(args.suite)
+        with contextlib.ExitStack() as stack:
+            out = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            settings = RunSettings(workloads=workloads, sizes=(size,), repeats=args.repeats,
+                                   budget=args.budget, out=out)  # fmt: skip
+            for i in range(args.runs):
+                started = time.monotonic()
+                runs.append(judged(out, run(settings)))
+                seconds = time.monotonic() - started
+                print(f"run {i + 1}: {len(runs[-1])} verdicts in {seconds:.0f} s", flush=True)
     keys = sorted(set.intersection(*(set(r) for r in runs)))
     flips = covered = reruns = 0
     print(
         f"\n{'workload/size phase comparison':<46} "
-        + " ".join(f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(args.runs))
+        + " ".join(f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(len(runs)))
         + "  flip"
     )
     for key in keys:
@@ -90,7 +100,8 @@ def main() -> None:
         )
     coverage = covered / reruns if reruns else float("nan")
     print(
-        f"\n{args.suite}, {args.runs} runs, repeats {args.repeats}, budget {args.budget} s: "
+        f"\n{args.judge or args.suite}, {len(runs)} runs, repeats {args.repeats}, "
+        f"budget {args.budget} s: "
         f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
         f"{reruns} rerun estimates inside the first run's CI (target ≥ 90%) -> "
         f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}"

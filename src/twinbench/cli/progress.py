@@ -20,7 +20,8 @@ from rich.progress import (
 _MESSAGES = {
     "probe": "probing {framework} matmul peak",
     "parity": "checking parity of {workload}/{size}",
-    "setup": "setting up and compiling {cell}",
+    "setup": "setting up {cell}",
+    "compile": "compiling and warming up {cell}",
     "measure": "timing {cell} ({samples} samples)",
 }
 
@@ -98,5 +99,5 @@ class RunProgress:
                 highlight=False,
                 markup=False,
             )
-        elif event in ("probe", "setup"):
+        elif event in ("probe", "setup", "compile"):
             console.print(_MESSAGES[event].format(**info), highlight=False, markup=False)

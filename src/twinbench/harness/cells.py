@@ -89,64 +89,125 @@ def _cache_environment(caches: Path, cell: Cell) -> dict[str, str]:
 def _measure_round(
     session: RunSession, runs: list[_CellRuns], repeat: int, progress: Progress, caches: Path
 ) -> None:
-    """Process ``repeat`` of every cell: set each up, then time them in interleaved rounds."""
-    settings, clock = session.settings, session.clock
+    """Process ``repeat`` of every cell: set them up side by side, then compile each alone,
+    then time them in interleaved rounds."""
+    settings = session.settings
     suffix = f" (process {repeat + 1}/{settings.repeats})" if settings.repeats > 1 else ""
+    workers = _start(session, runs, repeat, progress, caches, suffix)
     active: list[tuple[_CellRuns, CellProcess]] = []
+    try:
+        for r, worker in _set_up(session, workers):
+            progress("compile", {"cell": r.cell.label + suffix})
+            process = _compile(session, r, worker)
+            if process is not None:
+                active.append((r, process))
+        _time_rounds(session, active, progress, suffix)
+    finally:
+        for _, worker in workers:
+            worker.close()  # a no-op for those already finished
+
+
+def _start(
+    session: RunSession,
+    runs: list[_CellRuns],
+    repeat: int,
+    progress: Progress,
+    caches: Path,
+    suffix: str,
+) -> list[tuple[_CellRuns, WorkerProcess]]:
+    """Process ``repeat`` of every cell, all started at once."""
+    settings = session.settings
+    workers: list[tuple[_CellRuns, WorkerProcess]] = []
     try:
         for r in runs:
             progress("setup", {"cell": r.cell.label + suffix})
-            started = time.monotonic()
             worker = WorkerProcess(
                 # FLOPs per step are the same in every process: counted once, by the first
                 {**r.cell.request(settings), "count_flops": repeat == 0},
                 threads=settings.threads,
                 env=_cache_environment(caches, r.cell),
             )
+            workers.append((r, worker))
+    except BaseException:
+        for _, worker in workers:
+            worker.close()
+        raise
+    return workers
+
+
+def _set_up(
+    session: RunSession, workers: list[tuple[_CellRuns, WorkerProcess]]
+) -> list[tuple[_CellRuns, WorkerProcess]]:
+    """The workers that finished setting up; a failure ends its cell.
+
+    Set-up (interpreter start, framework imports, model build) is no measurement, so the workers
+    do it side by side on the machine's cores; each then waits for its turn to compile, alone.
+    """
+    ready = []
+    with session.clock.timed("set-up"):
+        for r, worker in workers:
             try:
-                ready = worker.receive(settings.timeout, "ready")
+                worker.receive(session.settings.timeout, "set_up")
             except CellFailed as failure:
                 worker.close()
                 r.failure = failure
-                clock.add("set-up", time.monotonic() - started)
                 continue
-            except BaseException:  # Ctrl-C or SIGTERM while it sets up: stop it too
-                worker.close()
-                raise
-            first_step = float(ready["time_to_first_step_s"])
-            clock.add("compile and first step", first_step)
-            clock.add("set-up", time.monotonic() - started - first_step)
-            process = CellProcess(worker, ready)
-            r.processes.append(process)
-            active.append((r, process))
-        budget = settings.budget / settings.repeats
-        round_seconds = min(1.0, max(0.2, budget / 5))
-        while active:
-            for entry in list(active):
-                r, process = entry
-                progress(
-                    "measure", {"cell": r.cell.label + suffix, "samples": len(process.samples)}
-                )
-                seconds = min(round_seconds, budget - process.spent)
-                started = time.monotonic()
-                try:
-                    process.worker.send({"cmd": "measure", "seconds": seconds})
-                    process.samples += process.worker.receive(seconds * 10 + 60, "samples")
-                except CellFailed as failure:
-                    active.remove(entry)
-                    process.worker.close()
-                    r.processes.remove(process)
-                    r.failure = failure
-                    continue
-                finally:
-                    clock.add("steady-state timing", time.monotonic() - started)
-                process.spent += time.monotonic() - started
-                if process.spent >= budget or is_converged(summarize(process.samples)):
-                    active.remove(entry)
-                    process.final = _finish(process.worker)
-    finally:
-        for _, process in active:
-            process.worker.close()
+            ready.append((r, worker))
+    return ready
+
+
+def _compile(session: RunSession, r: _CellRuns, worker: WorkerProcess) -> CellProcess | None:
+    """Let one set-up worker compile, take its first step, warm up and calibrate its block."""
+    started = time.monotonic()
+    worker.send({"cmd": "compile"})
+    try:
+        ready = worker.receive(session.settings.timeout, "ready")
+    except CellFailed as failure:
+        worker.close()
+        r.failure = failure
+        session.clock.add("set-up", time.monotonic() - started)
+        return None
+    first_step = float(ready["time_to_first_step_s"])
+    session.clock.add("compile and first step", first_step)
+    session.clock.add("set-up", time.monotonic() - started - first_step)  # warm-up, calibration
+    process = CellProcess(worker, ready)
+    r.processes.append(process)
+    return process
+
+
+def _time_rounds(
+    session: RunSession,
+    active: list[tuple[_CellRuns, CellProcess]],
+    progress: Progress,
+    suffix: str,
+) -> None:
+    """Interleaved timing rounds (A B C D A B …) until each process's share of the budget is
+    spent or its median has converged; then its last figures."""
+    settings = session.settings
+    budget = settings.budget / settings.repeats
+    round_seconds = min(1.0, max(0.2, budget / 5))
+    active = list(active)
+    while active:
+        for entry in list(active):
+            r, process = entry
+            progress("measure", {"cell": r.cell.label + suffix, "samples": len(process.samples)})
+            seconds = min(round_seconds, budget - process.spent)
+            started = time.monotonic()
+            try:
+                process.worker.send({"cmd": "measure", "seconds": seconds})
+                process.samples += process.worker.receive(seconds * 10 + 60, "samples")
+            except CellFailed as failure:
+                active.remove(entry)
+                process.worker.close()
+                r.processes.remove(process)
+                r.failure = failure
+                continue
+            finally:
+                session.clock.add("steady-state timing", time.monotonic() - started)
+            process.spent += time.monotonic() - started
+            if process.spent >= budget or is_converged(summarize(process.samples)):
+                active.remove(entry)
+                process.final = _finish(process.worker)
 
 
 def _finish(worker: WorkerProcess) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """``twinbench run``: parity first, then every cell timed in its own process, rounds interleaved.
 
-The parent imports no framework. For each workload and size it checks parity in a subprocess,
-then starts one worker per mode and times them in interleaved rounds (A B C D A B C D …) so that
-a slow drift of a shared machine hits every cell alike. A cell stops when the 95 % CI of its
-median step time is within ±2 % or its time budget is spent, and is committed to the store at once.
+The parent imports no framework. It checks the parity of each workload and size in subprocesses
+(as many at once as there are cores), then for each starts one worker per mode and times them in
+interleaved rounds (A B C D A B C D …) so that a slow drift of a shared machine hits every cell
+alike. A cell stops when the 95 % CI of its median step time is within ±2 % or its time budget is
+spent, and is committed to the store at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -403,17 +405,15 @@ class RunSession:
     def measure_group(self, points: list[Point], progress: Progress = _no_progress) -> None:
         """Parity, then timing, of ``points``: the unit of work of both executors.
 
-        Each (workload, size) gets its parity check once (once per sweep), before any of its
-        cells is timed; then each point's cells are timed phase by phase, each cell in
-        ``settings.repeats`` processes, in interleaved rounds.
+        Each (workload, size) gets its parity check once (once per sweep) before any cell is
+        timed, the checks side by side on the machine's cores (they time nothing); then each
+        point's cells are timed phase by phase, each cell in ``settings.repeats`` processes, in
+        interleaved rounds.
         """
-        checked: set[tuple[str, str]] = set()
+        with self.clock.timed("parity"):
+            _check_parities(self.recorder, self.run_id, self.settings, points, progress)
         with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
             for point in points:
-                if (point.workload.name, point.size_name) not in checked:  # once per sweep
-                    checked.add((point.workload.name, point.size_name))
-                    with self.clock.timed("parity"):
-                        _check_parity(self.recorder, self.run_id, self.settings, point, progress)
                 for phase in self.settings.phases:
                     cells = [Cell(point, mode, phase) for mode in self.settings.modes]
                     measure_cells(self, cells, progress, Path(caches))
@@ -468,26 +468,42 @@ def _probe_peaks(store: Recorder, run_id: int, settings: RunSettings, progress: 
     store.set_run_info(run_id, "peak_flops", peaks)
 
 
-def _check_parity(
-    store: Recorder, run_id: int, settings: RunSettings, point: Point, progress: Progress
+def _check_parities(
+    store: Recorder, run_id: int, settings: RunSettings, points: list[Point], progress: Progress
 ) -> None:
-    workload, workload_file, size = point.workload, point.workload_file, point.size_name
-    progress("parity", {"workload": workload.name, "size": size})
+    """The parity check of each (workload, size) among ``points``, as many at once as there are
+    cores; each recorded here, in plan order, as it is known."""
+    unique = {(p.workload.name, p.size_name): p for p in points}
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(unique), usable_cores())))
+    try:
+        for point in unique.values():
+            progress("parity", {"workload": point.workload.name, "size": point.size_name})
+        outcomes = pool.map(lambda point: _parity_outcome(settings, point), unique.values())
+        for point, (passed, summary) in zip(unique.values(), outcomes, strict=True):
+            workload, size = point.workload.name, point.size_name
+            store.record_parity(
+                run_id, workload=workload, size=size, passed=passed, summary=summary
+            )
+            progress("parity-done", {"workload": workload, "size": size, "passed": passed})
+    finally:  # Ctrl-C: the run stops the workers, which ends the checks still running
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _parity_outcome(settings: RunSettings, point: Point) -> tuple[bool, dict[str, Any]]:
+    """(passed, summary) of one parity check, run in a worker process."""
     request = _request(
         settings,
         kind="parity",
-        workload=workload.name,
-        workload_file=workload_file,
-        size=size,
+        workload=point.workload.name,
+        workload_file=point.workload_file,
+        size=point.size_name,
         steps=settings.parity_steps,
     )
     try:
         summary = one_shot(request, threads=settings.threads, timeout=settings.timeout)
-        passed = bool(summary["passed"])
+        return bool(summary["passed"]), summary
     except CellFailed as failure:
-        summary, passed = {"error": f"parity check {failure.status}: {failure.error}"}, False
-    store.record_parity(run_id, workload=workload.name, size=size, passed=passed, summary=summary)
-    progress("parity-done", {"workload": workload.name, "size": size, "passed": passed})
+        return False, {"error": f"parity check {failure.status}: {failure.error}"}
 
 
 def _record(

@@ -106,6 +106,17 @@ def _compile_cache_entries() -> int | None:
     return sum(len(files) for _, _, files in os.walk(root))
 
 
+def _next_command(commands: IO[str], expected: str) -> bool:
+    """Wait for the parent's next command; False when it closed the pipe instead."""
+    line = commands.readline()
+    if not line:
+        return False
+    command = json.loads(line)["cmd"]
+    if command != expected:
+        raise RuntimeError(f"the harness sent '{command}' where '{expected}' was due")
+    return True
+
+
 def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
     """Set the cell up, report first-step costs, then time steps on the parent's command."""
     cache_entries = _compile_cache_entries()  # before anything compiles
@@ -117,6 +128,10 @@ def serve_cell(request: dict[str, Any], send: Send, commands: IO[str]) -> None:
     baseline = memory.start_runtime(framework, request["device"])
     bench = _bench(request)
     setup_s = perf_counter() - setup_start
+    # The parent sets a round's workers up side by side, then lets each compile alone.
+    send({"set_up": {"setup_s": setup_s}})
+    if not _next_command(commands, "compile"):
+        return
     start = perf_counter()
     compile_s = bench.compile()
     bench.sync(bench.step())
