@@ -10,7 +10,7 @@ inside that process only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,6 +182,58 @@ def process_spread(groups: Groups) -> tuple[float, float]:
     return min(medians), max(medians)
 
 
+@dataclass(frozen=True)
+class ProcessSpread:
+    """How far one worker process's median strays from its cell's, pooled over many cells.
+
+    ``variance`` is that of the log of a process's median around its cell's mean, with ``df``
+    degrees of freedom (the processes beyond the first, summed over cells). Two or three
+    processes cannot measure their own cell's spread (two that happen to agree would claim
+    certainty); the run's cells, measured on the same machine in the same way, can.
+    """
+
+    variance: float
+    df: int
+
+
+def _log_medians(groups: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    return np.log([np.median(g) for g in groups])
+
+
+def pooled_process_spread(cells: Iterable[Groups]) -> ProcessSpread | None:
+    """The between-process variance pooled over ``cells`` (each given as its process groups);
+    None when no cell has two processes, or a median is not positive."""
+    squares, df = 0.0, 0
+    for groups in cells:
+        arrays = _as_groups(groups, "groups")
+        if len(arrays) < 2 or min(float(np.median(g)) for g in arrays) <= 0:
+            continue
+        logs = _log_medians(arrays)
+        squares += float(np.sum((logs - logs.mean()) ** 2))
+        df += len(arrays) - 1
+    return ProcessSpread(squares / df, df) if df else None
+
+
+def _between_process_interval(
+    ga: list[npt.NDArray[np.float64]],
+    gb: list[npt.NDArray[np.float64]],
+    point: float,
+    spread: ProcessSpread,
+    confidence: float,
+) -> tuple[float, float]:
+    """A t-interval of the log ratio from each side's between-process variance: its own when
+    larger than the pooled one, else the pooled one, over its number of processes."""
+
+    def variance_of_mean(groups: list[npt.NDArray[np.float64]]) -> float:
+        own = float(np.var(_log_medians(groups), ddof=1)) if len(groups) > 1 else 0.0
+        return max(own, spread.variance) / len(groups)
+
+    half = stats.t.ppf(0.5 + confidence / 2, spread.df) * np.sqrt(
+        variance_of_mean(ga) + variance_of_mean(gb)
+    )
+    return float(point * np.exp(-half)), float(point * np.exp(half))
+
+
 def ratio_of_medians_grouped(
     a: Groups,
     b: Groups,
@@ -189,23 +241,33 @@ def ratio_of_medians_grouped(
     confidence: float = 0.95,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
+    spread: ProcessSpread | None = None,
 ) -> Ratio:
     """median(a) / median(b), samples pooled, with a hierarchical-bootstrap CI.
 
     Each side is resampled on its own, processes first and samples within them, so the interval
     widens when a side's processes disagree and shrinks to the within-process noise when they
     do not. Two single-process sides give `ratio_of_medians` exactly.
+
+    With ``spread`` (the run's `pooled_process_spread`) the interval is at least as wide as the
+    t-interval that spread implies for each side's number of processes: the bootstrap of two or
+    three processes sees too few of them to know how far a process can stray.
     """
     ga, gb = _as_groups(a, "a"), _as_groups(b, "b")
     if len(ga) == 1 and len(gb) == 1:
-        return ratio_of_medians(
+        ratio = ratio_of_medians(
             ga[0], gb[0], confidence=confidence, n_resamples=n_resamples, seed=seed
         )
-    point = float(np.median(np.concatenate(ga)) / np.median(np.concatenate(gb)))
-    rng = np.random.default_rng(seed)
-    ratios = _hierarchical_medians(ga, n_resamples, rng) / _hierarchical_medians(
-        gb, n_resamples, rng
-    )
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-    return Ratio(point, float(lo), float(hi))
+    else:
+        point = float(np.median(np.concatenate(ga)) / np.median(np.concatenate(gb)))
+        rng = np.random.default_rng(seed)
+        ratios = _hierarchical_medians(ga, n_resamples, rng) / _hierarchical_medians(
+            gb, n_resamples, rng
+        )
+        alpha = (1.0 - confidence) / 2.0
+        lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
+        ratio = Ratio(point, float(lo), float(hi))
+    if spread is None or ratio.ratio <= 0:
+        return ratio
+    low, high = _between_process_interval(ga, gb, ratio.ratio, spread, confidence)
+    return Ratio(ratio.ratio, min(ratio.ci_low, low), max(ratio.ci_high, high))

@@ -21,8 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from twinbench.errors import TwinbenchError
-from twinbench.harness.stats import mann_whitney_p, ratio_of_medians_grouped
+from twinbench.harness.stats import ProcessSpread, mann_whitney_p, ratio_of_medians_grouped
 from twinbench.report.text import md_cell
+from twinbench.report.verdict import run_spread
 from twinbench.store import KEY_COLUMNS, CellRecord, ResultStore, RunRecord
 
 SIGNIFICANCE = 0.05
@@ -150,7 +151,10 @@ def compare_cells(
 ) -> Comparison:
     """The comparison itself, from records already loaded (see ``compare_runs``)."""
     by_key_a, by_key_b = _by_key(cells_a), _by_key(cells_b)
-    rows = [_compare_cell(cell, by_key_b.get(key), threshold) for key, cell in by_key_a.items()]
+    spread = run_spread(cells_a + cells_b)  # the two runs' processes stray alike, or nearly
+    rows = [
+        _compare_cell(cell, by_key_b.get(key), threshold, spread) for key, cell in by_key_a.items()
+    ]
     rows += [_one_sided(cell, "added") for key, cell in by_key_b.items() if key not in by_key_a]
     return Comparison(run_a, run_b, threshold, rows, environment_warnings(run_a, run_b))
 
@@ -183,7 +187,9 @@ def _one_sided(cell: CellRecord, change: str) -> CompareRow:
     )
 
 
-def _compare_cell(a: CellRecord, b: CellRecord | None, threshold: float) -> CompareRow:
+def _compare_cell(
+    a: CellRecord, b: CellRecord | None, threshold: float, spread: ProcessSpread | None
+) -> CompareRow:
     if b is None:
         return _one_sided(a, "removed")
     if not (_usable(a) and _usable(b)):
@@ -197,7 +203,7 @@ def _compare_cell(a: CellRecord, b: CellRecord | None, threshold: float) -> Comp
             n_b=len(b.samples),
             note="not comparable (" + ", ".join(broken) + ")",
         )
-    ratio = ratio_of_medians_grouped(b.sample_groups(), a.sample_groups())
+    ratio = ratio_of_medians_grouped(b.sample_groups(), a.sample_groups(), spread=spread)
     p_value = mann_whitney_p(a.samples, b.samples)
     row = CompareRow(
         **_key_fields(a),

@@ -2,7 +2,9 @@
 
 Computed from stored cells only (raw samples included), so any run can be judged again later.
 A ratio is PyTorch time / JAX time: above 1 JAX is faster. Its 95 % CI comes from bootstrapping
-both cells' raw samples; when it contains 1 the verdict is "no significant difference".
+both cells' raw samples, worker processes first and samples within them, and is never narrower
+than the between-process spread pooled over the run's cells implies; when it contains 1 the
+verdict is "no significant difference".
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from twinbench.harness.stats import Ratio, ratio_of_medians, ratio_of_medians_grouped
+from twinbench.harness.stats import (
+    ProcessSpread,
+    Ratio,
+    pooled_process_spread,
+    ratio_of_medians,
+    ratio_of_medians_grouped,
+)
 from twinbench.modes import FRAMEWORK_OF, MODES, mode_of
 from twinbench.store import CellRecord
 
@@ -73,9 +81,17 @@ def _describe(torch_mode: str, jax_mode: str, ratio: Ratio) -> str:
 
 
 def group_verdicts(
-    cells: list[CellRecord], *, parity_passed: bool | None, parity_reason: str = ""
+    cells: list[CellRecord],
+    *,
+    parity_passed: bool | None,
+    parity_reason: str = "",
+    spread: ProcessSpread | None = None,
 ) -> list[Verdict]:
-    """Step-time and time-to-first-step verdicts for the cells of one (workload, size, phase)."""
+    """Step-time and time-to-first-step verdicts for the cells of one (workload, size, phase).
+
+    ``spread`` is the run's between-process spread (`run_spread`): with it, no ratio's CI is
+    narrower than the spread of two or three processes per cell can justify.
+    """
     first = cells[0]
     key = (first.workload, first.size, first.phase)
     if parity_passed is False:
@@ -88,7 +104,9 @@ def group_verdicts(
     ok = _ok(cells)
     verdicts = []
     for label, best_torch, best_jax in best_pairs(ok, lambda c: c.metrics["median_s"]):
-        ratio = ratio_of_medians_grouped(best_torch.sample_groups(), best_jax.sample_groups())
+        ratio = ratio_of_medians_grouped(
+            best_torch.sample_groups(), best_jax.sample_groups(), spread=spread
+        )
         verdicts.append(
             Verdict(
                 *key,
@@ -164,12 +182,18 @@ def flops_disagreement(cells: list[CellRecord]) -> float | None:
 def verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]]) -> list[Verdict]:
     """Every verdict of a run, grouped by workload, size and phase in the order measured."""
     verdicts = []
+    spread = run_spread(cells)
     for (workload, size, _phase, _dtype), group in cell_groups(cells).items():
         record = parity_of(parity, workload, size)
         passed = None if record is None else bool(record["passed"])
         reason = _parity_reason(record["summary"]) if record and not passed else ""
-        verdicts += group_verdicts(group, parity_passed=passed, parity_reason=reason)
+        verdicts += group_verdicts(group, parity_passed=passed, parity_reason=reason, spread=spread)
     return verdicts
+
+
+def run_spread(cells: list[CellRecord]) -> ProcessSpread | None:
+    """How far a process's median strays from its cell's, pooled over the measured cells."""
+    return pooled_process_spread(c.sample_groups() for c in cells if c.status == "ok" and c.samples)
 
 
 def cell_groups(cells: list[CellRecord]) -> dict[tuple[str, str, str, str], list[CellRecord]]:
