@@ -6,6 +6,11 @@ each chosen process — so they cover the variation between processes (thread pl
 layout, what else the machine did), which on a shared machine is often the larger part. With one
 process the same code reduces to the ordinary bootstrap of the samples, which covers the noise
 inside that process only.
+
+Two or three processes are too few for the bootstrap to learn how far a process can stray (two
+that happen to agree give a narrow interval), so a ratio's interval can be widened to at least
+the t-interval of the run's between-process spread pooled over all its cells
+(`pooled_process_spread`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
     Verdict,
     flops_disagreement,
+    run_spread,
     verdicts_for_run,
 )
 from twinbench.store import DB_NAME, CellRecord, ResultStore, RunRecord
@@ -197,6 +199,14 @@ def summarize_run(
     measured = [c for c in cells if c.status == "ok"]
     if measured and all(len(c.sample_groups()) == 1 for c in measured):
         notes.append(ONE_PROCESS_NOTE)
+    spread = run_spread(cells)
+    if spread is not None:
+        notes.append(
+            f"between processes: a worker process's median strays from its cell's by "
+            f"{math.expm1(math.sqrt(spread.variance)):.1%} (standard deviation, pooled over "
+            f"{spread.df} processes beyond each cell's first); no verdict's CI is narrower than "
+            "that spread implies for its cells' number of processes"
+        )
     busy = busy_machine_note(run)
     if busy:
         notes.append(busy)
