@@ -205,6 +205,26 @@ def package_twins(package: str) -> dict[str, str]:
     return {framework: f"{package}.{framework}_twin" for framework in FRAMEWORKS}
 
 
+def package_workload(package: str, *, description: str, loss: str, **options: Any) -> WorkloadSpec:
+    """The spec of a built-in workload package, called from its ``__init__.py`` as
+    ``WORKLOAD = package_workload(__name__, description=..., loss=...)``.
+
+    The package is named after its folder, defines ``SIZES`` and ``data(size, rng)`` above the
+    call, and keeps its twins beside it (`package_twins`); ``options`` are further `WorkloadSpec`
+    fields (optimizers, flops, validate, ...).
+    """
+    defined = vars(sys.modules[package])  # the package's own namespace, run up to this call
+    return WorkloadSpec(
+        name=package.rpartition(".")[2],
+        description=description,
+        sizes=defined["SIZES"],
+        data=defined["data"],
+        loss=loss,
+        twins=package_twins(package),
+        **options,
+    )
+
+
 # Checks a `WorkloadSpec.validate` is made of: each raises a one-line TwinbenchError that starts
 # with the workload's name and names the config value that breaks the constraint.
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.spec import Batch, Size, package_workload, sgd_and_adam
 from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
 from twinbench.workloads._transformer import preset, train_step_flops, validator
 
@@ -88,14 +88,11 @@ def flops(size: Size) -> float:
     return train_step_flops(size, head=pooler_and_classifier)
 
 
-WORKLOAD = WorkloadSpec(
-    name="bert",
+WORKLOAD = package_workload(
+    __name__,
+    validate=validator("bert", shortest=2, why=" ([CLS] and one token)"),
     description="BERT-style encoder (post-LN, fused attention), classification from [CLS]",
-    sizes=SIZES,
-    data=data,
     loss="cross-entropy of the classifier on the pooled [CLS] token, mean over the batch",
-    twins=package_twins(__name__),
     optimizers=sgd_and_adam(sgd_lr=0.01, adam_lr=1e-3),
     flops=flops,
-    validate=validator("bert", shortest=2, why=" ([CLS] and one token)"),
 )

@@ -32,7 +32,7 @@ from functools import partial
 import numpy as np
 
 from twinbench.canonical import init_canonical
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.spec import Batch, Size, package_workload, sgd_and_adam
 from twinbench.workloads._markov import SUCCESSORS, successor_choices, walk
 from twinbench.workloads._transformer import preset, train_step_flops, validator
 
@@ -63,16 +63,13 @@ def flops(size: Size) -> float:
     return train_step_flops(size, head=lm_head)
 
 
-WORKLOAD = WorkloadSpec(
-    name="gpt",
+WORKLOAD = package_workload(
+    __name__,
+    validate=validator("gpt", shortest=1),
     description="GPT-2 style decoder (pre-LN, causal fused attention, tied head), next-token loss",
-    sizes=SIZES,
-    data=data,
     loss="next-token cross-entropy, mean over batch and positions",
-    twins=package_twins(__name__),
     optimizers=sgd_and_adam(sgd_lr=0.05, adam_lr=3e-3),
     flops=flops,
-    validate=validator("gpt", shortest=1),
     # GPT-2's embedding init: with PyTorch's N(0, 1) the tied head's logits start near ±200.
     init=partial(init_canonical, embedding_std=0.02),
 )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.spec import Batch, Size, package_workload, sgd_and_adam
 
 SIZES = {
     "tiny": Size("tiny", {"features": 1}, batch_size=64),
@@ -28,13 +28,10 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
         yield batch
 
 
-WORKLOAD = WorkloadSpec(
-    name="linreg",
+WORKLOAD = package_workload(
+    __name__,
     description="Linear regression y = Xw + b + noise, full-batch, mean squared error",
-    sizes=SIZES,
-    data=data,
     loss="mse",
-    twins=package_twins(__name__),
     optimizers=sgd_and_adam(sgd_lr=0.02, adam_lr=0.05),
     train_optimizer="sgd",
 )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins
+from twinbench.spec import Batch, Size, package_workload
 
 SIZES = {
     "tiny": Size("tiny", {"features": (1, 10, 1), "task": "regress"}, batch_size=32),
@@ -34,11 +34,8 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
         yield {"x": x.astype(np.float32), "y": labels.astype(np.int32)}
 
 
-WORKLOAD = WorkloadSpec(
-    name="mlp",
+WORKLOAD = package_workload(
+    __name__,
     description="ReLU MLP: a 1-10-1 regression MLP (tiny), a 784-512-512-10 classifier",
-    sizes=SIZES,
-    data=data,
     loss="mse (tiny), cross-entropy (small, full)",
-    twins=package_twins(__name__),
 )

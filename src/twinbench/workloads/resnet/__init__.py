@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from twinbench.errors import TwinbenchError
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, require_one_of, sgd_and_adam
+from twinbench.spec import Batch, Size, package_workload, require_one_of, sgd_and_adam
 
 PRESETS = {  # name: (block, blocks per stage, stage widths, stem, image side, classes, batch)
     "tiny": ("basic", (1, 1, 1, 1), (8, 16, 32, 64), "cifar", 32, 10, 8),
@@ -162,13 +162,10 @@ def validate(size: Size) -> None:
 # loss, running statistics and eval outputs keep the default float32 tolerance.
 SMALL_TOLERANCES = {"gradients": (2e-3, 1e-2), "curve": (2e-3, 1e-3)}
 
-WORKLOAD = WorkloadSpec(
-    name="resnet",
+WORKLOAD = package_workload(
+    __name__,
     description="BatchNorm ResNet on synthetic images: 4-stage tiny, ResNet-18 (CIFAR), ResNet-50",
-    sizes=SIZES,
-    data=data,
     loss="cross-entropy",
-    twins=package_twins(__name__),
     optimizers=OPTIMIZERS,
     flops=flops,
     validate=validate,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from twinbench.spec import Batch, Size, WorkloadSpec, package_twins, sgd_and_adam
+from twinbench.spec import Batch, Size, package_workload, sgd_and_adam
 
 POINTS = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=np.float32)
 LABELS = np.array([[0.0], [1.0], [1.0], [0.0]], dtype=np.float32)
@@ -33,12 +33,9 @@ def data(size: Size, rng: np.random.Generator) -> Iterator[Batch]:
         yield {"x": x.astype(np.float32), "y": LABELS[corner]}
 
 
-WORKLOAD = WorkloadSpec(
-    name="xor",
+WORKLOAD = package_workload(
+    __name__,
     description="XOR classifier 2-8-1, tanh hidden layer, sigmoid output with BCE",
-    sizes=SIZES,
-    data=data,
     loss="binary cross-entropy on logits",
-    twins=package_twins(__name__),
     optimizers=sgd_and_adam(sgd_lr=0.5, adam_lr=0.05),
 )
