@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from twinbench.cli.base import DEFAULT_OUT, app
-from twinbench.cli.options import AsJson, Modes, Out, Threads, names_or
+from twinbench.cli.options import AsJson, Modes, Out, Threads, option, settings_from
 from twinbench.cli.suites import run_and_publish
 
 
@@ -18,27 +17,19 @@ from twinbench.cli.suites import run_and_publish
 def converge(
     workload: Annotated[
         list[str] | None,
-        typer.Option(
-            help="cancer, cancer-logreg, digits, sunspots, macro, text (repeatable; default all)."
-        ),
+        option("cancer, cancer-logreg, digits, sunspots, macro, text (repeatable; default all)."),
     ] = None,
     mode: Modes = None,
-    seeds: Annotated[
-        int, typer.Option(help="Seeds per (workload, mode), each its own process.")
-    ] = 5,
+    seeds: Annotated[int, option("Seeds per (workload, mode), each its own process.")] = 5,
     target: Annotated[
-        float | None, typer.Option(help="Quality target of the one --workload (default its own).")
+        float | None, option("Quality target of the one --workload (default its own).")
     ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Steps after which a seed is 'not converged'.")
-    ] = None,
+    max_steps: Annotated[int | None, option("Steps after which a seed is 'not converged'.")] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="Steps between evaluations on the validation split.")
+        int | None, option("Steps between evaluations on the validation split.")
     ] = None,
     threads: Threads = None,
-    seed: Annotated[
-        int, typer.Option(help="First seed; the run uses seed … seed + seeds - 1.")
-    ] = 0,
+    seed: Annotated[int, option("First seed; the run uses seed … seed + seeds - 1.")] = 0,
     out: Out = DEFAULT_OUT,
     as_json: AsJson = False,
 ) -> None:
@@ -49,17 +40,7 @@ def converge(
     """
     from twinbench.converge import ConvergeSettings, run_converge
 
-    defaults = ConvergeSettings()
-    settings = ConvergeSettings(
-        workloads=names_or(workload, defaults.workloads),
-        modes=names_or(mode, defaults.modes),
-        seeds=seeds,
-        target=target,
-        max_steps=max_steps,
-        eval_every=eval_every,
-        seed=seed,
-        threads=threads,
-    )
+    settings = settings_from(ConvergeSettings, locals(), repeatable=("workload", "mode"))
     settings.validate()  # bad input: one line and exit 2 before the spinner starts
     settings.check_environment()
     run_and_publish("the converge suite", run_converge, settings, out=out, as_json=as_json)

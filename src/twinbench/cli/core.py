@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from twinbench.cli.base import app, console, err_console
-from twinbench.cli.options import AsJson, WorkloadFiles
+from twinbench.cli.options import AsJson, WorkloadFiles, option
 
 
 @app.command("list")
@@ -30,14 +30,12 @@ def parity(
     workloads: Annotated[
         list[str] | None, typer.Argument(help="Workload names (default: all).")
     ] = None,
-    size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "tiny",
-    steps: Annotated[int, typer.Option(help="Optimizer steps in the loss-curve check.")] = 20,
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
-    seed: Annotated[
-        int, typer.Option(help="Seed of the canonical init and the data (0 to 2**32-1).")
-    ] = 0,
+    size: Annotated[str, option("Size preset: tiny, small or full.")] = "tiny",
+    steps: Annotated[int, option("Optimizer steps in the loss-curve check.")] = 20,
+    dtype: Annotated[str, option("float32 or bfloat16.")] = "float32",
+    seed: Annotated[int, option("Seed of the canonical init and the data (0 to 2**32-1).")] = 0,
     timeout: Annotated[
-        float, typer.Option(help="Seconds one workload's check may take (its own process).")
+        float, option("Seconds one workload's check may take (its own process).")
     ] = 900.0,
     as_json: AsJson = False,
     workload_file: WorkloadFiles = None,

@@ -4,36 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
-
 from twinbench.cli.base import DEFAULT_OUT, app
-from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, names_or
+from twinbench.cli.options import (
+    AsJson,
+    Out,
+    Seed,
+    Threads,
+    int_list,
+    names_or,
+    option,
+    settings_from,
+)
 from twinbench.cli.suites import run_and_publish
 
 
 @app.command()
 def deploy(
     workload: Annotated[
-        list[str] | None, typer.Option(help="Built-in workload (repeatable; default all).")
+        list[str] | None, option("Built-in workload (repeatable; default all).")
     ] = None,
-    size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "small",
+    size: Annotated[str, option("Size preset: tiny, small or full.")] = "small",
     path: Annotated[
         list[str] | None,
-        typer.Option(
-            help="native, onnx or all, or a path: torch-aoti, jax-stablehlo, torch-onnx, "
+        option(
+            "native, onnx or all, or a path: torch-aoti, jax-stablehlo, torch-onnx, "
             "jax-onnx (repeatable; default all)."
         ),
     ] = None,
     batch_sizes: Annotated[
         str,
-        typer.Option(help="Batch sizes each artefact is called at (default 1,N: N the size's)."),
+        option("Batch sizes each artefact is called at (default 1,N: N the size's)."),
     ] = "",
     repeats: Annotated[
-        int, typer.Option(help="Fresh serving processes per path (cold starts, latency groups).")
+        int, option("Fresh serving processes per path (cold starts, latency groups).")
     ] = 3,
-    budget: Annotated[
-        float, typer.Option(help="Seconds of latency timing per batch size per process.")
-    ] = 1.0,
+    budget: Annotated[float, option("Seconds of latency timing per batch size per process.")] = 1.0,
     threads: Threads = None,
     seed: Seed = 0,
     out: Out = DEFAULT_OUT,
@@ -46,17 +51,13 @@ def deploy(
     from twinbench.deploy import DeploySettings, run_deploy
     from twinbench.deploy.settings import paths_named
 
-    defaults = DeploySettings()
-    settings = DeploySettings(
-        workloads=names_or(workload, defaults.workloads),
-        size=size,
+    settings = settings_from(
+        DeploySettings,
+        locals(),
+        repeatable=("workload",),
         paths=paths_named(names_or(path, ("all",))),
         batch_sizes=int_list("--batch-sizes", batch_sizes) or None,
-        repeats=repeats,
         budget_s=budget,
-        threads=threads,
-        seed=seed,
-        out=out,
     )
     settings.validate()
     settings.check_environment()  # before the spinner: an unwritable --out is one line

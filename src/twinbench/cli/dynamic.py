@@ -4,43 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, err_console
-from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list
+from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, option, settings_from
 from twinbench.cli.suites import publish_suite
 
 
 @app.command()
 def dynamic(
     workload: Annotated[
-        str | None, typer.Option(help="gpt, lstm or gru (seq-len; default gpt); mlp (batch).")
+        str | None, option("gpt, lstm or gru (seq-len; default gpt); mlp (batch).")
     ] = None,
-    scenario: Annotated[str, typer.Option(help="seq-len, batch or control-flow.")] = "seq-len",
-    size: Annotated[str, typer.Option(help="Size preset: tiny, small or full.")] = "tiny",
+    scenario: Annotated[str, option("seq-len, batch or control-flow.")] = "seq-len",
+    size: Annotated[str, option("Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[
-        int | None, typer.Option(help="Training steps of the schedule (tiny 8, small 100).")
+        int | None, option("Training steps of the schedule (tiny 8, small 100).")
     ] = None,
     bucket: Annotated[
-        int | None, typer.Option(help="Bucket width of the padding strategies (powers of two).")
+        int | None, option("Bucket width of the padding strategies (powers of two).")
     ] = None,
     lengths: Annotated[
-        str, typer.Option(help="lognormal, uniform, or explicit lengths such as 12,30,7.")
+        str, option("lognormal, uniform, or explicit lengths such as 12,30,7.")
     ] = "lognormal",
     strategy: Annotated[
         list[str] | None,
-        typer.Option(
-            help="torch-eager, torch-compile, torch-compile-dynamic, torch-mark-dynamic, "
+        option(
+            "torch-eager, torch-compile, torch-compile-dynamic, torch-mark-dynamic, "
             "torch-compile-bucketed, jax-jit, jax-jit-bucketed, jax-jit-pad-max, jax-eager "
             "(repeatable; default all the workload supports)."
         ),
     ] = None,
-    repeats: Annotated[
-        int, typer.Option(help="Worker processes per strategy, so wall times have a CI.")
-    ] = 1,
+    repeats: Annotated[int, option("Worker processes per strategy, so wall times have a CI.")] = 1,
     torch_backend: Annotated[
-        str, typer.Option(help="torch.compile backend: inductor, aot_eager or eager.")
+        str, option("torch.compile backend: inductor, aot_eager or eager.")
     ] = "inductor",
     threads: Threads = None,
     seed: Seed = 0,
@@ -51,18 +48,8 @@ def dynamic(
     from twinbench.dynamic import DynamicSettings, run_dynamic
 
     chosen = csv_list(strategy)
-    settings = DynamicSettings(
-        scenario=scenario,
-        workload=workload,
-        size=size,
-        steps=steps,
-        bucket=bucket,
-        lengths=lengths,
-        strategies=tuple(chosen) if chosen else None,
-        repeats=repeats,
-        torch_backend=torch_backend,
-        threads=threads,
-        seed=seed,
+    settings = settings_from(
+        DynamicSettings, locals(), strategies=tuple(chosen) if chosen else None
     )
     settings.validate()  # bad input: one line, before anything starts
     with err_console.status("running the dynamic suite…") as status:

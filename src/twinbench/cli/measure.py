@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -24,6 +24,8 @@ from twinbench.cli.options import (
     Timeout,
     WorkloadFiles,
     int_list,
+    option,
+    settings_from,
 )
 from twinbench.cli.progress import RunProgress
 from twinbench.cli.reports import write_run_reports
@@ -32,8 +34,8 @@ from twinbench.errors import TwinbenchError
 EXECUTORS = ("local", "ray")
 GradientCheckpointing = Annotated[
     str,
-    typer.Option(
-        help="off, on or both: recompute each transformer block's activations in the backward "
+    option(
+        "off, on or both: recompute each transformer block's activations in the backward "
         "pass (gpt, bert) instead of keeping them; both measures each cell with and without "
         "it, so the report shows the memory saved against the time paid."
     ),
@@ -44,20 +46,16 @@ GradientCheckpointing = Annotated[
 def run(
     suite: Annotated[
         str,
-        typer.Option(
-            help="default (every workload at small); tiny (linear regression, the 1-10-1 "
+        option(
+            "default (every workload at small); tiny (linear regression, the 1-10-1 "
             "regression MLP and XOR at tiny); examples (those three at small); zoo (resnet, "
             "bert, gpt, lstm, gru at small); zoo-tiny (the zoo at tiny)."
         ),
     ] = "default",
-    workload: Annotated[
-        list[str] | None, typer.Option(help="Only these workloads (repeatable).")
-    ] = None,
+    workload: Annotated[list[str] | None, option("Only these workloads (repeatable).")] = None,
     mode: Modes = None,
     phase: Phases = None,
-    size: Annotated[
-        list[str] | None, typer.Option(help="Size presets (overrides --suite).")
-    ] = None,
+    size: Annotated[list[str] | None, option("Size presets (overrides --suite).")] = None,
     dtype: Dtype = "float32",
     device: Device = "cpu",
     threads: Threads = None,
@@ -73,8 +71,8 @@ def run(
     gradient_checkpointing: GradientCheckpointing = "off",
     executor: Annotated[
         str,
-        typer.Option(
-            help="local (this machine) or ray: each (workload, size) group becomes a Ray task "
+        option(
+            "local (this machine) or ray: each (workload, size) group becomes a Ray task "
             "(one GPU with --device cuda), parity first and every cell in its own subprocess as "
             "here; a node times one group at a time, since timing two at once on shared cores "
             'would corrupt both. Needs pip install "twinbench\\[ray]".'
@@ -82,8 +80,8 @@ def run(
     ] = "local",
     ray_address: Annotated[
         str | None,
-        typer.Option(
-            help="With --executor ray: HOST:PORT of a running cluster's head (default: start a "
+        option(
+            "With --executor ray: HOST:PORT of a running cluster's head (default: start a "
             "local Ray instance on the loopback interface)."
         ),
     ] = None,
@@ -102,38 +100,18 @@ def run(
     if ray_address is not None and executor != "ray":
         raise TwinbenchError("--ray-address needs --executor ray")
     _execute(
-        out,
+        locals(),
         workloads=tuple(workload or (() if workload_file else suite_workloads)),
-        workload_files=tuple(workload_file or ()),
         sizes=tuple(size or (suite_size,)),
-        modes=mode,
-        phases=phase,
-        dtype=dtype,
-        device=device,
-        threads=threads,
-        budget=budget,
-        repeats=repeats,
-        timeout=timeout,
-        allow_tf32=allow_tf32,
-        torch_compile_mode=torch_compile_mode,
-        seed=seed,
-        tensorboard=tensorboard,
-        gradient_checkpointing=gradient_checkpointing,
-        executor=executor,
-        ray_address=ray_address,
     )
 
 
 @app.command()
 def sweep(
     workloads: Annotated[list[str], typer.Argument(help="Workloads to sweep.")],
-    batch_sizes: Annotated[
-        str, typer.Option(help="Comma-separated batch sizes, e.g. 1,2,4,8,16.")
-    ] = "",
-    seq_lens: Annotated[
-        str, typer.Option(help="Comma-separated sequence lengths (sequence workloads).")
-    ] = "",
-    size: Annotated[str, typer.Option(help="The size preset the sweep starts from.")] = "small",
+    batch_sizes: Annotated[str, option("Comma-separated batch sizes, e.g. 1,2,4,8,16.")] = "",
+    seq_lens: Annotated[str, option("Comma-separated sequence lengths (sequence workloads).")] = "",
+    size: Annotated[str, option("The size preset the sweep starts from.")] = "small",
     mode: Modes = None,
     phase: Phases = None,
     dtype: Dtype = "float32",
@@ -149,8 +127,8 @@ def sweep(
     gradient_checkpointing: GradientCheckpointing = "off",
     memory_budget: Annotated[
         str | None,
-        typer.Option(
-            help="A memory size (8GiB, 512MB, or bytes): fit each mode's memory against the "
+        option(
+            "A memory size (8GiB, 512MB, or bytes): fit each mode's memory against the "
             "batch size, predict the largest batch within it, then measure there to confirm."
         ),
     ] = None,
@@ -172,39 +150,19 @@ def sweep(
         None if memory_budget is None else parse_memory_size("--memory-budget", memory_budget)
     )
     _execute(
-        out,
+        locals(),
         workloads=tuple(workloads),
-        workload_files=tuple(workload_file or ()),
         sizes=(size,),
-        modes=mode,
-        phases=phase,
-        dtype=dtype,
-        device=device,
-        threads=threads,
-        budget=budget,
-        repeats=repeats,
-        timeout=timeout,
-        seed=seed,
         batch_sizes=sweep_batch,
         seq_lens=sweep_seq,
         memory_budget=budget_bytes,
-        gradient_checkpointing=gradient_checkpointing,
-        tensorboard=tensorboard,
     )
 
 
-def _execute(
-    out: Path,
-    *,
-    modes: list[str] | None,
-    phases: list[str] | None,
-    threads: int | None,
-    tensorboard: Path | None = None,
-    executor: str = "local",
-    ray_address: str | None = None,
-    **fields: Any,
-) -> None:
-    """Run the measurement, show progress, then the report; Ctrl-C keeps what finished."""
+def _execute(options: Mapping[str, Any], **fields: Any) -> None:
+    """Run the measurement a command's ``options`` (its ``locals()``: each one named like a
+    `RunSettings` field is passed as it is) and ``fields`` describe, show progress, then the
+    report; Ctrl-C keeps what finished."""
     from functools import partial
 
     from twinbench.harness.environment import usable_cores
@@ -212,17 +170,21 @@ def _execute(
     from twinbench.harness.runner import run as run_suite
     from twinbench.modes import MODES
 
-    if executor == "ray":
+    if options.get("executor", "local") == "ray":
         from twinbench.harness import ray_executor
 
-        run_suite = partial(ray_executor.run, address=ray_address)
-    settings = RunSettings(
-        modes=tuple(modes or MODES),
-        phases=tuple(phases or ("train",)),
+        run_suite = partial(ray_executor.run, address=options["ray_address"])
+    threads = options["threads"]
+    settings = settings_from(
+        RunSettings,
+        options,
+        workload_files=tuple(options["workload_file"] or ()),
+        modes=tuple(options["mode"] or MODES),
+        phases=tuple(options["phase"] or ("train",)),
         threads=usable_cores() if threads is None else threads,
-        out=out,
         **fields,
     )
+    out, tensorboard = settings.out, options["tensorboard"]
     interrupted: RunInterrupted | None = None
     with RunProgress(err_console) as progress:
         try:

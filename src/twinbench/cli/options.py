@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from twinbench.errors import TwinbenchError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+SettingsT = TypeVar("SettingsT", bound="DataclassInstance")
+
+
+def option(help: str, *flags: str) -> Any:
+    """``typer.Option(*flags, help=help)``: an option's declaration in one line where it fits."""
+    return typer.Option(*flags, help=help)
+
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
 
@@ -29,32 +42,30 @@ Phases = Annotated[
 ]
 
 
-Dtype = Annotated[str, typer.Option(help="float32 or bfloat16.")]
+Dtype = Annotated[str, option("float32 or bfloat16.")]
 
 
-Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+Device = Annotated[str, option("cpu or cuda.")]
 
 
-Threads = Annotated[
-    int | None, typer.Option(help="Threads for both frameworks (default: all usable cores).")
-]
+Threads = Annotated[int | None, option("Threads for both frameworks (default: all usable cores).")]
 
 
-Budget = Annotated[float, typer.Option(help="Seconds of steady-state timing per cell.")]
+Budget = Annotated[float, option("Seconds of steady-state timing per cell.")]
 
 
 Repeats = Annotated[
     int,
-    typer.Option(
-        help="Worker processes per cell; the CI of each median covers their disagreement (1: "
+    option(
+        "Worker processes per cell; the CI of each median covers their disagreement (1: "
         "the noise inside one process only). The first compiles with empty compile caches, "
         "the others reuse them."
     ),
 ]
-Timeout = Annotated[float, typer.Option(help="Seconds a cell may take to set up and compile.")]
+Timeout = Annotated[float, option("Seconds a cell may take to set up and compile.")]
 
 
-Out = Annotated[Path, typer.Option(help="Directory of the results database and reports.")]
+Out = Annotated[Path, option("Directory of the results database and reports.")]
 
 
 AllowTf32 = Annotated[
@@ -62,10 +73,10 @@ AllowTf32 = Annotated[
 ]
 
 
-CompileMode = Annotated[str, typer.Option(help="default, reduce-overhead or max-autotune.")]
+CompileMode = Annotated[str, option("default, reduce-overhead or max-autotune.")]
 
 
-Seed = Annotated[int, typer.Option(help="Seed of the canonical init and the data (0 to 2**32-1).")]
+Seed = Annotated[int, option("Seed of the canonical init and the data (0 to 2**32-1).")]
 Results = Annotated[Path, typer.Option("--results", help="Directory of the results database.")]
 
 
@@ -99,3 +110,24 @@ def csv_list(values: list[str] | None) -> list[str] | None:
 def names_or(values: list[str] | None, default: tuple[str, ...]) -> tuple[str, ...]:
     """A repeatable (or comma-separated) option's names, or ``default`` when none were given."""
     return tuple(csv_list(values) or default)
+
+
+def settings_from(
+    settings: type[SettingsT],
+    options: Mapping[str, Any],
+    *,
+    repeatable: Iterable[str] = (),
+    **values: Any,
+) -> SettingsT:
+    """A suite's settings dataclass from a command's ``options`` (its ``locals()``).
+
+    An option named like a settings field passes as it is; a ``repeatable`` option (``--mode``)
+    fills the plural field (``modes``) with its names, or that field's default when none were
+    given; ``values`` are the fields an option reaches renamed or parsed.
+    """
+    fields = {field.name for field in dataclasses.fields(settings)}
+    chosen = {name: value for name, value in options.items() if name in fields}
+    for option in repeatable:
+        field = f"{option}s"
+        chosen[field] = names_or(options[option], getattr(settings(), field))
+    return settings(**chosen | values)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
-from twinbench.cli.options import Results, TensorBoardDir
+from twinbench.cli.options import Results, TensorBoardDir, option
 from twinbench.errors import TwinbenchError
 
 if TYPE_CHECKING:
@@ -169,13 +169,13 @@ def compare(
     results: Results = DEFAULT_OUT,
     threshold: Annotated[
         float,
-        typer.Option(help="Percent change below which a cell counts as unchanged (finite, ≥ 0)."),
+        option("Percent change below which a cell counts as unchanged (finite, ≥ 0)."),
     ] = 10.0,
     fmt: CompareFormat = "terminal",
     fail_on_regression: Annotated[
         float | None,
-        typer.Option(
-            help="Exit 1 if a cell is significantly slower in RUN_B by more than this percent "
+        option(
+            "Exit 1 if a cell is significantly slower in RUN_B by more than this percent "
             "(for CI; finite, ≥ 0).",
         ),
     ] = None,

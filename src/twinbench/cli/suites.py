@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
-from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, names_or
+from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, option, settings_from
 from twinbench.store import DB_NAME
 from twinbench.suite import SuiteResult, SuiteSettings, record, view_for
 
@@ -53,26 +53,20 @@ def publish_suite(out: Path, result: SuiteResult, *, as_json: bool) -> None:
 
 @app.command()
 def optim(
-    problem: Annotated[
-        list[str] | None, typer.Option(help="linreg, logreg, rosenbrock (repeatable).")
-    ] = None,
-    method: Annotated[
-        list[str] | None, typer.Option(help="newton, bfgs, lbfgs (repeatable).")
-    ] = None,
-    dim: Annotated[
-        int | None, typer.Option(help="Problem dimension (default per problem).")
-    ] = None,
-    gtol: Annotated[float, typer.Option(help="Gradient-norm tolerance (inf-norm).")] = 1e-6,
-    max_iter: Annotated[int, typer.Option(help="Iteration cap per solve.")] = 500,
-    repeats: Annotated[int, typer.Option(help="Timed repetitions per solve.")] = 5,
+    problem: Annotated[list[str] | None, option("linreg, logreg, rosenbrock (repeatable).")] = None,
+    method: Annotated[list[str] | None, option("newton, bfgs, lbfgs (repeatable).")] = None,
+    dim: Annotated[int | None, option("Problem dimension (default per problem).")] = None,
+    gtol: Annotated[float, option("Gradient-norm tolerance (inf-norm).")] = 1e-6,
+    max_iter: Annotated[int, option("Iteration cap per solve.")] = 500,
+    repeats: Annotated[int, option("Timed repetitions per solve.")] = 5,
     workload: Annotated[
-        list[str] | None, typer.Option(help="First-order workloads (default linreg, mlp, xor).")
+        list[str] | None, option("First-order workloads (default linreg, mlp, xor).")
     ] = None,
     optimizer: Annotated[
-        list[str] | None, typer.Option(help="sgd, sgd_momentum, adam, adamw (repeatable).")
+        list[str] | None, option("sgd, sgd_momentum, adam, adamw (repeatable).")
     ] = None,
-    size: Annotated[str, typer.Option(help="Size preset of the first-order workloads.")] = "tiny",
-    steps: Annotated[int, typer.Option(help="First-order steps compared.")] = 200,
+    size: Annotated[str, option("Size preset of the first-order workloads.")] = "tiny",
+    steps: Annotated[int, option("First-order steps compared.")] = 200,
     quick: Annotated[bool, typer.Option("--quick", help="Small problems, one timed call.")] = False,
     no_first_order: Annotated[bool, typer.Option("--no-first-order")] = False,
     no_second_order: Annotated[bool, typer.Option("--no-second-order")] = False,
@@ -83,20 +77,10 @@ def optim(
     """Optimizers compared: SGD/momentum/Adam/AdamW trajectories; Newton, BFGS, L-BFGS solves."""
     from twinbench.optim_suite import OptimSettings, run_optim
 
-    defaults = OptimSettings()
-    settings = OptimSettings(
-        problems=names_or(problem, defaults.problems),
-        methods=names_or(method, defaults.methods),
-        dim=dim,
-        gtol=gtol,
-        max_iter=max_iter,
-        repeats=repeats,
-        workloads=names_or(workload, defaults.workloads),
-        optimizers=names_or(optimizer, defaults.optimizers),
-        size=size,
-        steps=steps,
-        seed=seed,
-        quick=quick,
+    settings = settings_from(
+        OptimSettings,
+        locals(),
+        repeatable=("problem", "method", "workload", "optimizer"),
         first_order=not no_first_order,
         second_order=not no_second_order,
     )
@@ -105,26 +89,24 @@ def optim(
 
 @app.command()
 def autodiff(
-    function: Annotated[
-        list[str] | None, typer.Option(help="mlp, rosenbrock (repeatable).")
-    ] = None,
+    function: Annotated[list[str] | None, option("mlp, rosenbrock (repeatable).")] = None,
     transform: Annotated[
         list[str] | None,
-        typer.Option(
-            help="grad, jvp, vjp, jacfwd, jacrev, hessian, hvp, per_example_grad, "
+        option(
+            "grad, jvp, vjp, jacfwd, jacrev, hessian, hvp, per_example_grad, "
             "checkpoint, per_example_checkpoint (repeatable; default all)."
         ),
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes and short budgets.")] = False,
-    dim: Annotated[int | None, typer.Option(help="Rosenbrock dimension for timing.")] = None,
-    hidden: Annotated[int | None, typer.Option(help="MLP hidden width for timing.")] = None,
-    batch: Annotated[int | None, typer.Option(help="MLP batch for timing.")] = None,
+    dim: Annotated[int | None, option("Rosenbrock dimension for timing.")] = None,
+    hidden: Annotated[int | None, option("MLP hidden width for timing.")] = None,
+    batch: Annotated[int | None, option("MLP batch for timing.")] = None,
     batch_sizes: Annotated[
-        str, typer.Option(help="Per-example-gradient batch sizes, e.g. 1,4,16,64,256.")
+        str, option("Per-example-gradient batch sizes, e.g. 1,4,16,64,256.")
     ] = "",
-    mode: Annotated[list[str] | None, typer.Option(help="eager and/or compiled.")] = None,
+    mode: Annotated[list[str] | None, option("eager and/or compiled.")] = None,
     threads: Threads = None,
-    budget: Annotated[float | None, typer.Option(help="Seconds of timing per measurement.")] = None,
+    budget: Annotated[float | None, option("Seconds of timing per measurement.")] = None,
     no_memory: Annotated[bool, typer.Option("--no-memory", help="Skip the memory step.")] = False,
     seed: Seed = 0,
     out: Out = DEFAULT_OUT,
@@ -133,19 +115,13 @@ def autodiff(
     """Autodiff compared: each transformation checked, timed eager and compiled, memory measured."""
     from twinbench.autodiff import AutodiffSettings, run_autodiff
 
-    defaults = AutodiffSettings()
-    settings = AutodiffSettings(
-        functions=names_or(function, defaults.functions),
-        transforms=names_or(transform, defaults.transforms),
-        modes=names_or(mode, defaults.modes),
-        quick=quick,
-        dim=dim,
-        hidden=hidden,
-        batch=batch,
-        batch_sizes=int_list("--batch-sizes", batch_sizes) or None,
-        threads=threads,
+    sizes = int_list("--batch-sizes", batch_sizes) or None  # a bad list fails before anything
+    settings = settings_from(
+        AutodiffSettings,
+        locals(),
+        repeatable=("function", "transform", "mode"),
+        batch_sizes=sizes,
         budget_s=budget,
         memory=not no_memory,
-        seed=seed,
     )
     run_and_publish("the autodiff suite", run_autodiff, settings, out=out, as_json=as_json)
