@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from twinbench.cli.base import app, console, err_console
-from twinbench.cli.options import AsJson, WorkloadFiles, option
+from twinbench.cli.options import AsJson, Dtype, Seed, WorkloadFiles, option
 
 
 @app.command("list")
@@ -32,8 +32,8 @@ def parity(
     ] = None,
     size: Annotated[str, option("Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[int, option("Optimizer steps in the loss-curve check.")] = 20,
-    dtype: Annotated[str, option("float32 or bfloat16.")] = "float32",
-    seed: Annotated[int, option("Seed of the canonical init and the data (0 to 2**32-1).")] = 0,
+    dtype: Dtype = "float32",
+    seed: Seed = 0,
     timeout: Annotated[
         float, option("Seconds one workload's check may take (its own process).")
     ] = 900.0,
