@@ -89,18 +89,23 @@ TINY_RUN = ("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, Result]:
     """One real ``twinbench run`` of the three examples at tiny, two modes: (results directory,
     the command's exit code and output). Read-only: copy the directory to write beside it.
 
     Made once per session: the xdist workers share it through a file lock in the session's
-    temporary root. It runs in the worker's process (its cells in their own subprocesses), so
-    it counts towards coverage; the peak-FLOP/s probe is shortened, its value is not checked.
+    temporary root (without xdist, in this session's own: the folder above it holds earlier
+    sessions' runs too). Only tests/test_cli_run.py reads it, so no worker waits on the lock
+    while another makes the run. It runs in the worker's process (its cells in their own
+    subprocesses), so it counts towards coverage; the peak-FLOP/s probe is shortened, its value
+    is not checked.
     """
     from twinbench.cli import main
     from twinbench.harness import runner
 
-    root = tmp_path_factory.getbasetemp().parent  # one per session, above every worker's
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # one per session, above every worker's
     out, record = root / "tiny-run", root / "tiny-run.json"
     with FileLock(str(root / "tiny-run.lock")):
         if not record.exists():

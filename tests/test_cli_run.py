@@ -2,12 +2,14 @@
 this process (the cells still run in their own subprocesses), and Ctrl-C through the real entry
 point in a fresh interpreter."""
 
+import json
 import os
 import shutil
 import signal
 import sqlite3
 import time
 
+import pandas as pd
 import pytest
 
 from helpers import assert_one_line_error, start
@@ -42,6 +44,23 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
     for workload in ("linreg", "mlp", "xor"):
         assert f"| {workload} | tiny | train | best vs best |" in report
     assert "verdicts" in done.stdout and "best vs best" in done.stdout
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "json", "csv"])
+def test_every_format_of_a_real_run(cli, tiny_run, tmp_path, fmt):
+    # here, not in test_cli_report.py: with --dist loadfile, a second file reading tiny_run
+    # would keep the other xdist worker waiting on the fixture's lock while the run is made
+    results, _ = tiny_run  # read-only: the document goes to tmp_path
+    target = tmp_path / f"run.{fmt}"
+    done = cli("report", "latest", "--results", results, "-f", fmt, "--out", target)
+    assert done.returncode == 0, done.stderr
+    text = target.read_text()
+    for workload in ("linreg", "mlp", "xor"):
+        assert workload in text
+    if fmt == "json":
+        assert {c["status"] for c in json.loads(text)["cells"]} == {"ok"}
+    if fmt == "csv":
+        assert len(pd.read_csv(target)) == 6  # three workloads, two modes
 
 
 @pytest.mark.slow  # a real run, interrupted (the SIGTERM test runs by default); CI's slow step

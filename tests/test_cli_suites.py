@@ -1,16 +1,13 @@
-"""`twinbench optim` and `twinbench autodiff` from the command line: stored runs, clear errors."""
+"""`twinbench optim` and `twinbench autodiff` from the command line: stored runs, clear errors.
 
-import subprocess
-import sys
+The commands run in this process through the console script's ``main`` (``cli``): exit codes
+and stderr as a shell sees them, without a fresh interpreter's seconds of imports per call (the
+real entry point is tests/test_cli_core.py's subject); the suites' workers are still processes.
+"""
 
 import pytest
 
 from twinbench.store import DB_NAME, ResultStore
-
-
-def twinbench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "twinbench", *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -26,16 +23,16 @@ def twinbench(*args: str) -> subprocess.CompletedProcess[str]:
         (["autodiff", "--batch-sizes", "0"], "0"),
     ],
 )
-def test_bad_suite_options_give_one_line_and_exit_2(tmp_path, args, named):
-    done = twinbench(*args, "--out", str(tmp_path / "out"))
+def test_bad_suite_options_give_one_line_and_exit_2(cli, tmp_path, args, named):
+    done = cli(*args, "--out", str(tmp_path / "out"))
     assert done.returncode == 2
     assert named in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / DB_NAME).exists()
 
 
-def test_optim_newton_run_is_stored_and_reported(tmp_path):
+def test_optim_newton_run_is_stored_and_reported(cli, tmp_path):
     out = tmp_path / "out"
-    done = twinbench("optim", "--quick", "--no-first-order", "--problem", "linreg", "--method",
+    done = cli("optim", "--quick", "--no-first-order", "--problem", "linreg", "--method",
                      "newton", "--out", str(out))
     assert done.returncode == 0, done.stderr
     with ResultStore(out / DB_NAME) as store:
@@ -43,15 +40,15 @@ def test_optim_newton_run_is_stored_and_reported(tmp_path):
     assert run.settings["kind"] == "optim"
     rows = run.info["optim"]["second_order"]
     assert {(r["framework"], r["iterations"]) for r in rows} == {("torch", 1), ("jax", 1)}
-    report = twinbench("report", "--results", str(out))
+    report = cli("report", "--results", str(out))
     assert report.returncode == 0, report.stderr
     markdown = (out / f"report-run{run.id}.md").read_text()
     assert "## The optim suite" in markdown and "| linreg" in markdown
 
 
-def test_autodiff_quick_grad_is_stored_with_its_checks(tmp_path):
+def test_autodiff_quick_grad_is_stored_with_its_checks(cli, tmp_path):
     out = tmp_path / "out"
-    done = twinbench("autodiff", "--quick", "--function", "rosenbrock", "--transform", "grad",
+    done = cli("autodiff", "--quick", "--function", "rosenbrock", "--transform", "grad",
                      "--batch-sizes", "2", "--no-memory", "--mode", "eager", "--out", str(out))
     assert done.returncode == 0, done.stderr
     with ResultStore(out / DB_NAME) as store:
