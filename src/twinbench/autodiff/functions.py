@@ -17,7 +17,9 @@ is an offset ``d`` and ``example(x, d) = rosenbrock(x + d)`` (the gradient at B 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +27,7 @@ import numpy.typing as npt
 from twinbench.validation import in_range, one_of, positive
 
 Array = npt.NDArray[np.float64]
+T = TypeVar("T")  # one framework's array type
 
 FUNCTIONS = ("mlp", "rosenbrock")
 TRANSFORMS = (
@@ -93,6 +96,12 @@ class Problem:
     @property
     def batch(self) -> int:
         return int(self.examples[0].shape[0])
+
+    def arrays(self, convert: Callable[[Array], T]) -> tuple[T, T, T, tuple[T, ...]]:
+        """``x``, ``tangent``, ``cotangent`` and ``examples``, each through ``convert`` (to one
+        framework's arrays)."""
+        examples = tuple(convert(e) for e in self.examples)
+        return convert(self.x), convert(self.tangent), convert(self.cotangent), examples
 
 
 def mlp_param_shapes(layers: tuple[int, ...]) -> list[tuple[tuple[int, int], tuple[int]]]:

@@ -120,13 +120,7 @@ def build(problem: Problem, dtype: str = "float64") -> Model:
     def a(v: np.ndarray) -> Array:
         return jnp.asarray(v, dtype=DTYPES[dtype])
 
-    return Model(
-        problem,
-        a(problem.x),
-        a(problem.tangent),
-        a(problem.cotangent),
-        tuple(a(e) for e in problem.examples),
-    )
+    return Model(problem, *problem.arrays(a))
 
 
 # ---- the transformations ------------------------------------------------------------------------

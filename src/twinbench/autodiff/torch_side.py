@@ -124,13 +124,7 @@ def build(problem: Problem, dtype: str = "float64") -> Model:
     def t(a: np.ndarray) -> Tensor:
         return torch.as_tensor(a, dtype=DTYPES[dtype])
 
-    return Model(
-        problem,
-        t(problem.x),
-        t(problem.tangent),
-        t(problem.cotangent),
-        tuple(t(e) for e in problem.examples),
-    )
+    return Model(problem, *problem.arrays(t))
 
 
 # ---- the transformations ------------------------------------------------------------------------

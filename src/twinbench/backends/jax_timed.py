@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any, Unpack
 
@@ -18,6 +19,7 @@ from twinbench.backends.jax_backend import (
     make_tx,
     to_device,
 )
+from twinbench.backends.jax_steps import JaxBatch, eager_train_step, pure_train_step
 from twinbench.backends.timed import BenchSettings, DeviceBatches, fastest_call
 from twinbench.spec import Size, Workload
 
@@ -55,40 +57,30 @@ class JaxBench:
         load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
         self._batches = DeviceBatches(workload, size, seed, lambda b: to_device(b, target, dtype))
 
-        objects: Any
+        eager_step: Callable[[JaxBatch], jax.Array]
+        pure_step: Callable[[ModelState, JaxBatch], tuple[ModelState, jax.Array]]
         if settings["phase"] == "train":
             model.train()
             optimizer = nnx.Optimizer(
                 model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
             )
-            objects = (model, optimizer)
-
-            def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
-                loss: jax.Array
-                loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
-                optimizer.update(model, grads)
-                return loss
-
-            def pure_step(state: ModelState, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
-                model, optimizer = nnx.merge(graphdef, state)
-                loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
-                optimizer.update(model, grads)
-                return nnx.state((model, optimizer)), loss
-
+            graphdef, self._state = nnx.split((model, optimizer))
+            eager_step = eager_train_step(twin.loss_fn, model, optimizer)
+            pure_step = pure_train_step(twin.loss_fn, graphdef)
             donate: tuple[int, ...] = (0,)
         else:
             model.eval()
-            objects = model
+            graphdef, self._state = nnx.split(model)
 
-            def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
+            def eager_forward(batch: JaxBatch) -> jax.Array:
                 outputs: jax.Array = twin.forward(model, batch)
                 return outputs
 
-            def pure_step(state: ModelState, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
+            def pure_forward(state: ModelState, batch: JaxBatch) -> tuple[ModelState, jax.Array]:
                 return state, twin.forward(nnx.merge(graphdef, state), batch)
 
+            eager_step, pure_step = eager_forward, pure_forward
             donate = ()
-        graphdef, self._state = nnx.split(objects)
         self._eager_step = eager_step
         self._jitted = jax.jit(pure_step, donate_argnums=donate)
         self._compiled: jax.stages.Compiled | None = None

@@ -12,6 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from twinbench.backends import initial_weights
 from twinbench.backends.timed import BenchSettings, DeviceBatches, fastest_call
 from twinbench.backends.torch_backend import DTYPES, load_canonical, make_optimizer, to_device
+from twinbench.backends.torch_steps import predict_step, train_step
 from twinbench.spec import Size, Workload, image_keys_of
 
 
@@ -93,21 +94,10 @@ class TorchBench:
             optimizer = make_optimizer(
                 model.parameters(), workload.optimizers[workload.train_optimizer]
             )
-
-            def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-                optimizer.zero_grad(set_to_none=True)
-                loss = twin.loss_fn(model, batch)
-                loss.backward()
-                optimizer.step()
-                detached: torch.Tensor = loss.detach()
-                return detached
+            step = train_step(twin, model, optimizer)
         else:
             model.eval()
-
-            def step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-                with torch.no_grad():
-                    outputs: torch.Tensor = twin.forward(model, batch)
-                return outputs
+            step = predict_step(twin, model)
 
         self._eager_step = step
         compiled = settings["mode"] == "torch-compile"

@@ -17,6 +17,7 @@ from flax import nnx
 
 from twinbench.backends import initial_weights
 from twinbench.backends.jax_backend import ModelState, load_canonical, make_tx, to_device
+from twinbench.backends.jax_steps import eager_train_step, pure_train_step
 from twinbench.converge.tasks import Task
 from twinbench.spec import Batch
 
@@ -41,18 +42,7 @@ class Trainer:
         self.jit = mode == "jax-jit"
         self.model, self.optimizer = model, optimizer
         self._device = jax.devices("cpu")[0]
-
-        def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
-            loss: jax.Array
-            loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
-            optimizer.update(model, grads)
-            return loss
-
-        def pure_step(state: ModelState, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
-            model, optimizer = nnx.merge(graphdef, state)
-            loss, grads = nnx.value_and_grad(twin.loss_fn)(model, batch)
-            optimizer.update(model, grads)
-            return nnx.state((model, optimizer)), loss
+        graphdef, self._state = nnx.split((model, optimizer))
 
         def pure_predict(state: ModelState, batch: dict[str, jax.Array]) -> jax.Array:
             model, _ = nnx.merge(graphdef, state)
@@ -61,9 +51,8 @@ class Trainer:
             return outputs
 
         self._twin = twin
-        self._eager_step = eager_step
-        graphdef, self._state = nnx.split((model, optimizer))
-        self._jit_step = jax.jit(pure_step, donate_argnums=(0,))
+        self._eager_step = eager_train_step(twin.loss_fn, model, optimizer)
+        self._jit_step = jax.jit(pure_train_step(twin.loss_fn, graphdef), donate_argnums=(0,))
         self._jit_predict = jax.jit(pure_predict)
 
     def _on_device(self, batch: Batch) -> dict[str, jax.Array]:

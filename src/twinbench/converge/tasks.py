@@ -72,12 +72,12 @@ class Task:
     dataset: str
     twins: str  # the zoo workload whose twins train here
     config: Mapping[str, Any]
-    batch_size: int
     optimizer: OptimizerConfig
     metric: Metric
     target: float
-    max_steps: int
-    eval_every: int
+    batch_size: int = 32
+    max_steps: int = 2000
+    eval_every: int = 10
 
     @property
     def size(self) -> Size:
@@ -189,34 +189,52 @@ def _adam(lr: float) -> OptimizerConfig:
     return OptimizerConfig("adam", lr=lr)
 
 
+def _tumours(name: str, description: str, features: tuple[int, ...], *, lr: float) -> Task:
+    """An ``mlp`` classifying breast tumours to 96 % validation accuracy."""
+    return Task(
+        name,
+        description,
+        dataset="cancer",
+        twins="mlp",
+        config={"features": features, "task": "classify"},
+        optimizer=_adam(lr),
+        metric=ACCURACY,
+        target=0.96,
+    )
+
+
+def _forecast(
+    name: str, description: str, *, cell: str, window: int, features: int, lr: float, target: float
+) -> Task:
+    """A one-layer, 32-wide recurrent net (``cell``: lstm or gru) forecasting one step of the
+    series ``name`` (``features`` channels) from ``window`` steps."""
+    return Task(
+        name,
+        description,
+        dataset=name,
+        twins=cell,
+        config={
+            "seq_len": window,
+            "hidden": 32,
+            "layers": 1,
+            "features": features,
+            "horizon": 1,
+        },
+        optimizer=_adam(lr),
+        metric=VS_PERSISTENCE,
+        target=target,
+    )
+
+
 TASKS = {
     task.name: task
     for task in (
-        Task(
-            "cancer",
-            "MLP 30-32-2 classifying breast tumours",
-            dataset="cancer",
-            twins="mlp",
-            config={"features": (30, 32, 2), "task": "classify"},
-            batch_size=32,
-            optimizer=_adam(1e-3),
-            metric=ACCURACY,
-            target=0.96,
-            max_steps=2000,
-            eval_every=10,
-        ),
-        Task(
+        _tumours("cancer", "MLP 30-32-2 classifying breast tumours", (30, 32, 2), lr=1e-3),
+        _tumours(
             "cancer-logreg",
             "logistic regression (softmax over 2 classes) on breast tumours",
-            dataset="cancer",
-            twins="mlp",
-            config={"features": (30, 2), "task": "classify"},
-            batch_size=32,
-            optimizer=_adam(1e-2),
-            metric=ACCURACY,
-            target=0.96,
-            max_steps=2000,
-            eval_every=10,
+            (30, 2),
+            lr=1e-2,
         ),
         Task(
             "digits",
@@ -231,38 +249,28 @@ TASKS = {
                 "image_size": 8,
                 "num_classes": 10,
             },
-            batch_size=32,
             optimizer=_adam(2e-3),
             metric=ACCURACY,
             target=0.97,
-            max_steps=2000,
             eval_every=25,
         ),
-        Task(
+        _forecast(
             "sunspots",
             "LSTM (32 hidden) forecasting next year's sunspot count from 20 years",
-            dataset="sunspots",
-            twins="lstm",
-            config={"seq_len": 20, "hidden": 32, "layers": 1, "features": 1, "horizon": 1},
-            batch_size=32,
-            optimizer=_adam(5e-3),
-            metric=VS_PERSISTENCE,
+            cell="lstm",
+            window=20,
+            features=1,
+            lr=5e-3,
             target=0.4,
-            max_steps=2000,
-            eval_every=10,
         ),
-        Task(
+        _forecast(
             "macro",
             "GRU (32 hidden) forecasting next quarter's US inflation from 8 quarters of 7 series",
-            dataset="macro",
-            twins="gru",
-            config={"seq_len": 8, "hidden": 32, "layers": 1, "features": 7, "horizon": 1},
-            batch_size=32,
-            optimizer=_adam(1e-3),
-            metric=VS_PERSISTENCE,
+            cell="gru",
+            window=8,
+            features=7,
+            lr=1e-3,
             target=0.7,
-            max_steps=2000,
-            eval_every=10,
         ),
         Task(
             "text",
@@ -277,7 +285,6 @@ TASKS = {
                 "vocab_size": len(ALPHABET),
                 "max_positions": 64,
             },
-            batch_size=32,
             optimizer=_adam(3e-3),
             metric=BITS_PER_CHAR,
             target=3.0,

@@ -16,6 +16,7 @@ import torch
 
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import load_canonical, make_optimizer, to_device
+from twinbench.backends.torch_steps import predict_step, train_step
 from twinbench.converge.tasks import Task
 from twinbench.spec import Batch, image_keys_of
 
@@ -44,21 +45,9 @@ class Trainer:
         optimizer = make_optimizer(model.parameters(), task.optimizer)
         self.image_keys = image_keys_of(workload)
 
-        def train_step(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            loss = twin.loss_fn(model, batch)
-            loss.backward()
-            optimizer.step()
-            detached: torch.Tensor = loss.detach()
-            return detached
-
-        def predict(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            with torch.no_grad():
-                outputs: torch.Tensor = twin.forward(model, batch)
-            return outputs
-
+        train, predict = train_step(twin, model, optimizer), predict_step(twin, model)
         compiled = mode == "torch-compile"
-        self._train = torch.compile(train_step) if compiled else train_step
+        self._train = torch.compile(train) if compiled else train
         self._predict = torch.compile(predict) if compiled else predict
 
     def _on_device(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -18,6 +18,9 @@ from time import perf_counter
 from typing import Any
 
 ERROR_CHARS = 300
+# What both sides call the planted code with: a branch input of each sign, values to print.
+POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
+PRINTED = [1.5, 2.5]
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,25 @@ class FeatureCheck:
     @property
     def key(self) -> str:
         return f"{self.framework}:{self.feature}:{self.mode}"
+
+
+# The features both sides check, under the names the report pairs their cells by.
+FEATURES = {
+    "branch": "python if on a tensor value",
+    "print": "print a value inside the step",
+    "shape_error": "shape error names the user's line",
+}
+
+
+def feature_checks(
+    framework: str, **ways: Sequence[tuple[str, Callable[[bool], Outcome]]]
+) -> list[FeatureCheck]:
+    """One `FeatureCheck` for each ``(mode, run)`` way of each feature (a `FEATURES` key)."""
+    return [
+        FeatureCheck(FEATURES[feature], framework, mode, run)
+        for feature, pairs in ways.items()
+        for mode, run in pairs
+    ]
 
 
 @dataclass(frozen=True)
@@ -124,6 +146,14 @@ def surfaces_at_planted_line(call: Callable[[], Any], sabotaged: bool) -> Outcom
         expect(names_line(exc, planted.__file__, line), f"not naming {where}: {one_line(exc)}")
         return Outcome(f"names {where} after {seconds:.2f} s", {"seconds_to_error": seconds})
     raise AssertionError("the planted shape error raised nothing")
+
+
+def expect_printed(text: str, sabotaged: bool) -> str:
+    """The print check: ``text`` shows every value of `PRINTED` (``sabotaged``: a value that
+    was never printed, so the check must fail); returns it stripped."""
+    wanted = ["9.5"] if sabotaged else [str(v) for v in PRINTED]
+    expect(all(w in text for w in wanted), f"printed {text.strip()[:80]!r}, not the values")
+    return text.strip()
 
 
 def expect(condition: bool, message: str) -> None:

@@ -11,18 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from twinbench.dynamic import planted
-from twinbench.dynamic.features import (
-    FeatureCheck,
-    Outcome,
-    expect,
-    printed,
-    surfaces_at_planted_line,
-)
+from twinbench.dynamic import features, planted
+from twinbench.dynamic.features import FeatureCheck, Outcome
 
 NAME = "jax"
-POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
-PRINTED = [1.5, 2.5]
 
 
 def configure(_threads: int) -> None:
@@ -42,23 +34,23 @@ def debug_print_value(x: jax.Array) -> jax.Array:
 
 
 def _branch(fn: Callable[[jax.Array], jax.Array], sabotaged: bool) -> None:
-    x, y = jnp.array(POSITIVE), jnp.array(NEGATIVE)
+    x, y = jnp.array(features.POSITIVE), jnp.array(features.NEGATIVE)
     want = np.asarray(x) * 2 + (1 if sabotaged else 0)
-    expect(np.array_equal(fn(x), want), f"branch on a positive sum gave {fn(x)}")
-    expect(np.array_equal(fn(y), np.asarray(y) - 1), f"branch on a negative sum gave {fn(y)}")
+    features.expect(np.array_equal(fn(x), want), f"branch on a positive sum gave {fn(x)}")
+    features.expect(
+        np.array_equal(fn(y), np.asarray(y) - 1), f"branch on a negative sum gave {fn(y)}"
+    )
 
 
 def _printing(fn: Callable[[jax.Array], jax.Array], sabotaged: bool) -> str:
     def run() -> None:
         jax.block_until_ready(  # type: ignore[no-untyped-call]
-            fn(jnp.array(PRINTED))
+            fn(jnp.array(features.PRINTED))
         )
         jax.effects_barrier()  # type: ignore[no-untyped-call]  # debug callbacks have printed
 
-    _, text = printed(run)
-    wanted = ["9.5"] if sabotaged else [str(v) for v in PRINTED]
-    expect(all(w in text for w in wanted), f"printed {text.strip()[:80]!r}, not the values")
-    return text.strip()
+    _, text = features.printed(run)
+    return features.expect_printed(text, sabotaged)
 
 
 def checks(_backend: str) -> list[FeatureCheck]:
@@ -90,7 +82,7 @@ def checks(_backend: str) -> list[FeatureCheck]:
         def call() -> None:
             jax.block_until_ready(fn(jnp.ones((2, 3)), jnp.ones((4, 5))))  # type: ignore[no-untyped-call]
 
-        return surfaces_at_planted_line(call, sabotaged)
+        return features.surfaces_at_planted_line(call, sabotaged)
 
     def error_eager(sabotaged: bool) -> Outcome:
         return shape_error(planted.planted_shape_error, sabotaged)
@@ -98,15 +90,13 @@ def checks(_backend: str) -> list[FeatureCheck]:
     def error_jit(sabotaged: bool) -> Outcome:
         return shape_error(jax.jit(planted.planted_shape_error), sabotaged)
 
-    return [
-        FeatureCheck("python if on a tensor value", NAME, "op by op", if_eager),
-        FeatureCheck("python if on a tensor value", NAME, "jax.jit", if_jit),
-        FeatureCheck("python if on a tensor value", NAME, "jax.jit + lax.cond", cond_jit),
-        FeatureCheck("print a value inside the step", NAME, "op by op", print_eager),
-        FeatureCheck("print a value inside the step", NAME, "jax.jit", print_jit),
-        FeatureCheck(
-            "print a value inside the step", NAME, "jax.jit + jax.debug.print", debug_print_jit
-        ),
-        FeatureCheck("shape error names the user's line", NAME, "op by op", error_eager),
-        FeatureCheck("shape error names the user's line", NAME, "jax.jit", error_jit),
-    ]
+    return features.feature_checks(
+        NAME,
+        branch=[("op by op", if_eager), ("jax.jit", if_jit), ("jax.jit + lax.cond", cond_jit)],
+        print=[
+            ("op by op", print_eager),
+            ("jax.jit", print_jit),
+            ("jax.jit + jax.debug.print", debug_print_jit),
+        ],
+        shape_error=[("op by op", error_eager), ("jax.jit", error_jit)],
+    )

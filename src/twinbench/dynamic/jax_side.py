@@ -10,7 +10,7 @@ runs the same step on the stateful NNX objects without jit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,9 @@ from flax import nnx
 
 from twinbench.backends import initial_weights
 from twinbench.backends.jax_backend import load_canonical, make_tx, to_device
+from twinbench.backends.jax_steps import eager_train_step, pure_train_step
 from twinbench.dynamic.counters import JaxCompileCounter
-from twinbench.dynamic.settings import Strategy
+from twinbench.dynamic.settings import Strategy, TrainerOptions
 from twinbench.spec import Batch, Size, Workload
 
 NAME = "jax"
@@ -64,42 +65,22 @@ class Trainer:
     """A model, its optimizer and one strategy's training step."""
 
     def __init__(
-        self,
-        workload: Workload,
-        size: Size,
-        strategy: Strategy,
-        *,
-        backend: str,
-        leak_padding: bool,
-        seed: int,
-        axis: int,
+        self, workload: Workload, size: Size, strategy: Strategy, **options: Unpack[TrainerOptions]
     ) -> None:
-        del backend, axis  # XLA is JAX's only compiler; jit needs no word on what varies
+        # XLA is JAX's only compiler, and jit needs no word on what varies: backend and axis unused
         self.counter = JaxCompileCounter()
         model = workload.twin("jax").build(size.config)
-        load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
+        load_canonical(model, initial_weights(workload, size, options["seed"], framework="jax"))
         model.train()
         optimizer = nnx.Optimizer(
             model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
         )
-        loss_of = masked_loss(workload, leak_padding=leak_padding)
+        loss_of = masked_loss(workload, leak_padding=options["leak_padding"])
         self._jit = strategy.compile != "none"
 
-        def eager_step(batch: dict[str, jax.Array]) -> jax.Array:
-            loss: jax.Array
-            loss, grads = nnx.value_and_grad(loss_of)(model, batch)
-            optimizer.update(model, grads)
-            return loss
-
-        def pure_step(state: Any, batch: dict[str, jax.Array]) -> tuple[Any, jax.Array]:
-            model, optimizer = nnx.merge(graphdef, state)
-            loss, grads = nnx.value_and_grad(loss_of)(model, batch)
-            optimizer.update(model, grads)
-            return nnx.state((model, optimizer)), loss
-
         graphdef, self._state = nnx.split((model, optimizer))
-        self._eager_step = eager_step
-        self._jitted = jax.jit(pure_step, donate_argnums=0)
+        self._eager_step = eager_train_step(loss_of, model, optimizer)
+        self._jitted = jax.jit(pure_train_step(loss_of, graphdef), donate_argnums=0)
 
     def step(self, batch: Batch) -> float:
         """One optimizer step on ``batch``; its loss (a float, so the step has finished)."""

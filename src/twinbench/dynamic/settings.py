@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 from twinbench.errors import TwinbenchError
 from twinbench.spec import SIZE_NAMES
@@ -52,6 +52,17 @@ STRATEGIES = (
     Strategy("jax-eager", "jax", "none"),
 )
 BY_NAME = {s.name: s for s in STRATEGIES}
+
+
+class TrainerOptions(TypedDict):
+    """What each side's ``Trainer`` takes besides the workload, size and strategy."""
+
+    backend: str  # torch.compile's backend (inductor, aot_eager, eager)
+    leak_padding: bool  # the loss counts padded positions too (a planted bug the checks catch)
+    seed: int
+    axis: int  # the varying dimension: 0 the batch size, 1 the sequence length
+
+
 # Generation as each framework's users write it: a Python loop with a growing KV cache (eager,
 # and the decode step compiled), and a fixed-size cache in lax.while_loop under jit.
 GENERATE_STRATEGIES = ("torch-eager", "torch-compile", "jax-jit")

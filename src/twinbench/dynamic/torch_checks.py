@@ -12,18 +12,10 @@ from typing import Any
 import torch
 import torch._dynamo
 
-from twinbench.dynamic import planted
-from twinbench.dynamic.features import (
-    FeatureCheck,
-    Outcome,
-    expect,
-    printed,
-    surfaces_at_planted_line,
-)
+from twinbench.dynamic import features, planted
+from twinbench.dynamic.features import FeatureCheck, Outcome
 
 NAME = "torch"
-POSITIVE, NEGATIVE = [1.0, 2.0], [-3.0, 1.0]
-PRINTED = [1.5, 2.5]
 
 
 def configure(threads: int) -> None:
@@ -33,7 +25,9 @@ def configure(threads: int) -> None:
 
 
 def _explained(fn: Callable[..., Any], *args: Any) -> dict[str, Any]:
-    explanation, _ = printed(lambda: torch._dynamo.explain(fn)(*args))  # explain runs fn too
+    explanation, _ = features.printed(
+        lambda: torch._dynamo.explain(fn)(*args)
+    )  # explain runs fn too
     reasons = [str(b.reason).splitlines()[0] for b in explanation.break_reasons]
     return {
         "graph_breaks": int(explanation.graph_break_count),
@@ -48,18 +42,16 @@ def _breaks_text(facts: dict[str, Any]) -> str:
 
 
 def _branch(fn: Callable[[torch.Tensor], torch.Tensor], sabotaged: bool) -> None:
-    x, y = torch.tensor(POSITIVE), torch.tensor(NEGATIVE)
+    x, y = torch.tensor(features.POSITIVE), torch.tensor(features.NEGATIVE)
     want = x * 2 + (1 if sabotaged else 0)
-    expect(torch.equal(fn(x), want), f"branch on a positive sum gave {fn(x).tolist()}")
-    expect(torch.equal(fn(y), y - 1), f"branch on a negative sum gave {fn(y).tolist()}")
+    features.expect(torch.equal(fn(x), want), f"branch on a positive sum gave {fn(x).tolist()}")
+    features.expect(torch.equal(fn(y), y - 1), f"branch on a negative sum gave {fn(y).tolist()}")
 
 
 def _printing(fn: Callable[[torch.Tensor], torch.Tensor], sabotaged: bool) -> str:
-    x = torch.tensor(PRINTED)
-    _, text = printed(lambda: fn(x))
-    wanted = ["9.5"] if sabotaged else [str(v) for v in PRINTED]
-    expect(all(w in text for w in wanted), f"printed {text.strip()[:80]!r}, not the values")
-    return text.strip()
+    x = torch.tensor(features.PRINTED)
+    _, text = features.printed(lambda: fn(x))
+    return features.expect_printed(text, sabotaged)
 
 
 def checks(backend: str) -> list[FeatureCheck]:
@@ -75,7 +67,7 @@ def checks(backend: str) -> list[FeatureCheck]:
 
     def if_compiled(sabotaged: bool) -> Outcome:
         _branch(compiled(planted.branch_on_value), sabotaged)
-        facts = _explained(planted.branch_on_value, torch.tensor(POSITIVE))
+        facts = _explained(planted.branch_on_value, torch.tensor(features.POSITIVE))
         return Outcome(f"works with {_breaks_text(facts)}", facts)
 
     def print_eager(sabotaged: bool) -> Outcome:
@@ -83,11 +75,13 @@ def checks(backend: str) -> list[FeatureCheck]:
 
     def print_compiled(sabotaged: bool) -> Outcome:
         text = _printing(compiled(planted.print_value), sabotaged)
-        facts = _explained(planted.print_value, torch.tensor(PRINTED))
+        facts = _explained(planted.print_value, torch.tensor(features.PRINTED))
         return Outcome(f"prints {text[:40]!r}; {_breaks_text(facts)}", facts)
 
     def shape_error(fn: Callable[..., Any], sabotaged: bool) -> Outcome:
-        return surfaces_at_planted_line(lambda: fn(torch.ones(2, 3), torch.ones(4, 5)), sabotaged)
+        return features.surfaces_at_planted_line(
+            lambda: fn(torch.ones(2, 3), torch.ones(4, 5)), sabotaged
+        )
 
     def error_eager(sabotaged: bool) -> Outcome:
         return shape_error(planted.planted_shape_error, sabotaged)
@@ -95,11 +89,9 @@ def checks(backend: str) -> list[FeatureCheck]:
     def error_compiled(sabotaged: bool) -> Outcome:
         return shape_error(compiled(planted.planted_shape_error), sabotaged)
 
-    return [
-        FeatureCheck("python if on a tensor value", NAME, "eager", if_eager),
-        FeatureCheck("python if on a tensor value", NAME, "torch.compile", if_compiled),
-        FeatureCheck("print a value inside the step", NAME, "eager", print_eager),
-        FeatureCheck("print a value inside the step", NAME, "torch.compile", print_compiled),
-        FeatureCheck("shape error names the user's line", NAME, "eager", error_eager),
-        FeatureCheck("shape error names the user's line", NAME, "torch.compile", error_compiled),
-    ]
+    return features.feature_checks(
+        NAME,
+        branch=[("eager", if_eager), ("torch.compile", if_compiled)],
+        print=[("eager", print_eager), ("torch.compile", print_compiled)],
+        shape_error=[("eager", error_eager), ("torch.compile", error_compiled)],
+    )

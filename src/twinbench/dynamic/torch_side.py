@@ -12,7 +12,7 @@ compiles one graph per padded shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 import torch._dynamo
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import load_canonical, make_optimizer, to_device
 from twinbench.dynamic.counters import TorchCompileCounter
-from twinbench.dynamic.settings import Strategy
+from twinbench.dynamic.settings import Strategy, TrainerOptions
 from twinbench.spec import Batch, Size, Workload
 
 NAME = "torch"
@@ -70,30 +70,24 @@ class Trainer:
     """A model, its optimizer and one strategy's training step."""
 
     def __init__(
-        self,
-        workload: Workload,
-        size: Size,
-        strategy: Strategy,
-        *,
-        backend: str,
-        leak_padding: bool,
-        seed: int,
-        axis: int,
+        self, workload: Workload, size: Size, strategy: Strategy, **options: Unpack[TrainerOptions]
     ) -> None:
-        self.axis = axis  # the varying dimension, which mark_dynamic names
+        self.axis = options["axis"]  # the varying dimension, which mark_dynamic names
         self.counter = TorchCompileCounter()
         model = workload.twin("torch").build(size.config)
-        load_canonical(model, initial_weights(workload, size, seed, framework="torch"))
+        load_canonical(model, initial_weights(workload, size, options["seed"], framework="torch"))
         model.train()
         self._optimizer = make_optimizer(
             model.parameters(), workload.optimizers[workload.train_optimizer]
         )
-        loss = masked_loss(workload, model, leak_padding=leak_padding)
+        loss = masked_loss(workload, model, leak_padding=options["leak_padding"])
         self._mark = strategy.compile == "mark"
         if strategy.compile == "none":
             self._loss = loss
         else:
-            self._loss = torch.compile(loss, dynamic=DYNAMIC[strategy.compile], backend=backend)
+            self._loss = torch.compile(
+                loss, dynamic=DYNAMIC[strategy.compile], backend=options["backend"]
+            )
 
     def step(self, batch: Batch) -> float:
         """One optimizer step on ``batch``; its loss (a float, so the step has finished)."""
