@@ -41,6 +41,38 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return int(given) if given else max(1, min(MAX_WORKERS, usable_cores()))
 
 
+# Files whose tests start real runs or train models, longest first (measured on 2 cores). Under
+# xdist (--dist loadfile --no-loadscope-reorder hands out files in collection order) they go
+# first, so the many short files fill the end and no worker idles while another finishes a long
+# one; xdist's own order (most tests first) would leave the one-test runs for last.
+LONG_FILES = (
+    "test_cli_run.py",
+    "workloads/test_gru.py",
+    "harness/test_repeats.py",
+    "harness/test_runner_faults.py",
+    "harness/test_protocol_faults.py",
+    "test_input_faults.py",
+    "workloads/test_lstm.py",
+    "deploy/test_deploy_suite.py",
+    "harness/test_signals.py",
+    "autodiff/test_checks.py",
+    "autodiff/test_autodiff_suite.py",
+    "test_sweep.py",
+    "test_cli_core.py",
+    "test_parity.py",
+    "test_cli_suites.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the LONG_FILES' tests first, in that order; the rest as collected."""
+    if not hasattr(config, "workerinput"):
+        return  # one process: the order changes nothing
+    tests = Path(__file__).parent
+    rank = {tests / name: place for place, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path, len(LONG_FILES)))  # stable: keeps the rest
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 LN_GELU = FIXTURES / "ln_gelu"
 
