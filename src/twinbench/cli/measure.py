@@ -47,9 +47,10 @@ def run(
     suite: Annotated[
         str,
         option(
-            "default (every workload at small); tiny (linear regression, the 1-10-1 "
-            "regression MLP and XOR at tiny); examples (those three at small); zoo (resnet, "
-            "bert, gpt, lstm, gru at small); zoo-tiny (the zoo at tiny)."
+            "default (one of each family at small: the mlp, resnet, gpt and lstm); tiny "
+            "(linear regression, the 1-10-1 regression MLP and XOR at tiny); examples (those "
+            "three at small); zoo (resnet, bert, gpt, lstm, gru at small); zoo-tiny (the zoo "
+            "at tiny); all (every workload at small)."
         ),
     ] = "default",
     workload: Annotated[list[str] | None, option("Only these workloads (repeatable).")] = None,
