@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from helpers import assert_one_line_error, start
+from twinbench.registry import builtin
 from twinbench.store import DB_NAME, ResultStore
 
 
@@ -39,6 +40,9 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
         assert cell.metrics["params"] > 0 and cell.metrics["twin_loc"] > 0
         assert cell.metrics["flops_per_step"] > 0
     assert all(p["passed"] for p in parity)
+    for record in parity:  # the run checks the loss curve of the optimizer it times only
+        curves = [c["name"] for c in record["summary"]["checks"] if c["name"].startswith("curve")]
+        assert curves == [f"curve[{builtin(record['workload']).train_optimizer}]"]
 
     report = (out / f"report-run{run_id}.md").read_text()
     for workload in ("linreg", "mlp", "xor"):

@@ -373,3 +373,28 @@ def test_runners_disagree_on_the_transposed_kernel_only(monkeypatch: pytest.Monk
         jax_acts["ln"].output, torch_acts["ln"].output, atol=1e-5, rtol=1e-5
     )
     assert not np.allclose(jax_acts["fc1"].output, torch_acts["fc1"].output, atol=1e-3)
+
+
+def test_only_the_named_optimizers_get_a_loss_curve() -> None:
+    workload = builtin("xor")
+    size = workload.size("tiny")
+    every = {c.name for c in check_workload(workload, size, steps=3).checks}
+    adam = check_workload(workload, size, steps=3, optimizers=["adam"])
+    adam_only = {c.name for c in adam.checks}
+    assert {"curve[adam]", "curve[sgd]"} <= every
+    assert adam_only == every - {"curve[sgd]"}
+
+
+def test_the_jax_loss_curve_compiles_its_step_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The second step sees the first one's (device-committed) outputs as arguments: arguments
+    committed from the start keep XLA from compiling the step a second time."""
+    import jax
+
+    workload = builtin("xor")
+    size = workload.size("tiny")
+    runner = JaxRunner(workload, size)
+    batches = list(islice(workload.batches(size, 0), 3))
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        runner.train_curve(batches, workload.optimizers["adam"])
+    compiles = [r for r in caplog.records if "Finished XLA compilation of jit(step)" in r.message]
+    assert len(compiles) == 1

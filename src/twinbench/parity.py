@@ -307,14 +307,26 @@ def check_workload(
     steps: int = 20,
     seed: int = 0,
     device: str = "cpu",
+    optimizers: Sequence[str] | None = None,
 ) -> ParityResult:
-    """Run every parity check for one workload at one size."""
+    """Run every parity check for one workload at one size; the loss curves for the named
+    ``optimizers`` of the workload (default: all of them)."""
     if dtype not in TOLERANCES:
         raise TwinbenchError(f"unknown dtype '{dtype}'; valid: {', '.join(TOLERANCES)}")
     tol = tolerances_for(workload, size, dtype)
     result = ParityResult(workload.name, size.name, dtype, steps)
     try:
-        _run_checks(result, workload, size, tol, steps=steps, seed=seed, dtype=dtype, device=device)
+        _run_checks(
+            result,
+            workload,
+            size,
+            tol,
+            steps=steps,
+            seed=seed,
+            dtype=dtype,
+            device=device,
+            optimizers=optimizers,
+        )
     except TwinbenchError:
         raise
     except Exception as exc:  # a twin (or its data) that raises fails parity; others still run
@@ -332,6 +344,7 @@ def _run_checks(
     seed: int,
     dtype: str,
     device: str,
+    optimizers: Sequence[str] | None,
 ) -> None:
     """Every check of `check_workload`, appended to ``result`` in order."""
     weights = initial_weights(workload, size, seed)
@@ -385,6 +398,8 @@ def _run_checks(
         fresh()
         result.divergence = find_divergence(torch_runner, jax_runner, first, tol.outputs)
     for opt_name, config in workload.optimizers.items():
+        if optimizers is not None and opt_name not in optimizers:
+            continue
         fresh()
         result.checks.append(
             compare_curves(

@@ -196,6 +196,10 @@ class JaxRunner:
     def train_curve(self, batches: list[Batch], config: OptimizerConfig) -> list[float]:
         """Loss before each of ``len(batches)`` optimizer steps, one batch per step."""
         optimizer = nnx.Optimizer(self.model, make_tx(config), wrt=nnx.Param)
+        # Committed to the device, as the step's outputs will be: otherwise the second call
+        # sees other argument shardings than the first and XLA compiles the step again.
+        pair = (self.model, optimizer)
+        nnx.update(pair, jax.device_put(nnx.state(pair), self.device))
         loss_fn = self.twin.loss_fn
 
         @nnx.jit

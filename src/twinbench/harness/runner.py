@@ -501,6 +501,8 @@ def _parity_outcome(settings: RunSettings, point: Point) -> tuple[bool, dict[str
         workload_file=point.workload_file,
         size=point.size_name,
         steps=settings.parity_steps,
+        # the loss curve of the optimizer the timed step uses; `twinbench parity` checks all
+        optimizers=[point.workload.train_optimizer],
     )
     try:
         summary = one_shot(request, threads=settings.threads, timeout=settings.timeout)

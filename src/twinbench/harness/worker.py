@@ -193,6 +193,7 @@ def run_parity(request: dict[str, Any]) -> dict[str, Any]:
         steps=request["steps"],
         seed=request["seed"],
         device=request["device"],
+        optimizers=request.get("optimizers"),
     )
     return result.to_dict()
 
