@@ -47,7 +47,7 @@ def run(
     suite: Annotated[
         str,
         option(
-            "default (one of each family at small: the mlp, resnet, gpt and lstm); tiny "
+            "default (mlp, gpt and lstm at small: a perceptron, a transformer, an RNN); tiny "
             "(linear regression, the 1-10-1 regression MLP and XOR at tiny); examples (those "
             "three at small); zoo (resnet, bert, gpt, lstm, gru at small); zoo-tiny (the zoo "
             "at tiny); all (every workload at small)."
