@@ -10,7 +10,8 @@ inside that process only.
 Two or three processes are too few for the bootstrap to learn how far a process can stray (two
 that happen to agree give a narrow interval), so a ratio's interval can be widened to at least
 the t-interval of the run's between-process spread pooled over all its cells
-(`pooled_process_spread`).
+(`pooled_process_spread`). Two cells measured side by side are compared round by round
+(`ratio_of_rounds`), so that a drift of the machine between rounds moves no point estimate.
 """
 
 from __future__ import annotations
@@ -217,6 +218,27 @@ def pooled_process_spread(cells: Iterable[Groups]) -> ProcessSpread | None:
         squares += float(np.sum((logs - logs.mean()) ** 2))
         df += len(arrays) - 1
     return ProcessSpread(squares / df, df) if df else None
+
+
+def ratio_of_rounds(
+    a: Groups, b: Groups, spread: ProcessSpread, *, confidence: float = 0.95
+) -> Ratio:
+    """a / b for two cells measured in the same rounds (process r of each timed side by side in
+    round r): the geometric mean of the per-round ratios of process medians, with a t-interval.
+
+    Pooling a cell's processes and taking one median would land anywhere between two rounds'
+    medians when the machine drifted between them; round by round the drift cancels. The width
+    is each cell's between-process spread (``spread``, `pooled_process_spread`, drift included:
+    what a rerun in new processes also meets), or the rounds' own disagreement when larger.
+    """
+    ga, gb = _as_groups(a, "a"), _as_groups(b, "b")
+    rounds = min(len(ga), len(gb))
+    differences = _log_medians(ga[:rounds]) - _log_medians(gb[:rounds])
+    own = float(np.var(differences, ddof=1)) if rounds > 1 else 0.0
+    variance = max(own, 2 * spread.variance)  # a difference of two cells' process effects
+    half = stats.t.ppf(0.5 + confidence / 2, spread.df) * np.sqrt(variance / rounds)
+    centre = float(differences.mean())
+    return Ratio(float(np.exp(centre)), float(np.exp(centre - half)), float(np.exp(centre + half)))
 
 
 def _between_process_interval(

@@ -204,8 +204,9 @@ def summarize_run(
         notes.append(
             f"between processes: a worker process's median strays from its cell's by "
             f"{math.expm1(math.sqrt(spread.variance)):.1%} (standard deviation, pooled over "
-            f"{spread.df} processes beyond each cell's first); no verdict's CI is narrower than "
-            "that spread implies for its cells' number of processes"
+            f"{spread.df} processes beyond each cell's first); verdicts compare cells round by "
+            "round, so a drift between rounds cancels, and no CI is narrower than that spread "
+            "implies"
         )
     busy = busy_machine_note(run)
     if busy:

@@ -1,10 +1,12 @@
 """Verdicts: which framework is faster for a workload, by what ratio, and how sure we are.
 
 Computed from stored cells only (raw samples included), so any run can be judged again later.
-A ratio is PyTorch time / JAX time: above 1 JAX is faster. Its 95 % CI comes from bootstrapping
-both cells' raw samples, worker processes first and samples within them, and is never narrower
-than the between-process spread pooled over the run's cells implies; when it contains 1 the
-verdict is "no significant difference".
+A ratio is PyTorch time / JAX time: above 1 JAX is faster. Cells measured in several worker
+processes were timed round by round (process r of every cell of a group in round r), so their
+ratio is the geometric mean of the per-round ratios (a drift of the machine between rounds moves
+both cells alike and cancels), with a t-interval from the between-process spread pooled over the
+run's cells. Cells of one process each get the bootstrap CI of their raw samples. When the CI
+contains 1 the verdict is "no significant difference".
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from twinbench.harness.stats import (
     pooled_process_spread,
     ratio_of_medians,
     ratio_of_medians_grouped,
+    ratio_of_rounds,
 )
 from twinbench.modes import FRAMEWORK_OF, MODES, mode_of
 from twinbench.store import CellRecord
@@ -89,8 +92,10 @@ def group_verdicts(
 ) -> list[Verdict]:
     """Step-time and time-to-first-step verdicts for the cells of one (workload, size, phase).
 
-    ``spread`` is the run's between-process spread (`run_spread`): with it, no ratio's CI is
-    narrower than the spread of two or three processes per cell can justify.
+    ``spread`` is the run's between-process spread (`run_spread`): with it, two cells are
+    compared round by round (process r of each was timed in round r, side by side), so a drift
+    of the machine between rounds moves no ratio, with a t-interval no narrower than that spread
+    implies. Without it (one process per cell), the bootstrap of the samples.
     """
     first = cells[0]
     key = (first.workload, first.size, first.phase)
@@ -104,8 +109,11 @@ def group_verdicts(
     ok = _ok(cells)
     verdicts = []
     for label, best_torch, best_jax in best_pairs(ok, lambda c: c.metrics["median_s"]):
-        ratio = ratio_of_medians_grouped(
-            best_torch.sample_groups(), best_jax.sample_groups(), spread=spread
+        torch_groups, jax_groups = best_torch.sample_groups(), best_jax.sample_groups()
+        ratio = (
+            ratio_of_rounds(torch_groups, jax_groups, spread)
+            if spread is not None
+            else ratio_of_medians_grouped(torch_groups, jax_groups)
         )
         verdicts.append(
             Verdict(
