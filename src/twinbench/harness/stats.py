@@ -73,6 +73,13 @@ def _as_array(samples: Samples, name: str = "samples") -> npt.NDArray[np.float64
     return arr
 
 
+def _percentile_interval(values: npt.NDArray[np.float64], confidence: float) -> tuple[float, float]:
+    """The central ``confidence`` range of bootstrap ``values``: the percentile interval."""
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
 def summarize(samples: Samples, *, confidence: float = 0.95, seed: int = 0) -> Summary:
     """Summarise samples by median, IQR and a percentile-bootstrap CI of the median.
 
@@ -123,9 +130,7 @@ def ratio_of_medians(
     rng = np.random.default_rng(seed)
     med_a = np.median(xa[rng.integers(0, xa.size, size=(n_resamples, xa.size))], axis=1)
     med_b = np.median(xb[rng.integers(0, xb.size, size=(n_resamples, xb.size))], axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(med_a / med_b, [alpha, 1.0 - alpha])
-    return Ratio(point, float(lo), float(hi))
+    return Ratio(point, *_percentile_interval(med_a / med_b, confidence))
 
 
 def mann_whitney_p(a: Samples, b: Samples) -> float:
@@ -177,9 +182,8 @@ def summarize_groups(
     pooled = np.concatenate(arrays)
     q25, median, q75 = np.percentile(pooled, [25, 50, 75])
     medians = _hierarchical_medians(arrays, n_resamples, np.random.default_rng(seed))
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
-    return Summary(float(median), float(q75 - q25), float(lo), float(hi), int(pooled.size))
+    lo, hi = _percentile_interval(medians, confidence)
+    return Summary(float(median), float(q75 - q25), lo, hi, int(pooled.size))
 
 
 def process_spread(groups: Groups) -> tuple[float, float]:
@@ -291,9 +295,7 @@ def ratio_of_medians_grouped(
         ratios = _hierarchical_medians(ga, n_resamples, rng) / _hierarchical_medians(
             gb, n_resamples, rng
         )
-        alpha = (1.0 - confidence) / 2.0
-        lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-        ratio = Ratio(point, float(lo), float(hi))
+        ratio = Ratio(point, *_percentile_interval(ratios, confidence))
     if spread is None or ratio.ratio <= 0:
         return ratio
     low, high = _between_process_interval(ga, gb, ratio.ratio, spread, confidence)
