@@ -13,7 +13,7 @@ import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -542,7 +542,10 @@ def _now() -> str:
 
 
 def json_ready(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, ±inf) replaced by None, for strict JSON."""
+    """``value`` with every non-finite float (NaN, ±inf) replaced by None, for strict JSON; a
+    dataclass instance becomes the dict of its fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return json_ready(asdict(value))
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

@@ -30,8 +30,7 @@ from twinbench.autodiff.settings import AutodiffSettings
 from twinbench.harness.process import CellFailed, one_shot
 from twinbench.harness.stats import Ratio, ratio_of_medians
 from twinbench.modes import FRAMEWORKS, mode_of
-from twinbench.store import json_ready
-from twinbench.suite import Progress, no_progress
+from twinbench.suite import Progress, WorkerFailures, no_progress
 
 WORKER = "twinbench.autodiff.worker"
 WORKER_TIMEOUT_S = 600
@@ -57,7 +56,7 @@ class FeatureCell:
 
 
 @dataclass
-class AutodiffReport:
+class AutodiffReport(WorkerFailures):
     """Everything one suite run measured; ``to_dict()`` is what the results store keeps."""
 
     kind: ClassVar[str] = "autodiff"
@@ -75,34 +74,6 @@ class AutodiffReport:
     def all_checks_passed(self) -> bool:
         """True when every correctness check passed."""
         return all(c.passed for c in self.checks)
-
-    @property
-    def settings_dict(self) -> dict[str, Any]:
-        """The settings as stored with the run."""
-        return dict(json_ready(self.settings.to_dict()))
-
-    @property
-    def failed(self) -> bool:
-        """True when a worker failed, so a step of the suite is missing. A failed check is a
-        finding the report shows, not a failed run."""
-        return bool(self.failures)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything measured, JSON-ready."""
-        return dict(
-            json_ready(
-                {
-                    "settings": self.settings.to_dict(),
-                    "checks": [c.to_dict() for c in self.checks],
-                    "timings": self.timings,
-                    "scaling": self.scaling,
-                    "memory": self.memory,
-                    "features": [asdict(f) for f in self.features],
-                    "comparisons": self.comparisons,
-                    "failures": self.failures,
-                }
-            )
-        )
 
 
 # ---- the feature table and comparisons ----------------------------------------------------------
