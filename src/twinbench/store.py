@@ -97,8 +97,9 @@ class StoreError(TwinbenchError):
 
 
 @dataclass
-class CellRecord:
-    """One measured (workload, size, framework, mode, phase, dtype, device) combination."""
+class CellKey:
+    """What names a cell: within a run no two cells share all seven, and `compare` matches the
+    cells of two runs by them (the columns of ``KEY_COLUMNS``)."""
 
     workload: str
     size: str
@@ -107,6 +108,15 @@ class CellRecord:
     phase: str
     dtype: str
     device: str
+
+    def key_fields(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in KEY_COLUMNS}
+
+
+@dataclass
+class CellRecord(CellKey):
+    """One measured (workload, size, framework, mode, phase, dtype, device) combination."""
+
     status: str
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)

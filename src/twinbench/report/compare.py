@@ -24,7 +24,7 @@ from twinbench.errors import TwinbenchError
 from twinbench.harness.stats import ProcessSpread, mann_whitney_p, ratio_of_medians_grouped
 from twinbench.report.text import md_cell
 from twinbench.report.verdict import run_spread
-from twinbench.store import KEY_COLUMNS, CellRecord, ResultStore, RunRecord
+from twinbench.store import KEY_COLUMNS, CellKey, CellRecord, ResultStore, RunRecord
 
 SIGNIFICANCE = 0.05
 DEFAULT_THRESHOLD = 0.10
@@ -35,17 +35,10 @@ SETTING_KEYS = ("threads", "dtype", "device", "allow_tf32", "torch_compile_mode"
 Key = tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CompareRow:
+@dataclass
+class CompareRow(CellKey):
     """One cell of the comparison. ratio is median(B) / median(A): above 1, B is slower."""
 
-    workload: str
-    size: str
-    framework: str
-    mode: str
-    phase: str
-    dtype: str
-    device: str
     change: str  # one of CLASSES
     median_a_s: float | None = None
     median_b_s: float | None = None
@@ -168,16 +161,12 @@ def _usable(cell: CellRecord) -> bool:
     return cell.status == "ok" and bool(cell.samples)
 
 
-def _key_fields(cell: CellRecord) -> dict[str, Any]:
-    return {k: getattr(cell, k) for k in KEY_COLUMNS}
-
-
 def _one_sided(cell: CellRecord, change: str) -> CompareRow:
     median = cell.metrics.get("median_s") if _usable(cell) else None
     where = "B" if change == "added" else "A"
     note = "" if _usable(cell) else f"{cell.status} in run {where}"
     return CompareRow(
-        **_key_fields(cell),
+        **cell.key_fields(),
         change=change,
         median_a_s=median if change == "removed" else None,
         median_b_s=median if change == "added" else None,
@@ -195,7 +184,7 @@ def _compare_cell(
     if not (_usable(a) and _usable(b)):
         broken = [f"{name}: {c.status}" for name, c in (("A", a), ("B", b)) if not _usable(c)]
         return CompareRow(
-            **_key_fields(a),
+            **a.key_fields(),
             change="failed",
             median_a_s=a.metrics.get("median_s") if _usable(a) else None,
             median_b_s=b.metrics.get("median_s") if _usable(b) else None,
@@ -206,7 +195,7 @@ def _compare_cell(
     ratio = ratio_of_medians_grouped(b.sample_groups(), a.sample_groups(), spread=spread)
     p_value = mann_whitney_p(a.samples, b.samples)
     row = CompareRow(
-        **_key_fields(a),
+        **a.key_fields(),
         change="unchanged",
         median_a_s=statistics.median(a.samples),
         median_b_s=statistics.median(b.samples),

@@ -10,9 +10,7 @@ from twinbench.report.summary import (
     CELL_COLUMNS,
     NOTE_LEGEND,
     RunSummary,
-    breakdown_line,
-    environment_line,
-    settings_line,
+    header_lines,
     suite_section,
 )
 from twinbench.report.text import fmt_seconds, fmt_steps, md_cell
@@ -107,9 +105,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
         "",
         f"Started {_cell(run.started_at)}, status **{_cell(run.status)}**.",
         "",
-        f"- Machine: {_cell(environment_line(run))}",
-        f"- Settings: {_cell(settings_line(run))}",
-        *([f"- Time: {_cell(breakdown)}"] if (breakdown := breakdown_line(run)) else []),
+        *(f"- {label}: {_cell(text)}" for label, text in header_lines(run)),
         "",
     ]
     suite = suite_section(run)

@@ -242,6 +242,14 @@ def breakdown_line(run: RunRecord) -> str | None:
     return f"{fmt_seconds(wall)} in all: {shown}"
 
 
+def header_lines(run: RunRecord) -> list[tuple[str, str]]:
+    """The lines every report prints under its tables or title, labelled: the machine, the
+    settings and, for runs that recorded it, where the wall time went."""
+    lines = [("Machine", environment_line(run)), ("Settings", settings_line(run))]
+    breakdown = breakdown_line(run)
+    return [*lines, ("Time", breakdown)] if breakdown else lines
+
+
 def settings_line(run: RunRecord) -> str:
     s = run.settings
     if s.get("kind"):  # a suite run keeps its own settings: list the simple ones

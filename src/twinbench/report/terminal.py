@@ -12,9 +12,7 @@ from twinbench.report.summary import (
     CELL_COLUMNS,
     NOTE_LEGEND,
     RunSummary,
-    breakdown_line,
-    environment_line,
-    settings_line,
+    header_lines,
     suite_section,
 )
 
@@ -45,11 +43,9 @@ def print_summary(summary: RunSummary, console: Console) -> None:
     for v in summary.verdicts:
         verdicts.add_row(*(escape(t) for t in (v.workload, v.size, v.phase, v.comparison, v.text)))
     console.print(verdicts)
-    console.print(f"[dim]{escape(environment_line(run))}[/dim]")
-    console.print(f"[dim]{escape(settings_line(run))}[/dim]")
-    breakdown = breakdown_line(run)
-    if breakdown:
-        console.print(f"[dim]time: {escape(breakdown)}[/dim]")
+    for label, text in header_lines(run):  # machine and settings read as what they are
+        shown = f"time: {text}" if label == "Time" else text
+        console.print(f"[dim]{escape(shown)}[/dim]")
     console.print(f"[dim]{escape(NOTE_LEGEND)}[/dim]")
     for note in summary.notes:
         console.print(f"[yellow]note:[/yellow] {escape(note)}")
