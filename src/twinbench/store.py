@@ -109,7 +109,7 @@ class CellKey:
     dtype: str
     device: str
 
-    def key_fields(self) -> dict[str, str]:
+    def key_fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in KEY_COLUMNS}
 
 
