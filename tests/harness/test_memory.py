@@ -55,19 +55,50 @@ def _bench(framework, workload_name, size_name, batch_size=None):
     return JaxBench(point.workload, point.size, mode="jax-jit", **settings)
 
 
-def test_the_memory_step_counts_what_was_built_after_the_baseline():
+def test_the_memory_step_counts_the_state_and_what_the_step_allocates():
     import twinbench.backends.torch_timed  # noqa: F401  (imported before the baseline)
 
-    baseline = memory.Baseline.now()
-    bench = _bench("torch", "linreg", "tiny", batch_size=1 << 20)  # 8 MiB of inputs and targets
+    runtime = memory.Baseline.now()
+    bench = _bench("torch", "linreg", "tiny", batch_size=1 << 20)
     bench.sync(bench.step())
-    figures = memory.memory_step(bench, baseline, framework="torch", device="cpu")
+    figures = memory.memory_step(bench, runtime, framework="torch", device="cpu")
     assert figures["attributable_method"] == memory.RESET_METHOD
-    assert figures["attributable_peak_bytes"] >= 8 * 2**20
+    # the batch's x and y (one float32 each a sample); weight, bias, their gradients, momenta
+    assert figures["model_state_bytes"] == 2 * 4 * 2**20 + 3 * 2 * 4
+    assert figures["step_transient_bytes"] >= 4 * 2**20  # the predictions at least
     profiled = memory.torch_profiled_step(bench, saved_activations=True)
     assert profiled["torch_profiled_step_peak_bytes"] >= 4 * 2**20  # the predictions at least
     # what MSE's backward keeps of 2**20 float32 samples: one vector of predictions or residuals
     assert 4 * 2**20 <= profiled["torch_saved_activation_bytes"] < 12 * 2**20
+
+
+SMALL_BATCH, LARGE_BATCH = 1 << 10, 1 << 20
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])  # eager torch, jitted JAX
+def test_the_attributable_figure_rises_with_the_batch_as_the_framework_counts(framework):
+    runtime = memory.Baseline.now()
+    figures = {}
+    for batch_size in (SMALL_BATCH, LARGE_BATCH):
+        bench = _bench(framework, "linreg", "tiny", batch_size=batch_size)
+        bench.compile()
+        bench.sync(bench.step())
+        figures[batch_size] = memory.memory_step(bench, runtime, framework=framework, device="cpu")
+        if framework == "torch":
+            figures[batch_size] |= memory.torch_profiled_step(bench, saved_activations=False)
+        else:
+            figures[batch_size] |= memory.xla_memory_analysis(bench._compiled)
+    small, large = figures[SMALL_BATCH], figures[LARGE_BATCH]
+    samples = LARGE_BATCH - SMALL_BATCH
+    # the batch is state: x and y, one float32 each a sample
+    assert large["model_state_bytes"] - small["model_state_bytes"] == 2 * 4 * samples
+    # the step's own temporaries grow too: predictions or residuals, a float32 a sample at least
+    assert large["step_transient_bytes"] - small["step_transient_bytes"] > 3 * samples
+    assert large["attributable_peak_bytes"] > small["attributable_peak_bytes"] + 11 * samples
+    # no more than the framework itself says the step allocates (pages it never touches are
+    # not resident, so it may be less): nothing of the compiler's is counted
+    own = large.get("torch_profiled_step_peak_bytes", large.get("xla_temp_bytes"))
+    assert large["step_transient_bytes"] < own + 2**20
 
 
 def test_xla_memory_analysis_is_non_zero_and_consistent():
@@ -191,3 +222,24 @@ def test_both_measures_each_point_with_and_without_checkpointing():
     points = plan(RunSettings(workloads=("gpt",), sizes=("tiny",), gradient_checkpointing="both"))
     assert [p.label for p in points] == ["tiny", "tiny ckpt"]
     assert points[1].size.config["gradient_checkpointing"] is True
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_the_state_counts_each_array_once_tied_weights_too(framework):
+    from twinbench.backends import canonical_shapes
+    from twinbench.canonical import parameter_count
+
+    workload = builtin("gpt")  # its output head is the token embedding, tied
+    size = workload.size("tiny")
+    shapes = canonical_shapes(workload, size, framework, statistics=False)
+    params = parameter_count(shapes)
+    slots = memory.optimizer_slots(workload.optimizers[workload.train_optimizer])
+    bench = _bench(framework, "gpt", "tiny")
+    bench.compile()
+    bench.sync(bench.step())
+    batch = sum(int(a.nbytes) for a in bench._batches.first.values())
+    # parameters and optimizer slots; torch keeps the gradients between steps as well
+    copies = 1 + slots + (1 if framework == "torch" else 0)
+    expected = params * copies * 4 + batch
+    # + the optimizer's step counters: one scalar per parameter in torch.optim, one in optax
+    assert expected <= bench.state_bytes() <= expected + 8 * len(shapes)

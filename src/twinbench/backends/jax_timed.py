@@ -65,12 +65,14 @@ class JaxBench:
                 model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
             )
             graphdef, self._state = nnx.split((model, optimizer))
+            self._objects: nnx.Module | tuple[nnx.Module, nnx.Optimizer[Any]] = (model, optimizer)
             eager_step = eager_train_step(twin.loss_fn, model, optimizer)
             pure_step = pure_train_step(twin.loss_fn, graphdef)
             donate: tuple[int, ...] = (0,)
         else:
             model.eval()
             graphdef, self._state = nnx.split(model)
+            self._objects = model
 
             def eager_forward(batch: JaxBatch) -> jax.Array:
                 outputs: jax.Array = twin.forward(model, batch)
@@ -121,6 +123,13 @@ class JaxBench:
     def peak_device_memory(self) -> int | None:
         stats = jax.devices()[0].memory_stats()
         return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+    def state_bytes(self) -> int:
+        """Bytes of the state the step carries (the jitted step's returned state; eager, the
+        stateful objects' arrays) and of one batch, each array counted once."""
+        state = nnx.state(self._objects) if self._compiled is None else self._state
+        leaves = jax.tree.leaves((state, self._batches.first))
+        return sum({id(a): a.nbytes for a in leaves if isinstance(a, jax.Array)}.values())
 
 
 def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:

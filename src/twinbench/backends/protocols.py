@@ -92,3 +92,8 @@ class Bench(Protocol):
     def peak_device_memory(self) -> int | None:
         """Peak device memory in bytes so far; None where the device does not say."""
         ...
+
+    def state_bytes(self) -> int:
+        """Bytes of the arrays the step keeps from one step to the next: parameters and
+        buffers, gradients kept between steps, optimizer state, and one batch."""
+        ...

@@ -89,11 +89,14 @@ class TorchBench:
             workload, size, seed, lambda b: to_device(b, device, DTYPES[dtype], image_keys)
         )
 
+        self._model = model
+        self._optimizer: torch.optim.Optimizer | None = None
         if settings["phase"] == "train":
             model.train()
             optimizer = make_optimizer(
                 model.parameters(), workload.optimizers[workload.train_optimizer]
             )
+            self._optimizer = optimizer
             step = train_step(twin, model, optimizer)
         else:
             model.eval()
@@ -122,6 +125,17 @@ class TorchBench:
 
     def peak_device_memory(self) -> int | None:
         return torch.cuda.max_memory_allocated() if self.device == "cuda" else None
+
+    def state_bytes(self) -> int:
+        """Storage bytes of the parameters, buffers, gradients, optimizer state and one batch,
+        each storage counted once (tied weights share one)."""
+        tensors = [*self._model.parameters(), *self._model.buffers(), *self._batches.first.values()]
+        tensors += [p.grad for p in self._model.parameters() if p.grad is not None]
+        if self._optimizer is not None:
+            for slots in self._optimizer.state.values():
+                tensors += [t for t in slots.values() if isinstance(t, torch.Tensor)]
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+        return sum(storages.values())
 
 
 def matmul_probe(*, n: int, dtype: str, device: str, seconds: float) -> float:

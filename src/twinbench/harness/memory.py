@@ -1,23 +1,33 @@
-"""Memory a cell's model uses, apart from the runtime it runs on.
+"""Memory a cell's model uses, apart from the runtime and the compiler it runs on.
 
 A process that has imported torch or JAX is already a few hundred MB resident before it builds
-anything, so its high-water mark compares runtimes, not models. A worker therefore takes a
-`Baseline` once the framework is imported and its runtime started (and before the model, the
-optimizer or the batches exist), and after the timed steps runs one more step of its own, the
-*memory step*, outside the timed loop:
+anything, and compiling a step (XLA's executable and caches, Inductor's generated code, Dynamo's
+state, the pages a compiler touched) keeps tens of MB more resident that no model needs. So a
+worker measures the model the same way in every mode, eager or compiled, in its *memory step*
+after compile, warm-up and the timed steps:
 
-- ``attributable_peak_bytes``: the resident high-water mark during the memory step minus the
-  resident memory at the baseline. On Linux the high-water mark is reset just before the step
-  (writing ``5`` to ``/proc/self/clear_refs``), so compiler work done earlier does not count;
-  where it cannot be reset it is the process's whole high-water mark (``attributable_method``
-  says which). On a GPU it is the device's peak (``torch.cuda.max_memory_allocated`` over the
-  step, JAX's ``peak_bytes_in_use``) and the resident figure stays as ``attributable_rss_…``.
+- ``attributable_peak_bytes`` = ``model_state_bytes`` + ``step_transient_bytes``: the bytes of the
+  arrays that live from one step to the next, counted from the framework's own arrays
+  (parameters and buffers, gradients kept between steps, optimizer state, one batch), plus what
+  one step allocates above them: the resident high-water mark during the step minus the
+  resident memory just before it (``warm_baseline_rss_bytes``). On Linux the high-water mark is
+  reset just before the step (writing ``5`` to ``/proc/self/clear_refs``); where it cannot be,
+  the transient is the whole process's high-water mark above that baseline, compiling included
+  (``attributable_method`` says which). On a GPU it is the device's peak
+  (``torch.cuda.max_memory_allocated`` over the step, JAX's ``peak_bytes_in_use``) and the
+  resident figure stays as ``attributable_rss_…``.
+- ``compiler_resident_bytes``: what the compiler and runtime kept resident beyond the model's
+  state: resident growth from the runtime's start to just before the memory step, less
+  ``model_state_bytes`` (compiled code and caches, modules imported to compile, allocator
+  pools; the bench's other cached batches, a few KB to MB, too).
 - each framework's own account: XLA's ``memory_analysis()`` of the compiled step (``xla_*``) and
   its peak estimate arguments + outputs + temporaries − aliased; on a CPU, PyTorch's profiler
   memory records of one more step (``torch_profiled_step_peak_bytes``) and, eager, the bytes of
   activations autograd saved for the backward pass (``torch_saved_activation_bytes``).
 - `analytic_floor_bytes`: parameters + gradients + optimizer state from the canonical shapes.
   ``activation_bytes`` is what the attributable peak holds beyond it.
+- ``runtime_baseline_rss_bytes``: resident memory once the framework's runtime had started, and
+  the ``process_peak_*`` figures: the whole process, runtime and compiler included.
 
 Frameworks are imported only inside the functions that need them (the worker's process has them).
 """
@@ -40,10 +50,23 @@ if TYPE_CHECKING:
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
+# glibc's mallopt parameters (malloc.h), and the size from which blocks are mapped one by one
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MAPPED_FROM = 64 * 1024
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+# steps run once the allocator releases at once, before the measured one: after them every
+# arena the step allocates in has freed, so trimmed, what earlier steps left in it
+SETTLING_STEPS = 2
 _STATUS_FIELD = re.compile(r"^(VmRSS|VmHWM|RssFile):\s+(\d+) kB$", re.MULTILINE)
 
-RESET_METHOD = "resident high-water mark of the memory step (reset first) minus the baseline"
-WHOLE_PROCESS_METHOD = "whole-process resident high-water mark minus the baseline (no reset here)"
+RESET_METHOD = (
+    "bytes of the state's arrays + the resident high-water mark of one warm step (reset first) "
+    "above the resident memory just before it"
+)
+WHOLE_PROCESS_METHOD = (
+    "bytes of the state's arrays + the whole-process resident high-water mark above the resident "
+    "memory before one warm step (no reset here: compiling is included)"
+)
 DEVICE_METHOD = "device allocator peak of the memory step"
 
 # Per-parameter state each optimizer keeps, as torch.optim and optax keep it.
@@ -88,10 +111,34 @@ def _release_free_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+@contextmanager
+def _allocator_releasing_at_once() -> Iterator[None]:
+    """Inside the block glibc hands freed memory back at once: blocks from 64 KiB are mapped for
+    each allocation and unmapped when freed, and an arena's free top is trimmed on each free.
+
+    Without it a step's temporaries can come from memory an earlier step freed and a thread
+    arena kept resident (``malloc_trim`` leaves a thread arena's top alone), and the step would
+    seem to allocate nothing. It slows allocation, so only the memory step runs under it; on
+    leaving, both thresholds are glibc's documented defaults again (fixed, no longer adapted).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        yield
+        return
+    libc.mallopt(_M_TRIM_THRESHOLD, 0)
+    libc.mallopt(_M_MMAP_THRESHOLD, _MAPPED_FROM)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+
+
 @dataclass(frozen=True)
 class Baseline:
-    """Resident memory once the framework's runtime is up, before the cell builds anything;
-    ``file_bytes`` is its file-backed part (code and mapped libraries)."""
+    """Resident memory at one moment, freed heap handed back first; ``file_bytes`` is its
+    file-backed part (code and mapped libraries)."""
 
     rss_bytes: int | None
     file_bytes: int | None
@@ -157,25 +204,38 @@ def _jax_device_peak() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def memory_step(bench: Bench, baseline: Baseline, *, framework: str, device: str) -> dict[str, Any]:
-    """One step outside the timed loop, with the process's and the device's peaks around it.
+def memory_step(bench: Bench, runtime: Baseline, *, framework: str, device: str) -> dict[str, Any]:
+    """One warm step outside the timed loop: the state's bytes, what the step allocates above
+    the resident memory just before it, and the device's peak around it.
 
-    It resets the process's resident high-water mark: read the whole-process peak before.
+    ``runtime`` is the resident memory once the runtime had started (`start_runtime`). The step
+    resets the process's resident high-water mark: read the whole-process peak before.
     """
-    figures: dict[str, Any] = {}
-    before = Baseline.now()
-    reset = _reset_high_water_mark()
-    with _torch_device_peak(device if framework == "torch" else "cpu") as device_peak:
-        bench.sync(bench.step())
-    high_water = _resident_kib().get("VmHWM")
-    if baseline.rss_bytes is not None and high_water is not None:
-        # pages of code and libraries first touched since the baseline are the runtime's
-        paged_in = (before.file_bytes or 0) - (baseline.file_bytes or 0)
-        attributable = high_water * 1024 - baseline.rss_bytes - max(paged_in, 0)
-        figures["attributable_rss_peak_bytes"] = max(attributable, 0)
-        figures["file_backed_paged_in_bytes"] = paged_in
+    with _allocator_releasing_at_once():
+        for _ in range(SETTLING_STEPS):
+            bench.sync(bench.step())
+        state = bench.state_bytes()
+        before = Baseline.now()
+        reset = _reset_high_water_mark()
+        with _torch_device_peak(device if framework == "torch" else "cpu") as device_peak:
+            bench.sync(bench.step())
+        after = _resident_kib()
+    figures: dict[str, Any] = {
+        "model_state_bytes": state,
+        "runtime_baseline_rss_bytes": runtime.rss_bytes,
+    }
+    high_water = after.get("VmHWM")
+    if before.rss_bytes is not None and high_water is not None:
+        # pages of code and libraries the step touched first are the runtime's, not the model's
+        paged_in = after.get("RssFile", 0) * 1024 - (before.file_bytes or 0)
+        transient = max(high_water * 1024 - before.rss_bytes - max(paged_in, 0), 0)
+        figures["step_transient_bytes"] = transient
+        figures["attributable_rss_peak_bytes"] = state + transient
+        figures["warm_baseline_rss_bytes"] = before.rss_bytes
         figures["attributable_method"] = RESET_METHOD if reset else WHOLE_PROCESS_METHOD
-    figures["runtime_baseline_rss_bytes"] = baseline.rss_bytes
+        if runtime.rss_bytes is not None:
+            # what building, compiling and running the step left resident beyond the state
+            figures["compiler_resident_bytes"] = before.rss_bytes - runtime.rss_bytes - state
     if framework == "jax":
         peak = _jax_device_peak()
         if peak is not None:
@@ -266,11 +326,15 @@ def saved_for_backward() -> Iterator[dict[int, int]]:
 _SPREAD_FIGURES = (
     "attributable_peak_bytes",
     "attributable_rss_peak_bytes",
+    "step_transient_bytes",
+    "compiler_resident_bytes",
+    "warm_baseline_rss_bytes",
     "runtime_baseline_rss_bytes",
     "torch_profiled_step_peak_bytes",
 )
 # Figures of the program itself, the same in every process: the first process's are kept.
 _PROGRAM_FIGURES = (
+    "model_state_bytes",
     "xla_argument_bytes",
     "xla_output_bytes",
     "xla_temp_bytes",
@@ -305,11 +369,22 @@ def cell_memory_metrics(finals: list[dict[str, Any]], floor_bytes: int | None) -
 
 # What each stored memory figure is, for readers of exports and of load_results().
 MEMORY_FIELDS = {
-    "attributable_peak_bytes": "peak of one step above the runtime's own memory: the device "
-    "allocator's peak on a GPU, else attributable_rss_peak_bytes (median over processes)",
-    "attributable_rss_peak_bytes": "resident high-water mark of one step minus the resident "
-    "memory once the runtime had started, code and libraries paged in since left out",
+    "attributable_peak_bytes": "memory the model's step needs, runtime and compiler state left "
+    "out: the device allocator's peak on a GPU, else attributable_rss_peak_bytes (median over "
+    "processes)",
+    "attributable_rss_peak_bytes": "model_state_bytes + step_transient_bytes (older runs: the "
+    "step's resident high-water mark minus runtime_baseline_rss_bytes, compiler state included; "
+    "attributable_method says which)",
     "attributable_method": "how attributable_peak_bytes was measured on this machine",
+    "model_state_bytes": "bytes of the arrays kept from step to step: parameters and buffers, "
+    "gradients kept between steps, optimizer state, one batch",
+    "step_transient_bytes": "resident high-water mark of one warm step above the resident "
+    "memory just before it (warm_baseline_rss_bytes), code paged in by the step left out",
+    "warm_baseline_rss_bytes": "the whole process's resident memory just before the memory "
+    "step, after compiling, warm-up and the timed steps",
+    "compiler_resident_bytes": "warm_baseline_rss_bytes - runtime_baseline_rss_bytes - "
+    "model_state_bytes: what building, compiling and running the step kept resident beyond the "
+    "model's state (compiled code and caches, modules imported to compile, allocator pools)",
     "runtime_baseline_rss_bytes": "resident memory after imports and runtime start-up",
     "analytic_floor_bytes": "parameters + gradients + optimizer state (training) or parameters "
     "(inference), from the canonical shapes",
