@@ -16,9 +16,9 @@ Every command that measures something — ``run``/``sweep``, ``autodiff``, ``opt
    JSON-ready ``to_dict()`` and ``failed`` (the run's stored status is ``failed`` when true).
 4. **One store call**, `record`, that stores any suite's result as a run of its kind.
 5. **Report views**: the suite module fills in `register_view` with a `SuiteView` that renders
-   its stored data (Markdown, figures); the report looks views up by kind through `view_for`
-   and so never imports a suite module. `VIEW_MODULES` names the module that registers each
-   built-in kind; it is imported on first use.
+   its stored data (Markdown, figures, CSV rows); the report looks views up by kind through
+   `view_for` and so never imports a suite module. `VIEW_MODULES` names the module that
+   registers each built-in kind; it is imported on first use.
 """
 
 from __future__ import annotations
@@ -124,14 +124,16 @@ class SuiteView:
     """How the report shows a stored run of one suite kind.
 
     ``markdown`` renders the stored data (``run.info[kind]``) as Markdown; ``figures`` draws it
-    as named matplotlib figures (none by default). Both receive the stored dict only, so a run
-    stored by an older twinbench still renders.
+    as named matplotlib figures (none by default); ``rows`` lays it out as one flat table, a
+    dict of named values per row, for CSV (none by default: CSV then holds the run's cells).
+    All receive the stored dict only, so a run stored by an older twinbench still renders.
     """
 
     kind: str
     title: str
     markdown: Callable[[Mapping[str, Any]], str]
     figures: Callable[[Mapping[str, Any]], list[tuple[str, Figure]]] | None = None
+    rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None
 
 
 VIEW_MODULES = {

@@ -9,6 +9,7 @@ cores: they are in ``test_deploy_slow.py``.
 from __future__ import annotations
 
 import copy
+import csv
 import os
 import shutil
 from pathlib import Path
@@ -18,9 +19,11 @@ import pytest
 
 from twinbench.deploy import DeployResult, DeploySettings, run_deploy, suite
 from twinbench.deploy.inputs import ArtefactInfo, read_by_batch, read_inputs
-from twinbench.deploy.worker import artefact_file, outputs_file
+from twinbench.deploy.worker import artefact_file, eval_runner, outputs_file
 from twinbench.parity import tolerances_for
 from twinbench.registry import builtin
+from twinbench.report import export
+from twinbench.report.summary import load_summary
 from twinbench.store import DB_NAME, ResultStore
 from twinbench.suite import no_progress, record, view_for
 
@@ -107,7 +110,7 @@ def test_weights_changed_after_export_fail_fidelity(
     size = workload.size("tiny")
     weights = initial_weights(workload, size, 0, "jax")
     planted = {name: w * 1.01 for name, w in weights.items()}  # the weights change after export
-    runner = jax_paths.eval_runner(workload, size, planted)
+    runner = eval_runner("jax", workload, size, planted)
     folder = Path(cell["folder"])
     file = artefact_file(folder, "jax-stablehlo")
     info = ArtefactInfo.read(file)
@@ -154,3 +157,31 @@ def test_run_is_stored_and_rendered(run: tuple[DeployResult, Path]) -> None:
     for cell in result.cells:
         assert f"| {cell['workload']} | {cell['path']} | yes |" in text
     assert {name for name, _ in view.figures(data)} == {"latency", "cold-start", "size"}
+
+
+def test_csv_export_has_a_row_per_path_and_batch_size_with_the_stored_figures(
+    run: tuple[DeployResult, Path], tmp_path: Path
+) -> None:
+    result, out = run
+    run_id = record(result, out)
+    export.to_csv(load_summary(out, run_id), tmp_path / "deploy.csv")
+    with (tmp_path / "deploy.csv").open(newline="") as file:
+        table = {(r["path"], int(r["batch_size"])): r for r in csv.DictReader(file)}
+    stored = load_summary(out, run_id).run.info["deploy"]
+    expected = {(c["path"], b): c for c in stored["cells"] for b in c["batch_sizes"]}
+    assert set(table) == set(expected) and len(expected) == len(PATHS) * 2
+    for (path, b), cell in expected.items():
+        row, key = table[(path, b)], str(b)
+        assert row["run_id"] == str(run_id) and row["kind"] == "deploy"
+        assert (row["workload"], row["exported"], row["error"]) == ("mlp", "True", "")
+        assert int(row["artefact_bytes"]) == cell["size_bytes"]
+        assert float(row["export_s"]) == pytest.approx(cell["export_s"])
+        assert float(row["cold_start_median_s"]) == pytest.approx(cell["cold_start"]["median_s"])
+        latency = cell["latency"][key]
+        for q in (50, 95, 99):
+            assert float(row[f"latency_p{q}_s"]) == pytest.approx(latency[f"p{q}_s"])
+        assert float(row["latency_p50_ci_low_s"]) == pytest.approx(latency["ci_low_s"])
+        assert float(row["latency_p50_ci_high_s"]) == pytest.approx(latency["ci_high_s"])
+        assert float(row["throughput_rows_per_s"]) == pytest.approx(b / latency["median_s"])
+        assert float(row["fidelity_max_abs"]) == pytest.approx(cell["fidelity"][key]["max_abs"])
+        assert row["fidelity_passed"] == "True" and row["dynamic_batch"] == "yes"

@@ -11,6 +11,7 @@ import pytest
 
 from twinbench.deploy import DeploySettings, suite
 from twinbench.deploy.advice import advice
+from twinbench.deploy.rows import rows
 from twinbench.deploy.suite import feature_table, verdicts
 from twinbench.deploy.view import render_markdown
 from twinbench.suite import no_progress
@@ -136,3 +137,31 @@ def test_without_a_cpp_compiler_the_aoti_cell_says_so(
     (row,) = feature_table([cell])
     assert row["exported"].startswith("not available: no C++ compiler")
     assert any("torch-aoti is not available here" in line for line in advice({"cells": [cell]}))
+
+
+def test_rows_name_a_failed_export_and_the_other_frameworks_check() -> None:
+    served = {**_cell("torch-onnx", 1e-5), "runtime": "ONNX Runtime", "group": "onnx"}
+    served["fidelity"] = {"1": {"passed": True, "max_abs": 3e-7, "max_rel": 1e-6}}
+    refused = {
+        **_cell("jax-onnx", 1e-5),
+        "runtime": "ONNX Runtime",
+        "group": "onnx",
+        "status": "error",
+        "error": "ValueError: no plugin for scan",
+        "size_bytes": None,
+        "fidelity": {},
+        "latency": {},
+        "cold_start": None,
+    }
+    comparison = {
+        "workload": "mlp",
+        "group": "onnx",
+        "checks": {"1": {"passed": False, "max_abs": 0.5, "max_rel": 0.25}},
+    }
+    data = {"cells": [served, refused], "features": [], "comparisons": [comparison]}
+    first, second = rows(data)
+    assert (first["path"], first["batch_size"], first["exported"]) == ("torch-onnx", 1, True)
+    assert (first["fidelity_max_abs"], first["matches_other_framework"]) == (3e-7, False)
+    assert first["other_framework_max_abs"] == 0.5
+    assert (second["exported"], second["error"]) == (False, "ValueError: no plugin for scan")
+    assert second["latency_p50_s"] is None and second["cold_start_median_s"] is None

@@ -158,8 +158,43 @@ def figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     return out
 
 
+def rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per workload and mode, for CSV: the time-to-target score with its CI (None: not
+    reached), the steps and the time's parts (medians over the seeds that converged), parity
+    against the reference mode (the reference row names itself)."""
+    tasks = data["settings"]["tasks"]
+    parity = {(p["workload"], p["mode"]): p for p in data["parity"]}
+    table = []
+    for r in data["summaries"]:
+        task, check = tasks[r["workload"]], parity.get((r["workload"], r["mode"]))
+        table.append(
+            {
+                "workload": r["workload"],
+                "mode": r["mode"],
+                "metric": task["metric"],
+                "target": task["target"],
+                "seeds": r["seeds"],
+                "seeds_converged": r["converged"],
+                "time_to_target_s": r["median_s"],
+                "time_to_target_ci_low_s": r["ci_low_s"],
+                "time_to_target_ci_high_s": r["ci_high_s"],
+                "steps_to_target": r["steps_to_target"],
+                "startup_s": r["startup_s"],
+                "per_step_s": r["step_s"],
+                "evaluation_s": r["eval_s"],
+                "parity_reference": r["mode"] if check is None else check["reference"],
+                "parity_passed": None if check is None else check["passed"],
+            }
+        )
+    return table
+
+
 VIEW = register_view(
     SuiteView(
-        kind="converge", title="The converge suite", markdown=render_markdown, figures=figures
+        kind="converge",
+        title="The converge suite",
+        markdown=render_markdown,
+        figures=figures,
+        rows=rows,
     )
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from twinbench.deploy.rows import rows
 from twinbench.report.text import fmt_number, fmt_seconds, md_table
 from twinbench.suite import SuiteView, register_view
 
@@ -25,8 +26,9 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         "# twinbench deploy",
         "",
         f"Size {s['size']}, {s['dtype']} on {s['device']}, {s['threads']} threads, eval mode; "
-        f"{s['repeats']} fresh serving processes per path, {s['budget_s']} s of single-call "
-        "timing per batch size in each. A call takes NumPy inputs and returns NumPy outputs.",
+        f"{s['repeats']} fresh serving processes per path, up to {s['budget_s']} s of "
+        "single-call timing per batch size in each. A call takes NumPy inputs and returns NumPy "
+        "outputs.",
         "",
         *_features(data["features"]),
         *_recommendations(data),
@@ -53,15 +55,9 @@ def _features(features: Sequence[Row]) -> list[str]:
         ]
         for f in features
     ]
-    header = [
-        "workload",
-        "path",
-        "exported",
-        "dynamic batch",
-        "fidelity",
-        "matches other framework",
-    ]
-    return ["## Features (from what ran)", "", *md_table(header, rows), ""]
+    header = ["workload", "path", "exported", "dynamic batch", "fidelity",
+              "matches other framework"]  # fmt: skip
+    return _section("Features (from what ran)", header, rows)
 
 
 def _recommendations(data: Mapping[str, Any]) -> list[str]:
@@ -76,8 +72,6 @@ def _short(text: str) -> str:
 
 
 def _verdicts(verdicts: Sequence[Row]) -> list[str]:
-    if not verdicts:
-        return []
     rows = []
     for v in verdicts:
         ratio = "—"
@@ -85,7 +79,7 @@ def _verdicts(verdicts: Sequence[Row]) -> list[str]:
             ratio = f"{v['ratio_torch_over_jax']:.2f} [{v['ci_low']:.2f}, {v['ci_high']:.2f}]"
         rows.append([v["workload"], v["group"], v["what"], ratio, v["verdict"]])
     header = ["workload", "runtime", "measure", "torch / jax time [95 % CI]", "verdict"]
-    return ["## Verdicts", "", *md_table(header, rows), ""]
+    return _section("Verdicts", header, rows)
 
 
 def _export(cells: Sequence[Row]) -> list[str]:
@@ -104,14 +98,7 @@ def _export(cells: Sequence[Row]) -> list[str]:
         )
     header = ["workload", "path", "status", "export time", "exporter set-up", "size on disk"]
     errors = [f"- {c['workload']} {c['path']}: {c['error']}" for c in cells if c.get("error")]
-    return [
-        "## Export and size",
-        "",
-        *md_table(header, rows),
-        "",
-        *errors,
-        *([""] if errors else []),
-    ]
+    return _section("Export and size", header, rows) + errors + ([""] if errors else [])
 
 
 def _cold_start(cells: Sequence[Row]) -> list[str]:
@@ -131,16 +118,9 @@ def _cold_start(cells: Sequence[Row]) -> list[str]:
                 c.get("device") or "—",
             ]
         )
-    if not rows:
-        return []
     header = ["workload", "path", "cold start [95 % CI]", "runtime import", "load", "first call",
               "device"]  # fmt: skip
-    return [
-        "## Cold start (a fresh process that did not export)",
-        "",
-        *md_table(header, rows),
-        "",
-    ]
+    return _section("Cold start (a fresh process that did not export)", header, rows)
 
 
 def _latency(cells: Sequence[Row]) -> list[str]:
@@ -159,18 +139,12 @@ def _latency(cells: Sequence[Row]) -> list[str]:
                     lat["n"],
                 ]
             )
-    if not rows:
-        return []
     header = ["workload", "path", "batch", "p50 [95 % CI]", "p95", "p99", "rows/s", "calls"]
-    return [
-        "## Latency per call",
-        "",
+    intro = (
         "p50's interval is the hierarchical bootstrap over the serving processes; p95 and p99 "
-        "are of all calls pooled.",
-        "",
-        *md_table(header, rows),
-        "",
-    ]
+        "are of all calls pooled."
+    )
+    return _section("Latency per call", header, rows, intro)
 
 
 def _fidelity(cells: Sequence[Row], comparisons: Sequence[Row]) -> list[str]:
@@ -183,10 +157,17 @@ def _fidelity(cells: Sequence[Row], comparisons: Sequence[Row]) -> list[str]:
             rows.append(
                 [comp["workload"], comp["group"], "torch vs jax artefact", b, *_check_cells(check)]
             )
+    header = ["workload", "path", "against", "batch", "result", "max abs", "max rel"]
+    return _section("Fidelity", header, rows)
+
+
+def _section(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[object]], intro: str = ""
+) -> list[str]:
+    """A titled table, ``intro`` above it; nothing when there are no rows."""
     if not rows:
         return []
-    header = ["workload", "path", "against", "batch", "result", "max abs", "max rel"]
-    return ["## Fidelity", "", *md_table(header, rows), ""]
+    return [f"## {title}", "", *([intro, ""] if intro else []), *md_table(header, rows), ""]
 
 
 def _with_ci(seconds: float, summary: Row) -> str:
@@ -217,5 +198,11 @@ def figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
 
 
 VIEW = register_view(
-    SuiteView(kind="deploy", title="The deploy suite", markdown=render_markdown, figures=figures)
+    SuiteView(
+        kind="deploy",
+        title="The deploy suite",
+        markdown=render_markdown,
+        figures=figures,
+        rows=rows,
+    )
 )

@@ -190,6 +190,44 @@ def figures(data: Mapping[str, Any]) -> list[tuple[str, Figure]]:
     return [("cumulative_time", figure)]
 
 
+def rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """For CSV: one row per feature check (control flow), else one per strategy with its
+    compiles, schedule wall time and CI, padding, steady step and correctness."""
+    if data["settings"]["scenario"] == "control-flow":
+        keys = ("feature", "framework", "mode", "status", "detail")
+        return [{k: c[k] for k in keys} for c in data["features"]]
+    table = []
+    for r in data["strategies"]:
+        breaks = r.get("graph_breaks")
+        correct = r.get("correctness") or {}
+        table.append(
+            {
+                "strategy": r["strategy"],
+                "framework": r["framework"],
+                "status": r["status"],
+                "error": r["error"],
+                "distinct_shapes": r.get("distinct_shapes"),
+                "padding_share": r.get("padding_share"),
+                "compiles": r.get("compiles"),
+                "compile_s": r.get("compile_s"),
+                "wall_median_s": r.get("wall_median_s"),
+                "wall_ci_low_s": r.get("wall_ci_low_s"),
+                "wall_ci_high_s": r.get("wall_ci_high_s"),
+                "steady_step_median_s": r.get("steady_median_s"),
+                "graph_breaks": None if breaks is None else sum(breaks.values()),
+                "correct": correct.get("passed"),
+                "correctness_detail": correct.get("detail"),
+            }
+        )
+    return table
+
+
 VIEW = register_view(
-    SuiteView(kind="dynamic", title="The dynamic suite", markdown=render_markdown, figures=figures)
+    SuiteView(
+        kind="dynamic",
+        title="The dynamic suite",
+        markdown=render_markdown,
+        figures=figures,
+        rows=rows,
+    )
 )

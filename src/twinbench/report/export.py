@@ -2,7 +2,9 @@
 
 CSV has one row per cell and one column per metric, laid out exactly as
 ``twinbench.load_results`` lays out its DataFrame (run_id, the cell key, status, error, then the
-metrics, nested ones flattened as ``outer.inner``). JSON keeps everything: the run with its
+metrics, nested ones flattened as ``outer.inner``). A suite run whose report view lays its result
+out as rows (`twinbench.suite.SuiteView.rows`) is written as those rows instead, after run_id and
+kind: a suite stores its result with the run, not as cells. JSON keeps everything: the run with its
 environment fingerprint, settings and extra info, every cell with its metrics and raw samples,
 the parity results (loss curves included), the verdicts and the notes. JSON is strict: a NaN or
 infinite value is written as null.
@@ -20,12 +22,14 @@ from twinbench.harness.memory import MEMORY_FIELDS
 from twinbench.report.memory import is_memory
 from twinbench.report.summary import RunSummary
 from twinbench.store import KEY_COLUMNS, CellRecord, json_default, json_ready
+from twinbench.suite import view_for
 
 if TYPE_CHECKING:
     import pandas as pd
 
 FORMAT_VERSION = 1
 BASE_COLUMNS = ("run_id", *KEY_COLUMNS, "status", "error", "run_status")
+SUITE_COLUMNS = ("run_id", "kind")
 
 Exportable = RunSummary | Sequence[CellRecord]
 Destination = str | Path | IO[str]
@@ -54,6 +58,27 @@ def cells_frame(data: Exportable) -> pd.DataFrame:
         return pd.DataFrame(columns=list(BASE_COLUMNS))
     frame = pd.json_normalize(rows)
     return frame[list(BASE_COLUMNS) + [c for c in frame.columns if c not in BASE_COLUMNS]]
+
+
+def suite_rows(summary: RunSummary) -> list[dict[str, Any]] | None:
+    """A suite run's result as its view lays it out in rows; None for a run of cells or a
+    suite whose view has no rows."""
+    kind = str(summary.run.settings.get("kind") or "")
+    if not kind:
+        return None
+    view, stored = view_for(kind), summary.run.info.get(kind)
+    if view is None or view.rows is None or not isinstance(stored, dict):
+        return None
+    return view.rows(stored)
+
+
+def suite_frame(summary: RunSummary, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The suite's rows after run_id and kind, columns in the order they first appear."""
+    import pandas as pd
+
+    base = {"run_id": summary.run.id, "kind": summary.run.settings["kind"]}
+    frame = pd.DataFrame([{**base, **row} for row in rows])
+    return frame if rows else pd.DataFrame(columns=list(SUITE_COLUMNS))
 
 
 def export_dict(data: Exportable) -> dict[str, Any]:
@@ -122,7 +147,10 @@ def to_json(data: Exportable, path: Destination) -> Path | None:
 
 
 def to_csv(data: Exportable, path: Destination) -> Path | None:
-    """Write ``cells_frame(data)`` as CSV to a path, to ``"-"`` (stdout) or to an open file."""
+    """Write ``cells_frame(data)`` — or, for a suite run with rows, ``suite_frame`` — as CSV to a
+    path, to ``"-"`` (stdout) or to an open file."""
+    if isinstance(data, RunSummary) and (rows := suite_rows(data)) is not None:
+        return _write(suite_frame(data, rows).to_csv(index=False), path)
     return _write(cells_frame(data).to_csv(index=False), path)
 
 
