@@ -38,7 +38,9 @@ def deploy(
     repeats: Annotated[
         int, option("Fresh serving processes per path (cold starts, latency groups).")
     ] = 3,
-    budget: Annotated[float, option("Seconds of latency timing per batch size per process.")] = 1.0,
+    budget: Annotated[
+        float, option("Most seconds of latency timing per batch size per process (≤ 2,000 calls).")
+    ] = 1.0,
     threads: Threads = None,
     seed: Seed = 0,
     out: Out = DEFAULT_OUT,

@@ -10,7 +10,7 @@ module is compiled by XLA on its first call: that compile is part of the path's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -19,8 +19,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from twinbench.backends.jax_backend import JaxRunner, to_device
-from twinbench.spec import Batch, Size, TwinModule, Workload
+from twinbench.backends.jax_backend import to_device
+from twinbench.spec import Batch, TwinModule
 
 NAME = "jax"
 Serve = Callable[[Sequence[np.ndarray]], np.ndarray]
@@ -45,14 +45,6 @@ def inference(
         return out
 
     return infer
-
-
-def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray]) -> JaxRunner:
-    """The twin in eval mode holding ``weights``: the model every artefact is exported from."""
-    runner = JaxRunner(workload, size)
-    runner.load(weights)
-    runner.set_mode(False)
-    return runner
 
 
 def device_batch(batch: Batch, image_keys: Sequence[str] = ()) -> dict[str, jax.Array]:

@@ -55,9 +55,9 @@ class DeploySettings:
 
     ``batch_sizes`` are the batches each artefact is called at (None: 1 and the size's batch);
     ``repeats`` the fresh serving processes per path (each gives one cold start and one group of
-    latency samples, so the CIs cover the processes' disagreement); ``budget_s`` the seconds of
-    latency timing per batch size per process; ``threads`` the threads of every worker (None:
-    every usable core); artefacts are written under ``out``.
+    latency samples, so the CIs cover the processes' disagreement); ``budget_s`` the most seconds
+    of latency timing per batch size per process (it stops sooner at 2,000 calls); ``threads``
+    the threads of every worker (None: every usable core); artefacts are written under ``out``.
     """
 
     kind: ClassVar[str] = "deploy"

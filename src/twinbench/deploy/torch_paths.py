@@ -8,7 +8,7 @@ package holds the compiled C++ model and its weights; `aoti_load_package` needs 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from twinbench.backends.torch_backend import TorchRunner, to_device
-from twinbench.spec import Batch, Size, TwinModule, Workload
+from twinbench.backends.torch_backend import to_device
+from twinbench.spec import Batch, TwinModule
 
 NAME = "torch"
 MAX_BATCH = 65_536  # the symbolic batch's upper bound (torch.export wants one)
@@ -62,14 +62,6 @@ class Inference(nn.Module):
         }
         out: torch.Tensor = self.twin.forward(self.model, batch)
         return out
-
-
-def eval_runner(workload: Workload, size: Size, weights: Mapping[str, np.ndarray]) -> TorchRunner:
-    """The twin in eval mode holding ``weights``: the model every artefact is exported from."""
-    runner = TorchRunner(workload, size)
-    runner.load(weights)
-    runner.set_mode(False)
-    return runner
 
 
 def device_batch(batch: Batch, image_keys: Sequence[str] = ()) -> dict[str, torch.Tensor]:

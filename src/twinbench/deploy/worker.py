@@ -14,17 +14,20 @@ from __future__ import annotations
 import importlib
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from time import perf_counter
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+from twinbench.backends import Runner, make_runner
 from twinbench.deploy.inputs import ArtefactInfo, read_inputs, save_by_batch, used_keys
 from twinbench.deploy.settings import framework_of, group_of
 from twinbench.harness import timing
 from twinbench.harness.process import Handler, serve, thread_budget
+from twinbench.spec import Framework, Size, Workload
 
 EXTENSIONS = {
     "torch-aoti": ".pt2",
@@ -40,6 +43,9 @@ RUNTIMES = {
 }
 ERROR_CHARS = 500
 MIN_CALLS = 20  # timed calls per batch size, however long the budget
+# ... and at most this many, however short the call: plenty for a p99, and the parent's
+# hierarchical bootstrap (resamples × processes × calls) stays a few hundred MB, not gigabytes
+MAX_CALLS = 2_000
 
 
 def artefact_file(folder: Path, path: str) -> Path:
@@ -72,6 +78,22 @@ def one_line(exc: BaseException) -> str:
     return text[:ERROR_CHARS]
 
 
+class EvalRunner(Runner, Protocol):
+    """A parity runner with the twin's model it drives (both frameworks' runners hold one)."""
+
+    model: Any
+
+
+def eval_runner(
+    framework: Framework, workload: Workload, size: Size, weights: Mapping[str, np.ndarray]
+) -> EvalRunner:
+    """The twin in eval mode holding ``weights``: the model every artefact is exported from."""
+    runner = cast("EvalRunner", make_runner(framework, workload, size))
+    runner.load(weights)
+    runner.set_mode(False)
+    return runner
+
+
 def side(framework: str) -> ModuleType:
     module = importlib.import_module(f"twinbench.deploy.{framework}_paths")
     module.configure(thread_budget())
@@ -89,8 +111,8 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     workload = builtin(request["workload"])
     size = workload.size(request["size"])
     sd = side(framework)
-    runner = sd.eval_runner(
-        workload, size, initial_weights(workload, size, request["seed"], framework)
+    runner = eval_runner(
+        framework, workload, size, initial_weights(workload, size, request["seed"], framework)
     )
     batches = read_inputs(folder)
     save_by_batch(
@@ -178,11 +200,7 @@ def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
             out: np.ndarray = call(args)
             return out
 
-        timing.warm_up(step, _no_sync)
-        samples = timing.time_blocks(step, _no_sync, 1, request["budget_s"])
-        while len(samples) < MIN_CALLS:  # a slow call: enough of them for the percentiles
-            samples += timing.time_blocks(step, _no_sync, 1, 0.0)
-        latency[str(b)] = samples
+        latency[str(b)] = latency_samples(step, request["budget_s"])
     return {
         "pid": os.getpid(),
         "import_s": imported - start,
@@ -193,6 +211,18 @@ def serve_artefact(request: dict[str, Any]) -> dict[str, Any]:
         "latency": latency,
         "batch_errors": errors,
     }
+
+
+def latency_samples(step: timing.Step, budget_s: float) -> list[float]:
+    """Single-call times after a warm-up: for up to ``budget_s`` seconds, at least `MIN_CALLS`
+    and at most `MAX_CALLS` calls (the warm-up's pace says how long those take)."""
+    start = perf_counter()
+    warm = timing.warm_up(step, _no_sync)
+    per_call = (perf_counter() - start) / warm
+    samples = timing.time_blocks(step, _no_sync, 1, min(budget_s, MAX_CALLS * per_call))
+    while len(samples) < MIN_CALLS:  # a slow call: enough of them for the percentiles
+        samples += timing.time_blocks(step, _no_sync, 1, 0.0)
+    return samples[:MAX_CALLS]
 
 
 def _no_sync(_out: object) -> None:
