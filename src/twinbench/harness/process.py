@@ -43,11 +43,11 @@ from typing import IO, Any
 
 import psutil
 
-from twinbench.harness.environment import thread_environment
+from twinbench.harness.environment import worker_environment
 
 STDERR_TAIL = 2000  # characters of a failed worker's stderr kept with its record
 HARNESS_WORKER = "twinbench.harness.worker"
-THREADS_VARIABLE = "TWINBENCH_THREADS"  # set by `thread_environment`; 0 or unset: no budget
+THREADS_VARIABLE = "TWINBENCH_THREADS"  # set by `worker_environment`; 0 or unset: no budget
 MARKER_VARIABLE = "TWINBENCH_WORKER"  # a worker's id, inherited by what it starts; not a secret
 EXIT_GRACE_S = 2.0  # after a worker exits, how long its last lines may take to arrive
 # After a worker closes its pipe, how long it may take to finish exiting, so that its exit status
@@ -130,7 +130,7 @@ class WorkerProcess:
             errors="replace",  # a twin's stray bytes fail authentication, not the reader thread
             env={
                 **os.environ,
-                **thread_environment(threads),
+                **worker_environment(threads),
                 **(env or {}),
                 MARKER_VARIABLE: self.marker,
             },

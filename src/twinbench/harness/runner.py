@@ -23,12 +23,13 @@ from twinbench.errors import TwinbenchError
 from twinbench.harness.breakdown import TimeBreakdown
 from twinbench.harness.cells import CellProcess, cell_metrics, measure_cells
 from twinbench.harness.environment import (
+    ALLOCATOR_ENVIRONMENT,
     fingerprint,
     thread_environment,
     usable_cores,
 )
 from twinbench.harness.machine_load import LoadMeter
-from twinbench.harness.memory_budget import confirm_memory_budget
+from twinbench.harness.memory_budget import confirm_memory_budget, record_sequence_fits
 from twinbench.harness.process import CellFailed, one_shot, stop_workers
 from twinbench.harness.twin_source import twin_text
 from twinbench.modes import FRAMEWORK_OF, MODES
@@ -328,6 +329,7 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
             session.record_run_info(points)
             session.probe_peaks(progress)
             session.measure_group(points, progress)
+            record_sequence_fits(session)
             if settings.memory_budget is not None:
                 confirm_memory_budget(session, progress)
             status = "finished"
@@ -429,6 +431,7 @@ def _record_run_info(
     unique = {p.workload.name: p.workload for p in points}
     store.set_run_info(run_id, "twin_sources", twin_sources(unique.values()))
     store.set_run_info(run_id, "thread_environment", thread_environment(settings.threads))
+    store.set_run_info(run_id, "allocator_environment", ALLOCATOR_ENVIRONMENT)
     precision = "tf32 allowed" if settings.allow_tf32 else "highest (no TF32)"
     store.set_run_info(
         run_id,

@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 
 from twinbench.errors import TwinbenchError
-from twinbench.harness.environment import thread_environment, usable_cores
+from twinbench.harness.environment import usable_cores, worker_environment
 from twinbench.harness.process import describe_exit
 from twinbench.parallel.common import RESULT_FILE
 from twinbench.parallel.plan import Cell, ParallelSettings
@@ -129,7 +129,7 @@ class ProcessTree:
 
 
 def _env(threads: int) -> dict[str, str]:
-    env = {**os.environ, **thread_environment(threads)}
+    env = {**os.environ, **worker_environment(threads)}
     env.pop("TORCHELASTIC_ERROR_FILE", None)
     return env
 
@@ -279,7 +279,7 @@ def _launch_torch(
 
 
 def _xla_env(settings: ParallelSettings, local_devices: int, threads: int) -> dict[str, str]:
-    env = thread_environment(threads)
+    env = worker_environment(threads)
     extra = {"JAX_PLATFORMS": "cpu"} if settings.device == "cpu" else {}
     if settings.device == "cpu":
         count = f"--xla_force_host_platform_device_count={local_devices}"

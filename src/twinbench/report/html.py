@@ -286,9 +286,12 @@ def settings_rows(summary: RunSummary) -> list[tuple[str, str]]:
     for mode, text in (info.get("compile_options") or {}).items():
         if mode != "fp32_matmul_precision":
             rows.append((f"{mode}", str(text)))
-    threads = info.get("thread_environment") or {}
-    if threads:
-        rows.append(("thread variables", " ".join(f"{k}={v}" for k, v in threads.items())))
+    for key, label in (
+        ("thread_environment", "thread variables"),
+        ("allocator_environment", "allocator variables"),
+    ):
+        if variables := info.get(key) or {}:
+            rows.append((label, " ".join(f"{k}={v}" for k, v in variables.items())))
     return rows
 
 
