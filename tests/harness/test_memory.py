@@ -147,6 +147,36 @@ def test_the_largest_batch_inverts_the_fitted_line():
     assert MemoryFit.of({8: 5.0, 16: 5.0}).largest_batch(10**9) is None  # memory does not grow
 
 
+def _sequence_point(mode, seq_len, peak, batch_size=None):
+    from twinbench.harness.runner import Cell, Point
+
+    cell = Cell(Point(builtin("gpt"), None, "tiny", batch_size, seq_len), mode, "train")
+    return cell.label, (cell, {"attributable_peak_bytes": peak})
+
+
+def test_the_sequence_fit_is_the_line_through_each_modes_lengths():
+    from twinbench.harness.memory_budget import sequence_fits
+
+    lines = {"torch-eager": (3000.0, 1e6), "jax-jit": (5000.0, 2e6)}  # per position, fixed
+    measured = dict(
+        _sequence_point(mode, seq_len, fixed + per_position * seq_len)
+        for mode, (per_position, fixed) in lines.items()
+        for seq_len in (16, 32, 64)
+    )
+    measured.update([_sequence_point("jax-eager", 16, 1e6)])  # one length: no line
+    measured.update([_sequence_point("torch-eager", None, 1e6)])  # not a length sweep's point
+    measured.update([_sequence_point("torch-eager", 16, 9e6, batch_size=2)])  # another batch
+    fits = sequence_fits(measured)
+    batch = builtin("gpt").size("tiny").batch_size
+    assert set(fits) == {("gpt", "tiny", batch, False, "train", mode) for mode in lines}
+    for mode, (per_position, fixed) in lines.items():
+        fit = fits["gpt", "tiny", batch, False, "train", mode]
+        assert fit.seq_lens == (16, 32, 64)
+        assert fit.bytes_per_position == pytest.approx(per_position)
+        assert fit.intercept_bytes == pytest.approx(fixed)
+        assert fit.bytes_per_token == pytest.approx(per_position / batch)
+
+
 @pytest.mark.parametrize("value", ["8XB", "0", "-1GiB"])
 def test_sweep_refuses_a_bad_memory_budget_before_anything_runs(
     monkeypatch, capsys, tmp_path, value

@@ -1,11 +1,13 @@
 """The largest batch that fits a memory budget: fitted on a sweep, then measured to confirm.
 
 A sweep's attributable peaks (one per batch size and mode) are close to linear in the batch:
-a fixed part (parameters, gradients, optimizer state, compiled code) plus bytes per sample
-(activations and the batch itself). `MemoryFit` is that line, least squares; `largest_batch`
-inverts it. ``twinbench sweep --memory-budget 8GiB`` then measures each mode at its predicted
-batch, so the prediction is checked against a real step (on a GPU, an allocation that fails is
-that cell's recorded error, and the run goes on). Imports no framework.
+a fixed part (parameters, gradients, optimizer state) plus bytes per sample (activations and
+the batch itself). `MemoryFit` is that line, least squares; `largest_batch` inverts it.
+``twinbench sweep --memory-budget 8GiB`` then measures each mode at its predicted batch, so the
+prediction is checked against a real step (on a GPU, an allocation that fails is that cell's
+recorded error, and the run goes on). A sweep over sequence lengths (``--seq-lens``) gets the
+same line against the sequence length at each batch size, `SequenceFit`, stored as the run's
+``memory_sequence_fits`` info. Imports no framework.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def parse_memory_size(flag: str, text: str) -> int:
     return size
 
 
+def _line(points: dict[int, float]) -> tuple[float, float, tuple[int, ...]] | None:
+    """Least-squares slope and intercept of ``points`` (x → bytes); None under two points."""
+    if len(points) < 2:
+        return None
+    xs = sorted(points)
+    slope, intercept = np.polyfit(xs, [points[x] for x in xs], 1)
+    return float(slope), float(intercept), tuple(xs)
+
+
 @dataclass(frozen=True)
 class MemoryFit:
     """Attributable peak ≈ ``intercept_bytes`` + ``bytes_per_sample`` × batch, least squares."""
@@ -65,11 +76,8 @@ class MemoryFit:
     @classmethod
     def of(cls, points: dict[int, float]) -> MemoryFit | None:
         """The line through (batch size, attributable bytes); None under two batch sizes."""
-        if len(points) < 2:
-            return None
-        batches = sorted(points)
-        slope, intercept = np.polyfit(batches, [points[b] for b in batches], 1)
-        return cls(float(slope), float(intercept), tuple(batches))
+        line = _line(points)
+        return None if line is None else cls(*line)
 
     def largest_batch(self, budget_bytes: int) -> int | None:
         """The largest batch whose predicted peak stays within the budget; None when memory
@@ -110,6 +118,79 @@ def sweep_fits(measured: dict[str, tuple[Any, dict[str, Any]]]) -> dict[SweepKey
         points.setdefault(key, {})[cell.point.batch_size] = float(peak)
     fits = {key: MemoryFit.of(p) for key, p in points.items()}
     return {key: fit for key, fit in fits.items() if fit is not None}
+
+
+@dataclass(frozen=True)
+class SequenceFit:
+    """Attributable peak ≈ ``intercept_bytes`` + ``bytes_per_position`` × sequence length, at
+    one batch size, least squares. A position's bytes cover every sample of the batch, so
+    ``bytes_per_token`` is that over the batch size. Attention that keeps its T × T scores
+    grows faster than a line: there the slope depends on the lengths swept."""
+
+    bytes_per_position: float
+    intercept_bytes: float
+    seq_lens: tuple[int, ...]
+    batch_size: int
+
+    @classmethod
+    def of(cls, points: dict[int, float], *, batch_size: int) -> SequenceFit | None:
+        """The line through (sequence length, attributable bytes); None under two lengths."""
+        line = _line(points)
+        return None if line is None else cls(*line, batch_size=batch_size)
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.bytes_per_position / self.batch_size
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "bytes_per_position": self.bytes_per_position,
+            "bytes_per_token": self.bytes_per_token,
+            "intercept_bytes": self.intercept_bytes,
+            "seq_lens": list(self.seq_lens),
+            "batch_size": self.batch_size,
+        }
+
+
+# workload, size, batch size, checkpointing, phase, mode
+SequenceKey = tuple[str, str, int, bool, str, str]
+
+
+def sequence_fits(
+    measured: dict[str, tuple[Any, dict[str, Any]]],
+) -> dict[SequenceKey, SequenceFit]:
+    """A fit against the sequence length per (workload, size, batch size, checkpointing, phase,
+    mode) of a session's measured cells: those of a sweep over two or more lengths."""
+    points: dict[SequenceKey, dict[int, float]] = {}
+    for cell, metrics in measured.values():
+        peak = metrics.get("attributable_peak_bytes")
+        point = cell.point
+        if peak is None or point.seq_len is None:
+            continue
+        batch_size = point.size.batch_size  # the preset's, where the sweep keeps it
+        key: SequenceKey = (
+            point.workload.name,
+            point.size_name,
+            batch_size,
+            point.checkpointing,
+            cell.phase,
+            cell.mode,
+        )
+        points.setdefault(key, {})[point.seq_len] = float(peak)
+    fits = {key: SequenceFit.of(p, batch_size=key[2]) for key, p in points.items()}
+    return {key: fit for key, fit in fits.items() if fit is not None}
+
+
+def record_sequence_fits(session: RunSession) -> None:
+    """Store the session's fits against the sequence length as the run's
+    ``memory_sequence_fits`` info; nothing when it swept fewer than two lengths."""
+    fields = ("workload", "size", "batch_size", "checkpointing", "phase", "mode")
+    fits = [
+        dict(zip(fields, key, strict=True)) | fit.as_record()
+        for key, fit in sequence_fits(session.measured).items()
+    ]
+    if fits:
+        session.recorder.set_run_info(session.run_id, "memory_sequence_fits", fits)
 
 
 def confirm_memory_budget(session: RunSession, progress: Progress) -> None:

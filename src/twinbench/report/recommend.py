@@ -260,7 +260,7 @@ def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
                 f"{growth} (1 = linear; below 1, bigger batches are cheaper per sample).{memory}",
             )
         )
-    return out + _budget_advice(summary)
+    return out + _budget_advice(summary) + _sequence_advice(summary)
 
 
 def _bytes(value: float) -> str:
@@ -292,6 +292,24 @@ def _budget_advice(summary: RunSummary) -> list[Recommendation]:
             )
         out.append(Recommendation("memory", subject, text))
     return out
+
+
+def _sequence_advice(summary: RunSummary) -> list[Recommendation]:
+    """How each mode's memory of one step grows with the sequence length, where a run swept it."""
+    by_subject: dict[str, list[str]] = {}
+    for fit in summary.run.info.get("memory_sequence_fits") or []:
+        ckpt = " ckpt" if fit["checkpointing"] else ""
+        subject = f"{fit['workload']}/{fit['size']} bs={fit['batch_size']}{ckpt} {fit['phase']}"
+        by_subject.setdefault(subject, []).append(
+            f"{fit['mode']} {_bytes(fit['bytes_per_token'])} per token + "
+            f"{_bytes(fit['intercept_bytes'])} fixed"
+        )
+    return [
+        Recommendation(
+            "sweep", subject, f"memory of one step against sequence length: {'; '.join(fits)}."
+        )
+        for subject, fits in by_subject.items()
+    ]
 
 
 def recommend(summary: RunSummary) -> list[Recommendation]:
