@@ -35,6 +35,7 @@ Frameworks are imported only inside the functions that need them (the worker's p
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import statistics
 from collections.abc import Iterator
@@ -53,6 +54,11 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 # glibc's mallopt parameters (malloc.h), and the size from which blocks are mapped one by one
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MAPPED_FROM = 64 * 1024
+# the environment variables glibc reads the same thresholds from at start-up, and its default
+_THRESHOLD_VARIABLES = {
+    _M_TRIM_THRESHOLD: "MALLOC_TRIM_THRESHOLD_",
+    _M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
+}
 _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
 # steps run once the allocator releases at once, before the measured one: after them every
 # arena the step allocates in has freed, so trimmed, what earlier steps left in it
@@ -119,7 +125,8 @@ def _allocator_releasing_at_once() -> Iterator[None]:
     Without it a step's temporaries can come from memory an earlier step freed and a thread
     arena kept resident (``malloc_trim`` leaves a thread arena's top alone), and the step would
     seem to allocate nothing. It slows allocation, so only the memory step runs under it; on
-    leaving, both thresholds are glibc's documented defaults again (fixed, no longer adapted).
+    leaving, both thresholds are what the process started with (a worker's fixed ones, see
+    `twinbench.harness.environment`), else glibc's documented defaults, fixed from then on.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -131,8 +138,8 @@ def _allocator_releasing_at_once() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        for parameter, variable in _THRESHOLD_VARIABLES.items():
+            libc.mallopt(parameter, int(os.environ.get(variable, _GLIBC_DEFAULT_THRESHOLD)))
 
 
 @dataclass(frozen=True)
