@@ -15,7 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,11 +30,13 @@ from twinbench.harness.environment import (
 )
 from twinbench.harness.machine_load import LoadMeter
 from twinbench.harness.memory_budget import confirm_memory_budget, record_sequence_fits
+from twinbench.harness.point import CHECKPOINT_OPTION
+from twinbench.harness.point import Point as Point  # re-exported: callers import it from here
 from twinbench.harness.process import CellFailed, one_shot, stop_workers
 from twinbench.harness.twin_source import twin_text
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.registry import BUILTIN, EXAMPLES, ZOO, resolve
-from twinbench.spec import Size, Workload, check_size
+from twinbench.spec import Workload, check_size
 from twinbench.store import DB_NAME, DEFAULT_DIR, CellRecord, ResultStore
 from twinbench.validation import in_range, one_of, positive, seed
 
@@ -44,7 +46,6 @@ DEVICES = ("cpu", "cuda")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 # Gradient checkpointing of a workload's blocks: off, on, or both (the trade-off side by side).
 CHECKPOINTING = {"off": (False,), "on": (True,), "both": (False, True)}
-CHECKPOINT_OPTION = "gradient_checkpointing"  # the config key of workloads that offer it
 # Named suites: (workloads, size). The default is a multilayer perceptron, a transformer and a
 # recurrent network at small: real model shapes in under 10 minutes on a 2-core CPU (with the
 # convolutional network too it took 16.5: its parity check and torch.compile cost the most).
@@ -132,44 +133,6 @@ class RunSettings:
         record = asdict(self)
         record["out"] = str(self.out)
         return record
-
-
-@dataclass(frozen=True)
-class Point:
-    """One workload at one size — in a sweep, with its batch size or sequence length changed."""
-
-    workload: Workload
-    workload_file: str | None
-    size_name: str
-    batch_size: int | None = None
-    seq_len: int | None = None
-    checkpointing: bool = False  # recompute the blocks' activations in the backward pass
-
-    @property
-    def size(self) -> Size:
-        size = self.workload.size(self.size_name)
-        config = {**size.config, "seq_len": self.seq_len} if self.seq_len else size.config
-        if self.checkpointing:
-            config = {**config, CHECKPOINT_OPTION: True}
-        tokens = self.seq_len or size.tokens_per_sample
-        return replace(
-            size,
-            config=config,
-            batch_size=self.batch_size or size.batch_size,
-            tokens_per_sample=tokens,
-        )
-
-    @property
-    def label(self) -> str:
-        """The size as stored: ``small``, or ``small bs=64 seq=128`` for a sweep point."""
-        parts = [self.size_name]
-        if self.batch_size:
-            parts.append(f"bs={self.batch_size}")
-        if self.seq_len:
-            parts.append(f"seq={self.seq_len}")
-        if self.checkpointing:
-            parts.append("ckpt")
-        return " ".join(parts)
 
 
 @dataclass(frozen=True)

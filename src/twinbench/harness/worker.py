@@ -38,7 +38,7 @@ def _workload(request: dict[str, Any]) -> Any:
 
 def _size(request: dict[str, Any]) -> Any:
     """The cell's size preset with a sweep's batch size or sequence length applied."""
-    from twinbench.harness.runner import Point
+    from twinbench.harness.point import Point
 
     point = Point(
         _workload(request),
