@@ -3,12 +3,14 @@
 The figure compared is each cell's attributable peak (memory of one step above what the runtime
 holds on its own). A ratio is PyTorch bytes / JAX bytes: above 1 JAX uses less. Its 95 % CI
 comes from bootstrapping the cells' per-process figures, so it is as wide as the processes
-disagree; when it holds 1 the verdict is "no significant difference". Cells stored before the
-attributable peak existed have no verdict. Imports no framework.
+disagree; when it holds 1 the verdict is "no significant difference", and so it is when the
+two figures are closer than `RESOLUTION_BYTES`, whatever the processes say. Cells stored before
+the attributable peak existed have no verdict. Imports no framework.
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from twinbench.harness.stats import Ratio, ratio_of_medians
@@ -16,6 +18,11 @@ from twinbench.report.verdict import Verdict, best_pairs, cell_groups, parity_of
 from twinbench.store import CellRecord
 
 PREFIX = "memory, "  # a memory verdict's comparison: "memory, best vs best"
+# The least difference a memory verdict tells apart. The resident figure counts whole pages and
+# misses what a step takes from allocator pads already resident; processes of one cell agree to
+# a page or two, and on gpt tiny the figure sat within 0.1 MB of XLA's and torch's profiler's own
+# accounts. At `tiny` every model needs a few KB: two figures apart by pages are not a verdict.
+RESOLUTION_BYTES = 2**20
 
 
 def is_memory(verdict: Verdict) -> bool:
@@ -35,7 +42,14 @@ def _mb(value: float) -> str:
     return f"{value / 2**20:.3g} MB"
 
 
-def _describe(torch_cell: CellRecord, jax_cell: CellRecord, ratio: Ratio, n: int) -> str:
+def _resolved(t_values: list[float], j_values: list[float]) -> bool:
+    """Whether the two sides' medians are at least `RESOLUTION_BYTES` apart."""
+    return abs(statistics.median(t_values) - statistics.median(j_values)) >= RESOLUTION_BYTES
+
+
+def _describe(
+    torch_cell: CellRecord, jax_cell: CellRecord, ratio: Ratio, n: int, *, resolved: bool
+) -> str:
     t, j = torch_cell.mode, jax_cell.mode
     figures = (
         f"{_mb(float(torch_cell.metrics['attributable_peak_bytes']))} vs "
@@ -46,6 +60,11 @@ def _describe(torch_cell: CellRecord, jax_cell: CellRecord, ratio: Ratio, n: int
         if n > 1
         else "one process each, no spread"
     )
+    if not resolved:
+        return (
+            f"no significant difference ({t} / {j} = {ratio.ratio:.2f}, {figures}: closer than "
+            f"the {_mb(RESOLUTION_BYTES)} the measurement resolves)"
+        )
     if not ratio.significant:
         return f"no significant difference ({t} / {j} = {ratio.ratio:.2f}, {figures}, {spread})"
     if ratio.ratio > 1:
@@ -74,8 +93,11 @@ def memory_verdicts(cells: list[CellRecord], *, parity_passed: bool | None) -> l
         if min(t_values) <= 0 or min(j_values) <= 0:
             continue  # a ratio against nothing measured says nothing
         ratio = ratio_of_medians(t_values, j_values)
+        resolved = _resolved(t_values, j_values)
+        if not resolved:  # a difference the measurement does not resolve is none: CI holds 1
+            ratio = Ratio(ratio.ratio, min(ratio.ci_low, 1.0), max(ratio.ci_high, 1.0))
         n = min(len(t_values), len(j_values))
-        text = _describe(leanest_torch, leanest_jax, ratio, n)
+        text = _describe(leanest_torch, leanest_jax, ratio, n, resolved=resolved)
         verdict = Verdict(*key, PREFIX + label, leanest_torch.mode, leanest_jax.mode, ratio, text)
         verdicts.append(verdict)
     return verdicts
