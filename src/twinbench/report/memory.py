@@ -20,8 +20,8 @@ from twinbench.store import CellRecord
 PREFIX = "memory, "  # a memory verdict's comparison: "memory, best vs best"
 # The least difference a memory verdict tells apart. The resident figure counts whole pages and
 # misses what a step takes from allocator pads already resident; processes of one cell agree to
-# a page or two, and on gpt tiny the figure sat within 0.1 MB of XLA's and torch's profiler's own
-# accounts. At `tiny` every model needs a few KB: two figures apart by pages are not a verdict.
+# a page or two, and on gpt tiny the figure sat within 0.1-0.3 MB of XLA's and the torch
+# profiler's own accounts. At `tiny` every model needs a few KB: pages apart are not a verdict.
 RESOLUTION_BYTES = 2**20
 
 
