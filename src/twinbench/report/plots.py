@@ -178,7 +178,7 @@ def workload_figure(cells: Sequence[CellRecord], peak_flops: float | None) -> Fi
         mem = [(c.metrics.get(key) or 0) / 2**20 for c in cells]
         _bars(mem_ax, labels, mem, colors)
         mem_ax.set_title("Memory of one step" if attributable else "Process peak memory")
-        mem_ax.set_ylabel("above the runtime (MiB)" if attributable else "peak memory (MiB)")
+        mem_ax.set_ylabel("state + step, no runtime (MiB)" if attributable else "peak memory (MiB)")
 
         shares = [
             100 * c.metrics["achieved_flops_per_s"] / peak_flops
@@ -286,7 +286,7 @@ def sweep_figure(series: Sequence[SweepSeries]) -> Figure:
                 mem_ax.plot(bs, np.maximum(line, 1.0) / 2**20, color=c, ls="--", lw=1)
         measured_memory = any(m for s in series for m in s.process_peak_memory_bytes)
         memory_title = "Memory of one step (dashed: fit)" if attributable else "Peak memory"
-        memory_label = "above the runtime (MiB)" if attributable else "peak memory (MiB)"
+        memory_label = "state + step, no runtime (MiB)" if attributable else "peak memory (MiB)"
         for ax, title, ylabel in (
             (time_ax, "Step time", "median step time (ms)"),
             (tp_ax, "Throughput", "samples / s"),

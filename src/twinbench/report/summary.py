@@ -50,7 +50,8 @@ NOTE_LEGEND = (
     "noisy: IQR over 10% of the median; wide CI: the 95% CI of the median is wider "
     "than ±2% when the cell's budget ran out; % peak: achieved FLOP/s over the best "
     "matmul FLOP/s measured at the start of the run; model MB: the cell's attributable peak "
-    "(resident or device memory of one step above the runtime's own, median over processes) "
+    "(the model's state and one step's memory, runtime and compiler left out, median over "
+    "processes) "
     "with its floor, parameters + gradients + optimizer state; process MB: the whole "
     "process's peak, runtime included"
 )
