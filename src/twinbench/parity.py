@@ -420,10 +420,18 @@ def parity(
     steps: int = 20,
     seed: int = 0,
     device: str = "cpu",
+    isolated: bool = False,
+    timeout: float = 900.0,
+    threads: int | None = None,
 ) -> ParityReport:
     """Check that the twins of each workload agree. No workloads named means all built-ins.
 
     Returns a `ParityReport`; ``report.passed`` is False if any check of any workload failed.
+    With ``isolated`` each workload is checked in its own worker process (as ``twinbench run``
+    does, with ``threads`` threads): a twin that exits, crashes, hangs past ``timeout`` seconds
+    or raises fails that workload's check and the others are still checked; what can be refused
+    without running a twin (names, sizes, twins that cannot be imported, a missing framework)
+    is a `TwinbenchError` before any worker starts.
     """
     check_arguments(dtype=dtype, steps=steps, seed=seed)
     names = [w for w in workloads or [] if isinstance(w, str)]
@@ -432,6 +440,15 @@ def parity(
         resolve(names, list(workload_files or [])) if names or workload_files or not objects else []
     )
     sizes = [w.size(size) for w in chosen]  # validate every size before the slow part
+    if isolated:
+        in_range("--timeout", timeout, low=0, low_open=True)
+        return _parity_in_workers(
+            chosen,
+            list(workload_files or []),
+            {"size": size, "steps": steps, "seed": seed, "dtype": dtype, "device": device},
+            timeout=timeout,
+            threads=threads,
+        )
     return ParityReport(
         [
             check_workload(w, s, dtype=dtype, steps=steps, seed=seed, device=device)
@@ -447,38 +464,23 @@ def check_arguments(*, dtype: str, steps: int, seed: int) -> None:
     check_seed(seed)
 
 
-def parity_isolated(
-    workloads: Sequence[str] | None = None,
+def _parity_in_workers(
+    chosen: Sequence[Workload],
+    files: Sequence[str],
+    common: dict[str, Any],
     *,
-    size: str = "tiny",
-    workload_files: Sequence[str] | None = None,
-    dtype: str = "float32",
-    steps: int = 20,
-    seed: int = 0,
-    device: str = "cpu",
-    timeout: float = 900.0,
-    threads: int | None = None,
+    timeout: float,
+    threads: int | None,
 ) -> ParityReport:
-    """`parity`, each workload checked in its own worker process (as ``twinbench run`` does).
-
-    A twin that exits, crashes, hangs past ``timeout`` seconds or raises fails that
-    workload's check; the other workloads are still checked. What can be refused without
-    running a twin (names, sizes, twins that cannot be imported, a missing framework) is a
-    `TwinbenchError` before any worker starts.
-    """
+    """`parity` with ``isolated``: each workload's check in a worker process of its own."""
     from pathlib import Path
 
     from twinbench.harness.environment import usable_cores
     from twinbench.harness.process import CellFailed, one_shot
     from twinbench.registry import from_file
 
-    check_arguments(dtype=dtype, steps=steps, seed=seed)
-    in_range("--timeout", timeout, low=0, low_open=True)
-    files = list(workload_files or [])
-    chosen = resolve(list(workloads or []) or None, files or None)
     file_of = {from_file(path).name: str(Path(path).resolve()) for path in files}
     for workload in chosen:
-        workload.size(size)
         for framework in FRAMEWORKS:
             workload.twin(framework)  # a missing framework or function: one line, now
     results = []
@@ -487,16 +489,15 @@ def parity_isolated(
             "kind": "parity",
             "workload": workload.name,
             "workload_file": file_of.get(workload.name),
-            "size": size,
-            "steps": steps,
-            "seed": seed,
-            "dtype": dtype,
-            "device": device,
+            **common,
         }
         try:
             answer = one_shot(request, threads=threads or usable_cores(), timeout=timeout)
             results.append(ParityResult.from_dict(answer))
         except CellFailed as failure:
             error = f"parity check {failure.status}: {failure.error}"
-            results.append(ParityResult(workload.name, size, dtype, steps, error=error))
+            failed = ParityResult(
+                workload.name, common["size"], common["dtype"], common["steps"], error=error
+            )
+            results.append(failed)
     return ParityReport(results)

@@ -47,12 +47,13 @@ def parity(
     """
     from rich.markup import escape
 
-    from twinbench.parity import parity_isolated
+    from twinbench.parity import parity
     from twinbench.report.terminal import print_parity
 
     with err_console.status(f"checking parity at size '{escape(size)}'…"):
-        report = parity_isolated(
+        report = parity(
             workloads,
+            isolated=True,
             size=size,
             workload_files=workload_file,
             dtype=dtype,
