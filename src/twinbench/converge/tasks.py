@@ -204,13 +204,16 @@ def _tumours(name: str, description: str, features: tuple[int, ...], *, lr: floa
 
 
 def _forecast(
-    name: str, description: str, *, cell: str, window: int, features: int, lr: float, target: float
+    name: str, what: str, step: str, cell: str, window: int, features: int, lr: float, target: float
 ) -> Task:
-    """A one-layer, 32-wide recurrent net (``cell``: lstm or gru) forecasting one step of the
-    series ``name`` (``features`` channels) from ``window`` steps."""
+    """A one-layer, 32-wide recurrent net (``cell``: lstm or gru) forecasting the next ``step`` of
+    ``what`` in the series ``name`` (``features`` channels) from ``window`` steps; the description
+    is written from these, so it cannot drift from the configuration."""
+    channels = f" of {features} series" if features > 1 else ""
     return Task(
         name,
-        description,
+        f"{cell.upper()} (32 hidden) forecasting next {step}'s {what} from {window} {step}s"
+        + channels,
         dataset=name,
         twins=cell,
         config={
@@ -225,6 +228,12 @@ def _forecast(
         target=target,
     )
 
+
+# series, what is forecast, its time step, recurrent cell, window, channels, Adam's lr, target
+FORECASTS = (
+    ("sunspots", "sunspot count", "year", "lstm", 20, 1, 5e-3, 0.4),
+    ("macro", "US inflation", "quarter", "gru", 8, 7, 1e-3, 0.7),
+)
 
 TASKS = {
     task.name: task
@@ -254,24 +263,7 @@ TASKS = {
             target=0.97,
             eval_every=25,
         ),
-        _forecast(
-            "sunspots",
-            "LSTM (32 hidden) forecasting next year's sunspot count from 20 years",
-            cell="lstm",
-            window=20,
-            features=1,
-            lr=5e-3,
-            target=0.4,
-        ),
-        _forecast(
-            "macro",
-            "GRU (32 hidden) forecasting next quarter's US inflation from 8 quarters of 7 series",
-            cell="gru",
-            window=8,
-            features=7,
-            lr=1e-3,
-            target=0.7,
-        ),
+        *(_forecast(*row) for row in FORECASTS),
         Task(
             "text",
             "character-level GPT (2 layers, d 64) on Python's reference documentation",
