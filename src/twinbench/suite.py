@@ -99,6 +99,15 @@ class WorkerFailures:
         return dict(json_ready({**data, "settings": self.settings.to_dict()}))
 
 
+class SuiteInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped a suite: ``partial`` is the result of what finished before it
+    (its ``interrupted`` set), which the command stores and shows like a whole one."""
+
+    def __init__(self, partial: SuiteResult) -> None:
+        super().__init__(f"{partial.kind} interrupted")
+        self.partial = partial
+
+
 def record(result: SuiteResult, out: Path, *, text: str | None = None) -> int:
     """Store ``result`` as a new run of its kind in the results database under ``out``.
 
@@ -115,8 +124,14 @@ def record(result: SuiteResult, out: Path, *, text: str | None = None) -> int:
         store.set_run_info(run_id, result.kind, result.to_dict())
         if text is not None:
             store.set_run_info(run_id, "suite_report", text)
-        store.finish_run(run_id, status="failed" if result.failed else "finished")
+        status = "failed" if result.failed else "finished"
+        store.finish_run(run_id, status="interrupted" if _interrupted(result) else status)
     return run_id
+
+
+def _interrupted(result: SuiteResult) -> bool:
+    """A suite result may say it holds only what finished before a stop (``interrupted``)."""
+    return bool(getattr(result, "interrupted", False))
 
 
 @dataclass(frozen=True)

@@ -69,3 +69,32 @@ def test_list_shows_each_dataset_with_size_and_target() -> None:
     assert "455 train / 114 validation" in text  # cancer's split
     assert "validation accuracy ≥ 0.96" in text
     assert "bits per character ≤ 3" in text
+
+
+def test_an_interrupted_run_stores_the_seeds_that_finished(tmp_path, monkeypatch, capsys) -> None:
+    from twinbench.store import DB_NAME, ResultStore
+
+    real_train, calls = suite._train, []
+
+    def train_then_stop(*args, **kwargs):  # Ctrl-C while the second seed trains
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(suite, "_train", train_then_stop)
+    out = tmp_path / "out"
+    result = run_main(monkeypatch, capsys, "converge", "--workload", "cancer-logreg", "--mode",
+                      "torch-eager", "--seeds", "3", "--max-steps", "40", "--eval-every", "20",
+                      "--threads", "1", "--out", str(out))
+    assert result.returncode == 130, result.stderr
+    assert "interrupted (SIGINT): what finished is stored" in result.stderr
+    assert "Interrupted" in result.stdout  # the partial report is shown
+    with ResultStore(out / DB_NAME) as store:
+        run = store.run(store.latest_run_id())
+    assert run.status == "interrupted"
+    stored = run.info["converge"]
+    assert stored["interrupted"] is True
+    assert [(r["mode"], r["seed"]) for r in stored["runs"]] == [("torch-eager", 0)]
+    assert stored["runs"][0]["status"] in ("converged", "not converged")
+    assert stored["summaries"][0]["seeds"] == 1  # scored from what finished

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -13,7 +15,7 @@ from rich.markup import escape
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, option, settings_from
 from twinbench.store import DB_NAME
-from twinbench.suite import SuiteResult, SuiteSettings, record, view_for
+from twinbench.suite import SuiteInterrupted, SuiteResult, SuiteSettings, record, view_for
 
 ResultT = TypeVar("ResultT", bound=SuiteResult)
 
@@ -26,9 +28,33 @@ def run_and_publish(
     out: Path,
     as_json: bool,
 ) -> ResultT:
-    """Run a suite under a spinner that shows its progress lines, then print and store it."""
-    with err_console.status(f"running {label}…") as status:
-        result = run(settings, progress=lambda m: status.update(escape(m)))
+    """Run a suite under a spinner that shows its progress lines, then print and store it.
+
+    Ctrl-C or SIGTERM: a suite that keeps what finished (it raises `SuiteInterrupted`) has that
+    stored and shown, and the command exits with 128 + the signal; any other stops as it is.
+    """
+    received: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    catch = threading.current_thread() is threading.main_thread()  # only it may take signals
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM) if catch}
+    try:
+        with err_console.status(f"running {label}…") as status:
+            result = run(settings, progress=lambda m: status.update(escape(m)))
+    except SuiteInterrupted as interrupted:
+        signum = received[0] if received else signal.SIGINT
+        for s, handler in previous.items():  # a second signal now stops the storing itself
+            signal.signal(s, handler)
+        publish_suite(out, interrupted.partial, as_json=as_json)
+        name = signal.Signals(signum).name
+        err_console.print(f"{label} interrupted ({name}): what finished is stored", markup=False)
+        raise typer.Exit(128 + int(signum)) from None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     publish_suite(out, result, as_json=as_json)
     return result
 

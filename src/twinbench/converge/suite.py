@@ -29,7 +29,7 @@ from twinbench.converge.settings import CURVE_STEPS, STEPS_MARGIN, ConvergeSetti
 from twinbench.harness.process import CellFailed, one_shot
 from twinbench.modes import FRAMEWORK_OF, MODES
 from twinbench.parity import TOLERANCES, compare_curves
-from twinbench.suite import Progress, WorkerFailures, no_progress
+from twinbench.suite import Progress, SuiteInterrupted, WorkerFailures, no_progress
 
 WORKER = "twinbench.converge.worker"
 PARTS = ("startup_s", "steps_s", "eval_s")
@@ -54,6 +54,7 @@ class ConvergeReport(WorkerFailures):
     parity: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the seeds that finished
 
 
 def run_converge(settings: ConvergeSettings, progress: Progress = no_progress) -> ConvergeReport:
@@ -67,11 +68,22 @@ def run_converge(settings: ConvergeSettings, progress: Progress = no_progress) -
     settings = settings.resolved()
     modes = sorted(settings.modes, key=MODES.index)
     runs: list[Run] = []
-    for workload in settings.workloads:
-        for seed in settings.seed_list:
-            for mode in modes:
-                progress(f"{workload}: {mode}, seed {seed}")
-                runs.append(_train(settings, workload, mode, seed))
+    try:
+        for workload in settings.workloads:
+            for seed in settings.seed_list:
+                for mode in modes:
+                    progress(f"{workload}: {mode}, seed {seed}")
+                    runs.append(_train(settings, workload, mode, seed))
+    except KeyboardInterrupt:  # the seed being trained is lost; every finished one is kept
+        raise SuiteInterrupted(_report(settings, modes, runs, interrupted=True)) from None
+    return _report(settings, modes, runs)
+
+
+def _report(
+    settings: ConvergeSettings, modes: list[str], runs: list[Run], *, interrupted: bool = False
+) -> ConvergeReport:
+    """Scores, parity and verdicts of the seeds in ``runs`` (all of them, or those that finished
+    before an interruption)."""
     summaries = [summarise(w, m, _of(runs, w, m)) for w in settings.workloads for m in modes]
     parity = [
         row
@@ -86,7 +98,7 @@ def run_converge(settings: ConvergeSettings, progress: Progress = no_progress) -
         for r in runs
         if r["status"] not in ("converged", "not converged")
     ]
-    return ConvergeReport(settings, runs, summaries, parity, verdicts, failures)
+    return ConvergeReport(settings, runs, summaries, parity, verdicts, failures, interrupted)
 
 
 def _train(settings: ConvergeSettings, workload: str, mode: str, seed: int) -> Run:

@@ -38,6 +38,8 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         PROTOCOL,
         "",
     ]
+    if data.get("interrupted"):
+        lines += ["**Interrupted**: only the seeds that finished before the stop are scored.", ""]
     for workload in s["workloads"]:
         lines += _workload(data, workload, s["tasks"][workload])
     if data["failures"]:
