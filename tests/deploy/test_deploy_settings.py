@@ -82,3 +82,30 @@ def test_cli_unwritable_out_is_one_line_and_exit_2(
     blocker.write_text("")
     result = run_main(monkeypatch, capsys, "deploy", "--size", "tiny", "--out", blocker / "out")
     assert_one_line_error(result, str(blocker / "out"), "writable")
+
+
+def test_an_interrupted_run_stores_the_workloads_that_finished(tmp_path, monkeypatch, capsys):
+    from twinbench.deploy import suite
+    from twinbench.store import ResultStore
+
+    done: list[str] = []
+
+    def deploy_then_stop(settings, name, root, progress):  # Ctrl-C during the second workload
+        done.append(name)
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        cell = suite._new_cell(name, "jax-stablehlo", root / name)  # an export that failed
+        return [{**cell, "status": "error", "error": "planted exporter failure"}]
+
+    monkeypatch.setattr(suite, "_deploy_workload", deploy_then_stop)
+    out = tmp_path / "out"
+    result = run_main(monkeypatch, capsys, "deploy", "--workload", "xor", "--workload", "mlp",
+                      "--size", "tiny", "--out", str(out))
+    assert result.returncode == 130, result.stderr
+    assert "interrupted (SIGINT): what finished is stored" in result.stderr
+    with ResultStore(out / DB_NAME) as store:
+        run = store.run(store.latest_run_id())
+    assert run.status == "interrupted"
+    assert run.info["deploy"]["interrupted"] is True
+    assert [c["workload"] for c in run.info["deploy"]["cells"]] == ["xor"]
+    assert "Interrupted" in run.info["suite_report"]

@@ -51,7 +51,7 @@ from twinbench.harness.stats import (
 )
 from twinbench.parity import tolerances_for
 from twinbench.registry import builtin
-from twinbench.suite import Progress, WorkerFailures, no_progress
+from twinbench.suite import Progress, SuiteInterrupted, WorkerFailures, no_progress
 
 WORKER = "twinbench.deploy.worker"
 EXPORT_TIMEOUT_S = 1800  # AOTInductor compiles C++: minutes for a larger model on two cores
@@ -82,6 +82,7 @@ class DeployResult(WorkerFailures):
     verdicts: list[dict[str, Any]]
     features: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the workloads that finished
 
 
 def run_deploy(settings: DeploySettings, progress: Progress = no_progress) -> DeployResult:
@@ -95,23 +96,41 @@ def run_deploy(settings: DeploySettings, progress: Progress = no_progress) -> De
     settings = settings.resolved()
     root = settings.out / ARTEFACTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     cells: list[dict[str, Any]] = []
-    failures: list[str] = []
-    for name in settings.workloads:
-        workload = builtin(name)
-        size = workload.size(settings.size)
-        folder = root / f"{name}-{size.name}"
-        folder.mkdir(parents=True)
-        batch_sizes = settings.batches_for(size.batch_size)
-        write_inputs(folder, workload, size, batch_sizes, settings.seed)
-        mine = [_export(settings, name, path, folder, progress) for path in settings.paths]
-        _serve(settings, [c for c in mine if c["status"] == "ok"], folder, progress)
-        tol = tolerances_for(workload, size, "float32").outputs
-        for cell in mine:
-            _judge(cell, folder, tol, batch_sizes)
-        cells += mine
-    for cell in cells:
-        if cell["status"] in ("crashed", "timeout"):
-            failures.append(f"{cell['workload']} {cell['path']}: {cell['error']}")
+    try:
+        for name in settings.workloads:
+            cells += _deploy_workload(settings, name, root, progress)
+    except KeyboardInterrupt:  # the workload being exported or served is lost; the rest is kept
+        raise SuiteInterrupted(_result(settings, cells, root, interrupted=True)) from None
+    return _result(settings, cells, root)
+
+
+def _deploy_workload(
+    settings: DeploySettings, name: str, root: Path, progress: Progress
+) -> list[dict[str, Any]]:
+    """Every path of one workload: export, serve in fresh processes, judge fidelity."""
+    workload = builtin(name)
+    size = workload.size(settings.size)
+    folder = root / f"{name}-{size.name}"
+    folder.mkdir(parents=True)
+    batch_sizes = settings.batches_for(size.batch_size)
+    write_inputs(folder, workload, size, batch_sizes, settings.seed)
+    mine = [_export(settings, name, path, folder, progress) for path in settings.paths]
+    _serve(settings, [c for c in mine if c["status"] == "ok"], folder, progress)
+    tol = tolerances_for(workload, size, "float32").outputs
+    for cell in mine:
+        _judge(cell, folder, tol, batch_sizes)
+    return mine
+
+
+def _result(
+    settings: DeploySettings, cells: list[dict[str, Any]], root: Path, *, interrupted: bool = False
+) -> DeployResult:
+    """Comparisons, verdicts and the feature table of the workloads in ``cells``."""
+    failures = [
+        f"{cell['workload']} {cell['path']}: {cell['error']}"
+        for cell in cells
+        if cell["status"] in ("crashed", "timeout")
+    ]
     comparisons = compare_artefacts(settings, cells, root)
     found = verdicts(cells)
     for cell in cells:  # every call's time: the verdicts are made; the run keeps percentiles
@@ -123,6 +142,7 @@ def run_deploy(settings: DeploySettings, progress: Progress = no_progress) -> De
         verdicts=found,
         features=feature_table(cells, comparisons),
         failures=failures,
+        interrupted=interrupted,
     )
 
 

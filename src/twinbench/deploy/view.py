@@ -30,6 +30,11 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         "single-call timing per batch size in each. A call takes NumPy inputs and returns NumPy "
         "outputs.",
         "",
+        *(
+            ["**Interrupted**: only the workloads that finished before the stop are shown.", ""]
+            if data.get("interrupted")
+            else []
+        ),
         *_features(data["features"]),
         *_recommendations(data),
         *_verdicts(data["verdicts"]),
