@@ -116,3 +116,30 @@ def test_padded_batches_keep_the_real_positions_and_mask_the_rest() -> None:
         np.testing.assert_array_equal(b["tokens"][:, :n], a["tokens"])
         np.testing.assert_array_equal(b["targets"][:, :n], a["targets"])
         assert b["mask"][:, :n].all() and not b["mask"][:, n:].any()
+
+
+def test_an_interrupted_run_stores_the_strategies_that_finished(tmp_path, monkeypatch, capsys):
+    from twinbench.dynamic import suite
+    from twinbench.store import DB_NAME, ResultStore
+
+    real_run, started = suite._run_strategy, []
+
+    def run_then_stop(settings, name, *args):  # Ctrl-C while the second strategy runs
+        started.append(name)
+        if len(started) == 2:
+            raise KeyboardInterrupt
+        return real_run(settings, name, *args)
+
+    monkeypatch.setattr(suite, "_run_strategy", run_then_stop)
+    out = tmp_path / "out"
+    result = run_main(monkeypatch, capsys, "dynamic", "--workload", "lstm", "--steps", "3",
+                      "--strategy", "torch-eager", "--strategy", "jax-jit", "--threads", "1",
+                      "--out", str(out))
+    assert result.returncode == 130, result.stderr
+    with ResultStore(out / DB_NAME) as store:
+        run = store.run(store.latest_run_id())
+    assert run.status == "interrupted"
+    stored = run.info["dynamic"]
+    assert stored["interrupted"] is True
+    assert [s["strategy"] for s in stored["strategies"]] == ["torch-eager"]
+    assert "Interrupted" in run.info["suite_report"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from rich.markup import escape
-
-from twinbench.cli.base import DEFAULT_OUT, app, err_console
+from twinbench.cli.base import DEFAULT_OUT, app
 from twinbench.cli.options import AsJson, Out, Seed, Threads, csv_list, option, settings_from
-from twinbench.cli.suites import publish_suite
+from twinbench.cli.suites import run_and_publish
 
 
 @app.command()
@@ -52,6 +50,4 @@ def dynamic(
         DynamicSettings, locals(), strategies=tuple(chosen) if chosen else None
     )
     settings.validate()  # bad input: one line, before anything starts
-    with err_console.status("running the dynamic suite…") as status:
-        report = run_dynamic(settings, progress=lambda m: status.update(escape(m)))
-    publish_suite(out, report, as_json=as_json)
+    run_and_publish("the dynamic suite", run_dynamic, settings, out=out, as_json=as_json)

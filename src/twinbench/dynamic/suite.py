@@ -28,7 +28,7 @@ from twinbench.harness.process import CellFailed, WorkerProcess
 from twinbench.harness.stats import Ratio, ratio_of_medians, summarize
 from twinbench.modes import FRAMEWORKS
 from twinbench.parity import TOLERANCES, compare, compare_curves
-from twinbench.suite import Progress, WorkerFailures, no_progress
+from twinbench.suite import Progress, SuiteInterrupted, WorkerFailures, no_progress
 
 WORKER = "twinbench.dynamic.worker"
 WORKER_TIMEOUT_S = 1800  # a whole schedule, every compile included
@@ -53,6 +53,7 @@ class DynamicReport(WorkerFailures):
     verdict: dict[str, Any] = field(default_factory=dict)
     features: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the strategies that finished
 
 
 def ask(request: dict[str, Any], threads: int) -> Any:
@@ -81,10 +82,20 @@ def run_dynamic(settings: DynamicSettings, progress: Progress = no_progress) -> 
     generate = settings.scenario == "generate"
     longest = settings.longest // 2 if generate else settings.longest  # room for new tokens
     report.lengths = draw_lengths(settings.lengths, settings.step_count, longest, settings.seed)
-    runs = {
-        name: _run_strategy(settings, name, report.lengths, threads, progress)
-        for name in settings.chosen_strategies
-    }
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        for name in settings.chosen_strategies:
+            runs[name] = _run_strategy(settings, name, report.lengths, threads, progress)
+    except KeyboardInterrupt:  # the strategy being run is lost; the finished ones are kept
+        report.interrupted = True
+        raise SuiteInterrupted(_summarised(report, runs, generate)) from None
+    return _summarised(report, runs, generate)
+
+
+def _summarised(
+    report: DynamicReport, runs: dict[str, dict[str, Any]], generate: bool
+) -> DynamicReport:
+    """``report`` with the strategies in ``runs`` summarised and judged."""
     report.failures = [f"{name}: {run['error']}" for name, run in runs.items() if run["error"]]
     report.strategies = summarize_strategies(runs, report.lengths, generated=generate)
     report.verdict = verdict(report.strategies)

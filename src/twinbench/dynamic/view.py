@@ -26,6 +26,8 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         lines += _features(data["features"])
     else:
         lines = [f"# twinbench dynamic: {s['scenario']}, {s['workload']} at {s['size']}", ""]
+        if data.get("interrupted"):
+            lines += ["**Interrupted**: only the strategies that finished are shown.", ""]
         lines += _schedule(s, data["lengths"])
         lines += _strategies(data["strategies"])
         lines += _per_shape(data["strategies"])
