@@ -14,7 +14,10 @@ Every command that measures something — ``run``/``sweep``, ``autodiff``, ``opt
    `twinbench.harness.stats`, so a median always means the same thing and always has a CI.
 3. **A result**: an object satisfying `SuiteResult` — its ``kind``, its settings as a dict, a
    JSON-ready ``to_dict()`` and ``failed`` (the run's stored status is ``failed`` when true).
-4. **One store call**, `record`, that stores any suite's result as a run of its kind.
+4. **One store call**, `record`, that stores any suite's result as a run of its kind. A suite
+   that runs long keeps what finished: on Ctrl-C or SIGTERM (a `KeyboardInterrupt` in its loop)
+   it raises `SuiteInterrupted` with the result so far, its ``interrupted`` set, and the command
+   stores that as an ``interrupted`` run.
 5. **Report views**: the suite module fills in `register_view` with a `SuiteView` that renders
    its stored data (Markdown, figures, CSV rows); the report looks views up by kind through
    `view_for` and so never imports a suite module. `VIEW_MODULES` names the module that
