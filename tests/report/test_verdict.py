@@ -95,3 +95,27 @@ def test_flops_disagreement_is_relative_to_the_larger_count():
     cells = [cell("torch-eager", 1e-3, flops=80.0), cell("jax-jit", 1e-3, flops=100.0)]
     assert flops_disagreement(cells) == 0.2
     assert flops_disagreement([cell("torch-eager", 1e-3, flops=80.0)]) is None
+
+
+def test_the_cell_tables_speedup_compares_round_by_round_like_the_verdicts():
+    from twinbench.report.summary import summarize_run
+    from twinbench.store import RunRecord
+
+    # the machine slowed 2x between the rounds and the rounds took unequal sample counts:
+    # pooled, both cells' medians are 10 ms (1.00x); in each round torch-compile is 2x faster
+    def two_rounds(mode, first, second):
+        samples = [*[first] * 100, *[second] * 10] if mode == "torch-eager" else \
+            [*[first] * 10, *[second] * 100]
+        made = synthetic_cell(mode, samples)
+        counts = [100, 10] if mode == "torch-eager" else [10, 100]
+        made.metrics |= {"process_sample_counts": counts, "time_to_first_step_s": 0.1,
+                         "process_medians_s": [first, second]}
+        return made
+
+    eager, compiled = two_rounds("torch-eager", 0.010, 0.020), two_rounds("torch-compile",
+                                                                          0.005, 0.010)
+    assert eager.metrics["median_s"] == compiled.metrics["median_s"] == 0.010  # the premise
+    run = RunRecord(1, "now", None, "finished", {}, {}, {})
+    rows = summarize_run(run, [eager, compiled], []).rows
+    row = next(r for r in rows if r["mode"] == "torch-compile")
+    assert row["vs torch-eager"] == "2.00×"

@@ -235,14 +235,30 @@ def ratio_of_rounds(
     is each cell's between-process spread (``spread``, `pooled_process_spread`, drift included:
     what a rerun in new processes also meets), or the rounds' own disagreement when larger.
     """
-    ga, gb = _as_groups(a, "a"), _as_groups(b, "b")
-    rounds = min(len(ga), len(gb))
-    differences = _log_medians(ga[:rounds]) - _log_medians(gb[:rounds])
+    differences = _round_differences(a, b)
+    rounds = len(differences)
     own = float(np.var(differences, ddof=1)) if rounds > 1 else 0.0
     variance = max(own, 2 * spread.variance)  # a difference of two cells' process effects
     half = stats.t.ppf(0.5 + confidence / 2, spread.df) * np.sqrt(variance / rounds)
     centre = float(differences.mean())
     return Ratio(float(np.exp(centre)), float(np.exp(centre - half)), float(np.exp(centre + half)))
+
+
+def ratio_by_rounds(a: Groups, b: Groups) -> float:
+    """a / b as `ratio_of_rounds` estimates it, without the interval: the geometric mean of the
+    per-round ratios of process medians — or, when the two were not measured in the same
+    number of processes, the ratio of their pooled samples' medians."""
+    ga, gb = _as_groups(a, "a"), _as_groups(b, "b")
+    if len(ga) != len(gb):
+        return float(np.median(np.concatenate(ga)) / np.median(np.concatenate(gb)))
+    return float(np.exp(_round_differences(ga, gb).mean()))
+
+
+def _round_differences(a: Groups, b: Groups) -> npt.NDArray[np.float64]:
+    """log(median of a's process r / median of b's process r), for the rounds both have."""
+    ga, gb = _as_groups(a, "a"), _as_groups(b, "b")
+    rounds = min(len(ga), len(gb))
+    return _log_medians(ga[:rounds]) - _log_medians(gb[:rounds])
 
 
 def _between_process_interval(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from twinbench.harness.memory_budget import MemoryFit
+from twinbench.harness.stats import ratio_by_rounds
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
 from twinbench.report.memory import memory_verdicts_for_run
 from twinbench.report.text import fmt_seconds
@@ -113,7 +114,9 @@ def _cell_row(cell: CellRecord, baseline: CellRecord | None, peak: float | None)
     row["median ms"] = f"{median * 1e3:.4g}"
     row["95% CI ms"] = f"{m['ci_low_s'] * 1e3:.4g}–{m['ci_high_s'] * 1e3:.4g}"
     if baseline is not None and baseline.status == "ok":
-        row["vs torch-eager"] = f"{baseline.metrics['median_s'] / median:.2f}×"
+        # round by round, as the verdicts compare cells: drift between rounds cancels
+        speedup = ratio_by_rounds(baseline.sample_groups(), cell.sample_groups())
+        row["vs torch-eager"] = f"{speedup:.2f}×"
     process_medians = m.get("process_medians_s") or []
     if len(process_medians) > 1:
         row["processes ms"] = f"{min(process_medians) * 1e3:.4g}–{max(process_medians) * 1e3:.4g}"
