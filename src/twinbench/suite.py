@@ -79,10 +79,12 @@ class WorkerFailures:
     and a ``failures`` field (one line per worker that crashed, hung or raised) gets for free:
     the settings as stored, ``failed`` when a worker failed (a failed check or an exporter that
     refused a model is a finding the report shows, not a failed run), and every field,
-    JSON-ready, as ``to_dict()``."""
+    JSON-ready, as ``to_dict()`` — with ``interrupted``, which a suite sets on the result it
+    raises in `SuiteInterrupted`."""
 
     settings: Any
     failures: list[str]
+    interrupted: bool = False  # a class default, not a field: set on a partial result
 
     @property
     def settings_dict(self) -> dict[str, Any]:
@@ -99,7 +101,8 @@ class WorkerFailures:
 
         fields = dataclasses.fields(cast(Any, self))
         data = {f.name: getattr(self, f.name) for f in fields}
-        return dict(json_ready({**data, "settings": self.settings.to_dict()}))
+        settings = self.settings.to_dict()
+        return dict(json_ready({**data, "settings": settings, "interrupted": self.interrupted}))
 
 
 class SuiteInterrupted(Exception):
@@ -128,13 +131,10 @@ def record(result: SuiteResult, out: Path, *, text: str | None = None) -> int:
         if text is not None:
             store.set_run_info(run_id, "suite_report", text)
         status = "failed" if result.failed else "finished"
-        store.finish_run(run_id, status="interrupted" if _interrupted(result) else status)
+        if getattr(result, "interrupted", False):  # what finished before Ctrl-C or SIGTERM
+            status = "interrupted"
+        store.finish_run(run_id, status=status)
     return run_id
-
-
-def _interrupted(result: SuiteResult) -> bool:
-    """A suite result may say it holds only what finished before a stop (``interrupted``)."""
-    return bool(getattr(result, "interrupted", False))
 
 
 @dataclass(frozen=True)

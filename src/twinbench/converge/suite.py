@@ -54,7 +54,6 @@ class ConvergeReport(WorkerFailures):
     parity: list[dict[str, Any]]
     verdicts: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
-    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the seeds that finished
 
 
 def run_converge(settings: ConvergeSettings, progress: Progress = no_progress) -> ConvergeReport:
@@ -98,7 +97,9 @@ def _report(
         for r in runs
         if r["status"] not in ("converged", "not converged")
     ]
-    return ConvergeReport(settings, runs, summaries, parity, verdicts, failures, interrupted)
+    report = ConvergeReport(settings, runs, summaries, parity, verdicts, failures)
+    report.interrupted = interrupted
+    return report
 
 
 def _train(settings: ConvergeSettings, workload: str, mode: str, seed: int) -> Run:

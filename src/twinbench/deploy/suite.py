@@ -82,7 +82,6 @@ class DeployResult(WorkerFailures):
     verdicts: list[dict[str, Any]]
     features: list[dict[str, Any]]
     failures: list[str] = field(default_factory=list)
-    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the workloads that finished
 
 
 def run_deploy(settings: DeploySettings, progress: Progress = no_progress) -> DeployResult:
@@ -135,15 +134,16 @@ def _result(
     found = verdicts(cells)
     for cell in cells:  # every call's time: the verdicts are made; the run keeps percentiles
         cell.pop("latency_groups", None)
-    return DeployResult(
+    result = DeployResult(
         settings=settings,
         cells=cells,
         comparisons=comparisons,
         verdicts=found,
         features=feature_table(cells, comparisons),
         failures=failures,
-        interrupted=interrupted,
     )
+    result.interrupted = interrupted
+    return result
 
 
 def _new_cell(workload: str, path: str, folder: Path) -> dict[str, Any]:

@@ -53,7 +53,6 @@ class DynamicReport(WorkerFailures):
     verdict: dict[str, Any] = field(default_factory=dict)
     features: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    interrupted: bool = False  # stopped by Ctrl-C or SIGTERM: only the strategies that finished
 
 
 def ask(request: dict[str, Any], threads: int) -> Any:
