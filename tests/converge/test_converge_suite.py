@@ -117,3 +117,26 @@ def test_default_cancer_converges_in_every_mode_with_parity() -> None:
     assert [p["passed"] for p in result.parity] == [True, True]
     (verdict,) = result.verdicts
     assert verdict["winner"] in modes and verdict["ratio"] is not None
+
+
+def test_csv_export_has_a_row_per_workload_and_mode_from_the_seeds(
+    report: ConvergeReport, tmp_path: Path
+) -> None:
+    import csv
+
+    from twinbench.report import export
+    from twinbench.report.summary import load_summary
+
+    run_id = record(report, tmp_path)
+    export.to_csv(load_summary(tmp_path, run_id), tmp_path / "converge.csv")
+    with (tmp_path / "converge.csv").open(newline="") as file:
+        table = {r["mode"]: r for r in csv.DictReader(file)}
+    assert set(table) == {"torch-eager", "jax-jit"}
+    for mode, row in table.items():
+        (seed,) = [r for r in report.runs if r["mode"] == mode]  # one seed: its own figures
+        assert (row["workload"], row["kind"], row["seeds"]) == ("cancer", "converge", "1")
+        assert float(row["time_to_target_s"]) == pytest.approx(seed["time_to_target_s"])
+        assert int(float(row["steps_to_target"])) == seed["steps_to_target"]
+        assert float(row["target"]) == TARGET
+    assert table["jax-jit"]["parity_reference"] == "torch-eager"
+    assert table["jax-jit"]["parity_passed"] == "True"
