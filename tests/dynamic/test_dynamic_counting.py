@@ -38,3 +38,27 @@ def test_per_shape_jit_compiles_once_per_distinct_batch_size() -> None:
 
 def test_bucketed_jit_compiles_at_most_once_per_bucket() -> None:
     assert sum(_compiles("jax-jit-bucketed", 32)) <= 1  # 5 and 20 both pad to 32
+
+
+def test_each_recompile_is_explained_by_the_framework():
+    from twinbench.dynamic import torch_side
+    from twinbench.dynamic.view import _recompiles
+
+    mlp = builtin("mlp")
+    size = mlp.size("tiny")
+    explained = {}
+    for side, strategy in ((jax_side, "jax-jit"), (torch_side, "torch-compile")):
+        padded = padded_lengths(SIZES, BY_NAME[strategy].padding, None, size.batch_size)
+        trainer = side.Trainer(mlp, size, BY_NAME[strategy], backend="eager",
+                               leak_padding=False, seed=0, axis=0)
+        steps = Steps(trainer.counter)
+        for batch in row_batches(mlp.batches(size, 0), SIZES, padded):
+            steps.run(partial(trainer.step, batch))
+        explained[strategy] = (sum(steps.record["compiles"]), trainer.extras())
+    compiles, extras = explained["jax-jit"]
+    (reason,) = extras["recompile_reasons"]  # 5 traced first, 20 again, 5 from the cache
+    assert compiles == 2 and "now f32[20,1] and before f32[5,1]" in reason
+    (guard,) = explained["torch-compile"][1]["recompile_reasons"]  # dynamic=None: once, then
+    assert "size mismatch at index 0" in guard and "expected 5, actual 20" in guard
+    rows = [{"strategy": s, **extras} for s, (_, extras) in explained.items()]
+    assert "size mismatch" in "\n".join(_recompiles(rows))

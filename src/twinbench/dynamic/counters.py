@@ -9,8 +9,11 @@ strategy runs in a fresh worker, so the counters start at zero for it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
+
+MAX_REASONS = 20  # recompile explanations kept per strategy (op by op can explain every primitive)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,29 @@ class CompileCounter(Protocol):
 
     def snapshot(self) -> Snapshot: ...
 
+    def recompile_reasons(self) -> list[str]: ...
+
+
+class _Explanations(logging.Handler):
+    """Keeps what a framework's logger says about a compile it did again: its own account of
+    why (the guard or the input type that changed), at most `MAX_REASONS` of them."""
+
+    def __init__(self, logger: str, keep: str, after: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.keep = keep  # only messages that explain a *re*-compile
+        self.after = after  # the explanation proper follows this
+        self.reasons: list[str] = []
+        log = logging.getLogger(logger)
+        log.addHandler(self)
+        log.setLevel(logging.DEBUG)
+        log.propagate = False  # the worker's stderr stays readable
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if self.keep in message and len(self.reasons) < MAX_REASONS:
+            explanation = message.split(self.after, 1)[-1]
+            self.reasons.append(" ".join(explanation.split()))
+
 
 class JaxCompileCounter:
     """Counts XLA backend compilations through a `jax.monitoring` duration listener."""
@@ -38,6 +64,12 @@ class JaxCompileCounter:
         self._compiles = 0
         self._seconds = 0.0
         jax.monitoring.register_event_duration_secs_listener(self._listen)
+        # jit's tracing-cache misses, explained: for a function seen before, the closest earlier
+        # key and what differs (e.g. "now i32[8,37] and before i32[8,20]")
+        jax.config.update("jax_explain_cache_misses", True)  # type: ignore[no-untyped-call]
+        self._explained = _Explanations(
+            "jax._src.interpreters.partial_eval", "differ", after="closest previous key:"
+        )
 
     def _listen(self, event: str, duration_secs: float, **_: str | int) -> None:
         if event == self._event:
@@ -47,6 +79,10 @@ class JaxCompileCounter:
     def snapshot(self) -> Snapshot:
         return Snapshot(self._compiles, self._seconds)
 
+    def recompile_reasons(self) -> list[str]:
+        """Why jit traced again, in XLA's words (first `MAX_REASONS`)."""
+        return list(self._explained.reasons)
+
 
 # Dynamo's timer of a frame's whole compilation: tracing, guards and the backend, which for a
 # training graph compiles the backward with the forward (AOTAutograd partitions the joint
@@ -55,7 +91,20 @@ _TORCH_TIMERS = ("_compile.compile_inner",)
 
 
 class TorchCompileCounter:
-    """Reads Dynamo's graph counter and compile timers."""
+    """Reads Dynamo's graph counter and compile timers, and keeps Dynamo's account of each
+    recompile (the guard that failed)."""
+
+    def __init__(self) -> None:
+        from torch._logging import _internal
+
+        _internal.set_logs(recompiles=True)
+        self._explained = _Explanations(
+            "torch._dynamo.guards.__recompiles", "Recompiling", after="guard failure(s):"
+        )
+
+    def recompile_reasons(self) -> list[str]:
+        """Dynamo's guard failures that made it compile again (first `MAX_REASONS`)."""
+        return list(self._explained.reasons)
 
     def snapshot(self) -> Snapshot:
         from torch._dynamo.utils import compilation_time_metrics, counters

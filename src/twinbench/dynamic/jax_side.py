@@ -91,5 +91,5 @@ class Trainer:
         return float(loss)
 
     def extras(self) -> dict[str, Any]:
-        """Nothing beyond the compile count: jit has no graph breaks, it traces or raises."""
-        return {}
+        """Why jit traced again (it has no graph breaks: it traces or raises)."""
+        return {"recompile_reasons": self.counter.recompile_reasons()}

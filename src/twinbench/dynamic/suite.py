@@ -232,6 +232,7 @@ def _timing(repeats: Sequence[Mapping[str, Any]], padded: Sequence[int]) -> dict
         "compiles_per_step": list(repeats[0]["compiles"]),
         "losses": list(repeats[0].get("loss", [])),
         "graph_breaks": repeats[0].get("graph_breaks"),
+        "recompile_reasons": repeats[0].get("recompile_reasons"),
     }
 
 

@@ -103,5 +103,8 @@ class Trainer:
         return float(loss.detach())
 
     def extras(self) -> dict[str, Any]:
-        """Dynamo's graph breaks by reason (none for an eager strategy)."""
-        return {"graph_breaks": self.counter.graph_breaks()}
+        """Dynamo's graph breaks by reason (none for eager) and why it compiled again."""
+        return {
+            "graph_breaks": self.counter.graph_breaks(),
+            "recompile_reasons": self.counter.recompile_reasons(),
+        }

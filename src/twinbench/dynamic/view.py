@@ -31,6 +31,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         lines += _schedule(s, data["lengths"])
         lines += _strategies(data["strategies"])
         lines += _per_shape(data["strategies"])
+        lines += _recompiles(data["strategies"])
         lines += _verdict(data["verdict"])
     if data["failures"]:
         lines += ["## Failures", "", *(f"- {f}" for f in data["failures"]), ""]
@@ -101,6 +102,19 @@ def _per_shape(rows: Sequence[Row]) -> list[str]:
         *md_table(["strategy", "shape: step"], table),
         "",
     ]
+
+
+def _recompiles(rows: Sequence[Row], shown: int = 3) -> list[str]:
+    """Why each strategy compiled again, in its framework's words (Dynamo's failed guard, XLA's
+    changed input type), the first few of each."""
+    lines = []
+    for r in rows:
+        reasons = r.get("recompile_reasons") or []
+        if reasons:
+            more = f" (and {len(reasons) - shown} more)" if len(reasons) > shown else ""
+            quoted = "; ".join(f"`{reason[:DETAIL_CHARS]}`" for reason in reasons[:shown])
+            lines.append(f"- {r['strategy']}: {quoted}{more}")
+    return ["## Why it compiled again", "", *lines, ""] if lines else []
 
 
 def _verdict(v: Mapping[str, Any]) -> list[str]:
