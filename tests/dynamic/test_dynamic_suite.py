@@ -100,6 +100,7 @@ def test_every_strategy_matches_torch_eager_and_padding_is_counted(
         1 - sum(lengths) / (BUCKET * len(lengths))
     )
     assert rows["jax-jit"]["padding_share"] == 0
+    assert all(row["peak_bytes"] > 0 for row in rows.values())  # each schedule's own memory
 
 
 @pytest.mark.slow

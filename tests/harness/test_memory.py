@@ -1,6 +1,9 @@
 """Memory figures of one cell, in this process: the analytic floor against what the optimizer
 really keeps, XLA's own analysis, the memory step, a cell's record, sizes and budget fits."""
 
+import sys
+
+import numpy as np
 import pytest
 
 from twinbench.errors import TwinbenchError
@@ -273,3 +276,18 @@ def test_the_state_counts_each_array_once_tied_weights_too(framework):
     expected = params * copies * 4 + batch
     # + the optimizer's step counters: one scalar per parameter in torch.optim, one in optax
     assert expected <= bench.state_bytes() <= expected + 8 * len(shapes)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/clear_refs")
+def test_resident_peak_sees_what_the_block_touched_and_not_what_came_before():
+    from twinbench.harness.memory import resident_peak
+
+    before = np.ones(64 << 17)  # 64 MiB resident before the block: not the block's
+    with resident_peak() as idle:
+        pass
+    with resident_peak() as busy:
+        held = np.ones(64 << 17)  # 64 MiB written inside it
+        del held
+    assert idle["peak_above_start_bytes"] < 8 << 20
+    assert busy["peak_above_start_bytes"] >= 60 << 20
+    assert before.size

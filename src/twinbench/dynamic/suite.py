@@ -233,7 +233,14 @@ def _timing(repeats: Sequence[Mapping[str, Any]], padded: Sequence[int]) -> dict
         "losses": list(repeats[0].get("loss", [])),
         "graph_breaks": repeats[0].get("graph_breaks"),
         "recompile_reasons": repeats[0].get("recompile_reasons"),
+        # resident high-water mark of the schedule above the built model, median over processes
+        "peak_bytes": _median_of([r.get("peak_bytes") for r in repeats]),
     }
+
+
+def _median_of(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.median(known)) if known else None
 
 
 def _correctness(

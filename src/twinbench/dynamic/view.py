@@ -60,7 +60,7 @@ def _strategies(rows: Sequence[Row]) -> list[str]:
     for r in rows:
         if "wall_s" not in r:
             table.append(
-                [r["strategy"], r["status"], *["—"] * 7, (r["error"] or "")[:DETAIL_CHARS]]
+                [r["strategy"], r["status"], *["—"] * 8, (r["error"] or "")[:DETAIL_CHARS]]
             )
             continue
         ci = f"[{fmt_seconds(r['wall_ci_low_s'])}, {fmt_seconds(r['wall_ci_high_s'])}]"
@@ -72,15 +72,18 @@ def _strategies(rows: Sequence[Row]) -> list[str]:
             f"{fmt_seconds(r['wall_median_s'])} {ci}",
             "—" if r["padding_share"] is None else f"{r['padding_share']:.0%}",
             fmt_seconds(r["steady_median_s"]), "—" if breaks is None else sum(breaks.values()),
+            "—" if r.get("peak_bytes") is None else f"{r['peak_bytes'] / 2**20:.1f}",
             f"{verdict}: {correct['detail'][:DETAIL_CHARS]}",
         ])  # fmt: skip
     header = ["strategy", "status", "compiles", "compile time", "schedule wall [95 % CI]",
-              "padding", "steady step", "graph breaks", "vs torch-eager"]  # fmt: skip
+              "padding", "steady step", "graph breaks", "peak MB", "vs torch-eager"]  # fmt: skip
     return [
         "## Strategies",
         "",
         "Compiles are counted by each framework's instruments (XLA's backend-compile events; "
-        "Dynamo's captured graphs); the wall time is the whole schedule, compiles included.",
+        "Dynamo's captured graphs); the wall time is the whole schedule, compiles included; "
+        "peak MB is how far the worker's resident memory rose during the schedule above the "
+        "built model (compiled code and caches included), median over processes.",
         "",
         *md_table(header, table),
         "",
@@ -231,6 +234,8 @@ def rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "wall_ci_high_s": r.get("wall_ci_high_s"),
                 "steady_step_median_s": r.get("steady_median_s"),
                 "graph_breaks": None if breaks is None else sum(breaks.values()),
+                "schedule_peak_resident_bytes": r.get("peak_bytes"),
+                "recompiles_explained": len(r.get("recompile_reasons") or []),
                 "correct": correct.get("passed"),
                 "correctness_detail": correct.get("detail"),
             }

@@ -21,6 +21,7 @@ from typing import Any
 from twinbench.dynamic.counters import CompileCounter
 from twinbench.dynamic.schedule import max_length, row_batches, sequence_batches
 from twinbench.dynamic.settings import BY_NAME
+from twinbench.harness.memory import resident_peak
 from twinbench.harness.process import Handler, serve, thread_budget
 from twinbench.registry import builtin
 
@@ -81,9 +82,11 @@ def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
         axis=request["axis"],
     )
     steps, losses = Steps(trainer.counter), []
-    for batch in batches:
-        losses.append(steps.run(partial(trainer.step, batch)))  # a float: the step finished
-    return {**steps.record, "loss": losses, **trainer.extras()}
+    with resident_peak() as peak:  # the model is built; the schedule's steps and compiles count
+        for batch in batches:
+            losses.append(steps.run(partial(trainer.step, batch)))  # a float: it finished
+    schedule_peak = peak.get("peak_above_start_bytes")
+    return {**steps.record, "loss": losses, "peak_bytes": schedule_peak, **trainer.extras()}
 
 
 def run_generate(request: dict[str, Any]) -> dict[str, Any]:

@@ -142,6 +142,24 @@ def _allocator_releasing_at_once() -> Iterator[None]:
             libc.mallopt(parameter, int(os.environ.get(variable, _GLIBC_DEFAULT_THRESHOLD)))
 
 
+@contextmanager
+def resident_peak() -> Iterator[dict[str, int]]:
+    """How far the block's resident memory rose above where it began: on leaving, the dict holds
+    ``peak_above_start_bytes`` (the high-water mark, reset at the start, minus the resident
+    memory then; whatever the block compiled and cached included). Empty where the mark cannot
+    be reset (not Linux)."""
+    figures: dict[str, int] = {}
+    _release_free_heap()
+    start = _resident_kib().get("VmRSS")
+    reset = _reset_high_water_mark()
+    try:
+        yield figures
+    finally:
+        high = _resident_kib().get("VmHWM")
+        if reset and start is not None and high is not None:
+            figures["peak_above_start_bytes"] = max(high - start, 0) * 1024
+
+
 @dataclass(frozen=True)
 class Baseline:
     """Resident memory at one moment, freed heap handed back first; ``file_bytes`` is its
