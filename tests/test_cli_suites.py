@@ -58,3 +58,17 @@ def test_autodiff_quick_grad_is_stored_with_its_checks(cli, tmp_path):
     assert {c["framework"] for c in checks} == {"torch", "jax"}
     assert all(c["status"] == "pass" and c["rel_err_fd"] < c["tol_fd"] for c in checks)
     assert "rosenbrock grad" in run.info["suite_report"]
+
+
+def test_ctrl_c_in_a_suite_that_keeps_nothing_says_so_and_exits_130(cli, tmp_path, monkeypatch):
+    import twinbench.optim_suite
+
+    def interrupted(settings, progress):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(twinbench.optim_suite, "run_optim", interrupted)
+    out = tmp_path / "out"
+    result = cli("optim", "--no-first-order", "--problem", "linreg", "--out", out)
+    assert result.returncode == 130, result.stderr
+    assert "interrupted (SIGINT): this suite keeps nothing of a partial run" in result.stderr
+    assert "Traceback" not in result.stderr and not (out / DB_NAME).exists()

@@ -31,7 +31,7 @@ def run_and_publish(
     """Run a suite under a spinner that shows its progress lines, then print and store it.
 
     Ctrl-C or SIGTERM: a suite that keeps what finished (it raises `SuiteInterrupted`) has that
-    stored and shown, and the command exits with 128 + the signal; any other stops as it is.
+    stored and shown; either way the command says so and exits with 128 + the signal.
     """
     received: list[int] = []
 
@@ -44,13 +44,15 @@ def run_and_publish(
     try:
         with err_console.status(f"running {label}…") as status:
             result = run(settings, progress=lambda m: status.update(escape(m)))
-    except SuiteInterrupted as interrupted:
-        signum = received[0] if received else signal.SIGINT
+    except (SuiteInterrupted, KeyboardInterrupt) as stopped:
+        signum = signal.Signals(received[0] if received else signal.SIGINT)
         for s, handler in previous.items():  # a second signal now stops the storing itself
             signal.signal(s, handler)
-        publish_suite(out, interrupted.partial, as_json=as_json)
-        name = signal.Signals(signum).name
-        err_console.print(f"{label} interrupted ({name}): what finished is stored", markup=False)
+        kept = isinstance(stopped, SuiteInterrupted)
+        if isinstance(stopped, SuiteInterrupted):
+            publish_suite(out, stopped.partial, as_json=as_json)
+        what = "what finished is stored" if kept else "this suite keeps nothing of a partial run"
+        err_console.print(f"{label} interrupted ({signum.name}): {what}", markup=False)
         raise typer.Exit(128 + int(signum)) from None
     finally:
         for s, handler in previous.items():
