@@ -52,7 +52,9 @@ def run_and_publish(
         if isinstance(stopped, SuiteInterrupted):
             publish_suite(out, stopped.partial, as_json=as_json)
         what = "what finished is stored" if kept else "this suite keeps nothing of a partial run"
-        err_console.print(f"{label} interrupted ({signum.name}): {what}", markup=False)
+        err_console.print(
+            f"{label} interrupted ({signum.name}): {what}", markup=False, soft_wrap=True
+        )
         raise typer.Exit(128 + int(signum)) from None
     finally:
         for s, handler in previous.items():
