@@ -80,7 +80,7 @@ class JaxCompileCounter:
         return Snapshot(self._compiles, self._seconds)
 
     def recompile_reasons(self) -> list[str]:
-        """Why jit traced again, in XLA's words (first `MAX_REASONS`)."""
+        """Why jit traced again, in JAX's own words (first `MAX_REASONS`)."""
         return list(self._explained.reasons)
 
 
