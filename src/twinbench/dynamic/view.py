@@ -108,7 +108,7 @@ def _per_shape(rows: Sequence[Row]) -> list[str]:
 
 
 def _recompiles(rows: Sequence[Row], shown: int = 3) -> list[str]:
-    """Why each strategy compiled again, in its framework's words (Dynamo's failed guard, XLA's
+    """Why each strategy compiled again, in its framework's words (Dynamo's failed guard, jit's
     changed input type), the first few of each."""
     lines = []
     for r in rows:
