@@ -1,11 +1,13 @@
 """Does the same suite give the same verdicts when it is run again on the same machine?
 
 Runs a named suite several times (default: ``examples`` three times, with the default repeats)
-and prints each verdict's ratio and 95 % CI in every run, then two figures:
+and prints each verdict's ratio and the interval it states (the 95 % rerun interval) in every
+run, then two figures:
 
 - flips: verdicts that are significant in one run whose rerun's point estimate lies outside
-  that run's CI, or whose rerun is significant the other way (every ordered pair of runs);
-- coverage: the share of the reruns' point estimates (runs 2…N) inside the first run's CI.
+  that run's interval, or whose rerun is significant the other way (every ordered pair of runs);
+- coverage: the share of the reruns' point estimates (runs 2…N) inside the first run's
+  interval.
 
 Targets: 0 flips, coverage ≥ 90 %. Run it alone on the machine: anything else running moves the
 figures it is meant to judge. Usage:
@@ -76,7 +78,7 @@ def main() -> None:
     flips = covered = reruns = 0
     print(
         f"\n{'workload/size phase comparison':<46} "
-        + " ".join(f"{'run ' + str(i + 1) + ' ratio [95% CI]':>26}" for i in range(len(runs)))
+        + " ".join(f"{'run ' + str(i + 1) + ' ratio [interval]':>26}" for i in range(len(runs)))
         + "  flip"
     )
     for key in keys:
@@ -103,7 +105,7 @@ def main() -> None:
         f"\n{args.judge or args.suite}, {len(runs)} runs, repeats {args.repeats}, "
         f"budget {args.budget} s: "
         f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
-        f"{reruns} rerun estimates inside the first run's CI (target ≥ 90%) -> "
+        f"{reruns} rerun estimates inside the first run's interval (target ≥ 90%) -> "
         f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}"
     )
 

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 from twinbench.harness.stats import (
+    RERUN_WIDENING,
+    Ratio,
+    for_rerun,
     pooled_process_spread,
     process_spread,
     ratio_of_medians,
@@ -177,3 +180,38 @@ def test_round_by_round_the_interval_covers_the_truth():
         ratio = ratio_of_rounds(a, b, pooled_process_spread([*others, a, b]))
         hits += ratio.ci_low <= 1.0 <= ratio.ci_high
     assert hits / trials >= 0.9
+
+
+def _run(rng, rounds):
+    """One simulated run: two cells of equal speed, timed in the same rounds, and the run's
+    other cells that the pooled spread learns from (every process strays by 5 %)."""
+    others = [_cell(rng, level, 0.05, rounds, n=10) for level in rng.uniform(0.01, 1.0, 6)]
+    a, b = _cell(rng, 1.0, 0.05, rounds, n=20), _cell(rng, 1.0, 0.05, rounds, n=20)
+    return ratio_of_rounds(a, b, pooled_process_spread([*others, a, b]))
+
+
+def test_a_reruns_estimate_lands_in_the_rerun_interval_as_often_as_it_says():
+    """The confidence interval holds the truth ~95 % of the time but a rerun's estimate far
+    less often (the rerun has its own error); the rerun interval holds the rerun's estimate.
+    Three rounds: with two, the interval's floor (the larger of the rounds' own disagreement and
+    the pooled spread) already leans wide."""
+    rng = np.random.default_rng(9)
+    runs = [_run(rng, rounds=3) for _ in range(400)]
+    pairs = list(zip(runs[::2], runs[1::2], strict=True))
+    truth = sum(r.ci_low <= 1.0 <= r.ci_high for r in runs) / len(runs)
+    rerun_in_ci = sum(a.ci_low <= b.ratio <= a.ci_high for a, b in pairs) / len(pairs)
+    widened = [(for_rerun(a), b) for a, b in pairs]
+    rerun_in_range = sum(a.ci_low <= b.ratio <= a.ci_high for a, b in widened) / len(pairs)
+    assert truth >= 0.92
+    assert rerun_in_ci < 0.9
+    assert rerun_in_range >= 0.92
+
+
+def test_the_rerun_interval_is_wider_by_root_two_in_log_scale_on_each_side():
+    ratio = Ratio(2.0, 1.6, 2.4)  # lopsided in log scale: each side is widened on its own
+    rerun = for_rerun(ratio)
+    assert rerun.ratio == 2.0
+    assert np.log(2.0 / rerun.ci_low) == pytest.approx(RERUN_WIDENING * np.log(2.0 / 1.6))
+    assert np.log(rerun.ci_high / 2.0) == pytest.approx(RERUN_WIDENING * np.log(2.4 / 2.0))
+    assert Ratio(1.2, 1.05, 1.4).significant and not for_rerun(Ratio(1.2, 1.05, 1.4)).significant
+    assert for_rerun(Ratio(1.0, 1.0, 1.0)) == Ratio(1.0, 1.0, 1.0)  # no error, no widening

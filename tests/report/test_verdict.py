@@ -45,7 +45,8 @@ def test_torch_faster_names_torch():
     assert verdicts["best vs best"].text.startswith("torch-compile 1.5")
     # the interval is stated for the claimed factor (≈1.5×), not for its inverse
     low, high = map(
-        float, re.search(r"95% CI ([\d.]+)–([\d.]+)×", verdicts["best vs best"].text).groups()
+        float,
+        re.search(r"95% rerun interval ([\d.]+)–([\d.]+)×", verdicts["best vs best"].text).groups(),
     )
     factor = 1 / verdicts["best vs best"].ratio.ratio
     assert low <= round(factor, 2) <= high and low > 1.4
@@ -104,16 +105,24 @@ def test_the_cell_tables_speedup_compares_round_by_round_like_the_verdicts():
     # the machine slowed 2x between the rounds and the rounds took unequal sample counts:
     # pooled, both cells' medians are 10 ms (1.00x); in each round torch-compile is 2x faster
     def two_rounds(mode, first, second):
-        samples = [*[first] * 100, *[second] * 10] if mode == "torch-eager" else \
-            [*[first] * 10, *[second] * 100]
+        samples = (
+            [*[first] * 100, *[second] * 10]
+            if mode == "torch-eager"
+            else [*[first] * 10, *[second] * 100]
+        )
         made = synthetic_cell(mode, samples)
         counts = [100, 10] if mode == "torch-eager" else [10, 100]
-        made.metrics |= {"process_sample_counts": counts, "time_to_first_step_s": 0.1,
-                         "process_medians_s": [first, second]}
+        made.metrics |= {
+            "process_sample_counts": counts,
+            "time_to_first_step_s": 0.1,
+            "process_medians_s": [first, second],
+        }
         return made
 
-    eager, compiled = two_rounds("torch-eager", 0.010, 0.020), two_rounds("torch-compile",
-                                                                          0.005, 0.010)
+    eager, compiled = (
+        two_rounds("torch-eager", 0.010, 0.020),
+        two_rounds("torch-compile", 0.005, 0.010),
+    )
     assert eager.metrics["median_s"] == compiled.metrics["median_s"] == 0.010  # the premise
     run = RunRecord(1, "now", None, "finished", {}, {}, {})
     rows = summarize_run(run, [eager, compiled], []).rows

@@ -5,8 +5,12 @@ A ratio is PyTorch time / JAX time: above 1 JAX is faster. Cells measured in sev
 processes were timed round by round (process r of every cell of a group in round r), so their
 ratio is the geometric mean of the per-round ratios (a drift of the machine between rounds moves
 both cells alike and cancels), with a t-interval from the between-process spread pooled over the
-run's cells. Cells of one process each get the bootstrap CI of their raw samples. When the CI
-contains 1 the verdict is "no significant difference".
+run's cells. Cells of one process each get the bootstrap CI of their raw samples.
+
+The interval a verdict states is the range a rerun's ratio falls in 95 % of the time
+(`twinbench.harness.stats.for_rerun`: the confidence interval widened by √2 in log scale, since
+a rerun carries its own error), so a verdict says what a rerun on this machine will show. When
+that range contains 1 the verdict is "no significant difference".
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from twinbench.harness.stats import (
     ProcessSpread,
     Ratio,
+    for_rerun,
     pooled_process_spread,
     ratio_of_medians,
     ratio_of_medians_grouped,
@@ -70,16 +75,16 @@ def _describe(torch_mode: str, jax_mode: str, ratio: Ratio) -> str:
     if not ratio.significant:
         return (
             f"no significant difference (time {torch_mode} / {jax_mode} = {ratio.ratio:.2f}, "
-            f"95% CI {ratio.ci_low:.2f}–{ratio.ci_high:.2f})"
+            f"95% rerun interval {ratio.ci_low:.2f}–{ratio.ci_high:.2f})"
         )
     if ratio.ratio > 1:  # the CI is stated for the claim's own factor
         return (
             f"{jax_mode} {ratio.ratio:.2f}× faster than {torch_mode} "
-            f"(95% CI {ratio.ci_low:.2f}–{ratio.ci_high:.2f}×)"
+            f"(95% rerun interval {ratio.ci_low:.2f}–{ratio.ci_high:.2f}×)"
         )
     return (
         f"{torch_mode} {1 / ratio.ratio:.2f}× faster than {jax_mode} "
-        f"(95% CI {1 / ratio.ci_high:.2f}–{1 / ratio.ci_low:.2f}×)"
+        f"(95% rerun interval {1 / ratio.ci_high:.2f}–{1 / ratio.ci_low:.2f}×)"
     )
 
 
@@ -110,7 +115,7 @@ def group_verdicts(
     verdicts = []
     for label, best_torch, best_jax in best_pairs(ok, lambda c: c.metrics["median_s"]):
         torch_groups, jax_groups = best_torch.sample_groups(), best_jax.sample_groups()
-        ratio = (
+        ratio = for_rerun(
             ratio_of_rounds(torch_groups, jax_groups, spread)
             if spread is not None
             else ratio_of_medians_grouped(torch_groups, jax_groups)
@@ -141,7 +146,7 @@ def _first_step_verdict(key: tuple[str, str, str], ok: dict[str, CellRecord]) ->
     """Which framework's fastest-starting mode takes its first step sooner, compile included.
 
     The first process of each cell starts with empty compile caches, later ones with warm ones:
-    the ratio's CI over processes covers both, and the text names the cold figures.
+    the ratio's interval over processes covers both, and the text names the cold figures.
     """
     medians = {m: float(np.median(first_step_times(c))) for m, c in ok.items()}
     torch_first = [m for m in ok if FRAMEWORK_OF[m] == "torch"]
@@ -151,13 +156,13 @@ def _first_step_verdict(key: tuple[str, str, str], ok: dict[str, CellRecord]) ->
     t = min(torch_first, key=medians.__getitem__)
     j = min(jax_first, key=medians.__getitem__)
     t_times, j_times = first_step_times(ok[t]), first_step_times(ok[j])
-    ratio = ratio_of_medians(t_times, j_times)
+    ratio = for_rerun(ratio_of_medians(t_times, j_times))
     n = min(len(t_times), len(j_times))
     if n < 2:
         detail = "one measurement each, compile included"
     else:
         detail = (
-            f"median of {n} processes, compile included, 95% CI of the ratio "
+            f"median of {n} processes, compile included, 95% rerun interval of the ratio "
             f"{ratio.ci_low:.2f}–{ratio.ci_high:.2f}"
         )
     if n >= 2 and not ratio.significant:
