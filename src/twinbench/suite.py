@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast, runtime_checkab
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from twinbench.report.recommend import Recommendation
+
 Progress = Callable[[str], None]
 """A suite's progress callback: one short line saying what it is doing now."""
 
@@ -143,8 +145,11 @@ class SuiteView:
 
     ``markdown`` renders the stored data (``run.info[kind]``) as Markdown; ``figures`` draws it
     as named matplotlib figures (none by default); ``rows`` lays it out as one flat table, a
-    dict of named values per row, for CSV (none by default: CSV then holds the run's cells).
-    All receive the stored dict only, so a run stored by an older twinbench still renders.
+    dict of named values per row, for CSV (none by default: CSV then holds the run's cells);
+    ``recommendations`` derives the advice the report lists in its recommendations section,
+    each `twinbench.report.recommend.Recommendation` quoting the stored numbers it follows from
+    (none by default: the report then gives none for the kind). All receive the stored dict
+    only, so a run stored by an older twinbench still renders.
     """
 
     kind: str
@@ -152,6 +157,7 @@ class SuiteView:
     markdown: Callable[[Mapping[str, Any]], str]
     figures: Callable[[Mapping[str, Any]], list[tuple[str, Figure]]] | None = None
     rows: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None
+    recommendations: Callable[[Mapping[str, Any]], list[Recommendation]] | None = None
 
 
 VIEW_MODULES = {

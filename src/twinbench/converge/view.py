@@ -1,13 +1,16 @@
 """How a stored converge run reads: per workload, time to target per mode, parity, the
-verdict, and the metric and loss against wall-clock time with every seed overlaid — rendered
-from the stored dict only (so runs stored by older versions render too)."""
+verdict, and the metric and loss against wall-clock time with every seed overlaid; and the
+advice it supports (`recommendations`) — all from the stored dict only (so runs stored by
+older versions render too)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twinbench.report.text import fmt_number, fmt_seconds, md_table
+from twinbench.converge.suite import PART_NAMES
+from twinbench.report.recommend import Recommendation
+from twinbench.report.text import fmt_number, fmt_seconds, fmt_steps, md_table
 from twinbench.suite import SuiteView, register_view
 
 if TYPE_CHECKING:
@@ -191,6 +194,146 @@ def rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return table
 
 
+def recommendations(data: Mapping[str, Any]) -> list[Recommendation]:
+    """Per workload: parity failures (which block speed advice), failed workers, starts that
+    missed the target, then the mode that reaches the target first — by how much (the stored
+    verdict's ratio and CI) and why (start-up, training steps, evaluation) — and the training
+    length beyond which a faster-stepping rival would overtake it."""
+    tasks = data["settings"]["tasks"]
+    out: list[Recommendation] = []
+    for workload in data["settings"]["workloads"]:
+        task = tasks[workload]
+        better = "≥" if task["higher_is_better"] else "≤"
+        goal = f"{task['metric']} {better} {task['target']:g}"
+        subject = f"{workload} to {goal}"
+        checks = [p for p in data["parity"] if p["workload"] == workload]
+        summaries = {r["mode"]: r for r in data["summaries"] if r["workload"] == workload}
+        runs = [r for r in data["runs"] if r["workload"] == workload]
+        out += [
+            Recommendation("parity", subject, _disagreement(c)) for c in checks if not c["passed"]
+        ]
+        for run in runs:
+            if run["status"] not in ("converged", "not converged"):
+                first = (run.get("error") or "no error text").strip().splitlines()
+                out.append(
+                    Recommendation(
+                        "failed",
+                        subject,
+                        f"{run['mode']} seed {run['seed']} {run['status']}: "
+                        f"{first[0][:200] if first else ''} — that start has no time.",
+                    )
+                )
+        out += _missed(summaries, runs, task["max_steps"], subject)
+        verdict = next((v for v in data["verdicts"] if v["workload"] == workload), None)
+        if verdict is None or verdict.get("winner") is None:
+            if verdict is not None and not any(not c["passed"] for c in checks):
+                out.append(
+                    Recommendation(
+                        "not-converged",
+                        subject,
+                        f"no speed advice: {verdict['text'].removeprefix('no verdict: ')}.",
+                    )
+                )
+            continue
+        out += _speed(verdict, summaries[verdict["winner"]], summaries[verdict["rival"]], subject)
+    return out
+
+
+def _disagreement(check: Row) -> str:
+    """Why a mode failed parity, quoting the first curve that left the tolerance or the steps."""
+    bad = next((c for c in check["curves"] if not c["passed"]), None)
+    if bad is not None:
+        why = f"seed {bad['seed']}: {bad['detail']}"
+    else:
+        why = (
+            f"median steps to target {fmt_number(check['steps'], '.0f')} against "
+            f"{fmt_number(check['reference_steps'], '.0f')}, beyond the margin of "
+            f"{check['steps_margin']:.0f}"
+        )
+    return (
+        f"{check['mode']} does not train like {check['reference']} ({why}), so its time to "
+        "target is not comparable and gets no speed advice: fix the twin, then measure again."
+    )
+
+
+def _missed(summaries: Mapping[str, Row], runs: Iterable[Row], max_steps: int,
+            subject: str) -> list[Recommendation]:  # fmt: skip
+    """One line per mode that missed the target at some starts, naming them."""
+    out = []
+    for mode, row in summaries.items():
+        seeds = [r["seed"] for r in runs if r["mode"] == mode and r["status"] == "not converged"]
+        if not seeds:
+            continue
+        consequence = (
+            "it has no time to target: raise --max-steps or lower --target"
+            if not row["converged"]
+            else f"{'it counts' if len(seeds) == 1 else 'they count'} as the slowest in its "
+            "score: the target is near what this mode reliably reaches"
+        )
+        out.append(
+            Recommendation(
+                "not-converged",
+                subject,
+                f"{mode} did not reach the target within {max_steps} steps at seed "
+                f"{', '.join(map(str, seeds))} ({len(seeds)} of {row['trained']}): {consequence}.",
+            )
+        )
+    return out
+
+
+def _speed(verdict: Row, winner: Row, rival: Row, subject: str) -> list[Recommendation]:
+    """The stored verdict as advice, with the time's parts of both modes side by side."""
+    w, r = verdict["winner"], verdict["rival"]
+    interval = f"95 % CI {verdict['ci_low']:.2f}–{verdict['ci_high']:.2f}"
+    if min(len(winner["kept_s"]), len(rival["kept_s"])) < 2:  # the CI collapsed to the ratio
+        interval = "one kept time per mode, so no CI: five or more seeds give one"
+    parts = (
+        f"{w} vs {r}: start-up {fmt_seconds(winner['startup_s'])} vs "
+        f"{fmt_seconds(rival['startup_s'])}; training steps {fmt_seconds(winner['steps_s'])} vs "
+        f"{fmt_seconds(rival['steps_s'])}, {fmt_seconds(winner['step_s'])} vs "
+        f"{fmt_seconds(rival['step_s'])} per step over "
+        f"{fmt_number(winner['steps_to_target'], '.0f')} vs "
+        f"{fmt_number(rival['steps_to_target'], '.0f')} steps; evaluation "
+        f"{fmt_seconds(winner['eval_s'])} vs {fmt_seconds(rival['eval_s'])}"
+    )
+    if not verdict["significant"]:
+        return [
+            Recommendation(
+                "indistinguishable",
+                subject,
+                f"{w} and {r} reach the target in times that cannot be told apart "
+                f"({verdict['ratio']:.2f}×, {interval}, holds 1): choose on other grounds. "
+                f"{parts}.",
+            )
+        ]
+    out = [
+        Recommendation(
+            "time-to-target",
+            subject,
+            f"to reach the target first use {w}: {fmt_seconds(winner['median_s'])} against "
+            f"{r}'s {fmt_seconds(rival['median_s'])}, which takes {verdict['ratio']:.2f}× as long "
+            f"({interval}), mostly from {PART_NAMES[verdict['cause']]}. {parts}.",
+        )
+    ]
+    step_w, step_r = winner["step_s"], rival["step_s"]
+    head_start = (rival["startup_s"] or 0.0) - (winner["startup_s"] or 0.0)
+    if step_w and step_r and step_r < step_w and head_start > 0:
+        steps = head_start / (step_w - step_r)
+        if steps > (winner["steps_to_target"] or 0):
+            out.append(
+                Recommendation(
+                    "long-training",
+                    subject,
+                    f"{r} steps faster ({fmt_seconds(step_r)} against {fmt_seconds(step_w)}) but "
+                    f"starts {fmt_seconds(head_start)} later: on a training longer than about "
+                    f"{fmt_steps(steps)} steps (a harder target, more data) it would finish "
+                    f"first; this target takes {fmt_number(winner['steps_to_target'], '.0f')} "
+                    "steps.",
+                )
+            )
+    return out
+
+
 VIEW = register_view(
     SuiteView(
         kind="converge",
@@ -198,5 +341,6 @@ VIEW = register_view(
         markdown=render_markdown,
         figures=figures,
         rows=rows,
+        recommendations=recommendations,
     )
 )

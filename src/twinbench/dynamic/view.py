@@ -1,6 +1,7 @@
 """How a stored dynamic run reads: the strategy table, the verdict, the break-even points, the
-feature table, and a cumulative-time figure in which every compile is a visible jump. Rendered
-from the stored dict only (no framework), so older runs render too."""
+feature table, and a cumulative-time figure in which every compile is a visible jump; and the
+advice it supports (`recommendations`). Rendered from the stored dict only (no framework), so
+older runs render too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from twinbench.report.recommend import Recommendation
 from twinbench.report.text import fmt_number, fmt_seconds, fmt_steps, md_table
 from twinbench.suite import SuiteView, register_view
 
@@ -32,7 +34,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         lines += _strategies(data["strategies"])
         lines += _per_shape(data["strategies"])
         lines += _recompiles(data["strategies"])
-        lines += _verdict(data["verdict"])
+        lines += _verdict(data)
     if data["failures"]:
         lines += ["## Failures", "", *(f"- {f}" for f in data["failures"]), ""]
     return "\n".join(lines)
@@ -120,7 +122,8 @@ def _recompiles(rows: Sequence[Row], shown: int = 3) -> list[str]:
     return ["## Why it compiled again", "", *lines, ""] if lines else []
 
 
-def _verdict(v: Mapping[str, Any]) -> list[str]:
+def _verdict(data: Mapping[str, Any]) -> list[str]:
+    v = data["verdict"]
     lines = ["## Verdict", ""]
     fastest = v.get("fastest", {})
     lines += [f"- fastest {fw}: {name or '—'}" for fw, name in fastest.items()]
@@ -146,28 +149,158 @@ def _verdict(v: Mapping[str, Any]) -> list[str]:
             "",
             *md_table(["strategy", "against", "after", "n", "reading"], rows),
             "",
-            *_advice(points),
+            *_advice(data),
         ]
     return lines
 
 
-def _advice(points: Sequence[Row]) -> list[str]:
-    """The break-even points as advice: when to bucket, when compiling pays."""
-    advice = []
-    for p in points:
-        if p["value"] is None:
-            continue
-        if p["kind"] == "distinct shapes":
-            advice.append(
-                f"- With more than {math.ceil(p['value'])} distinct shapes in a schedule this "
-                f"long, pad to buckets: {p['against']} beats {p['strategy']}."
-            )
-        else:
-            advice.append(
-                f"- {p['strategy']} pays for its compiles after {fmt_steps(p['value'])} steps; "
-                f"for shorter jobs {p['against']} is faster."
-            )
+def _advice(data: Mapping[str, Any]) -> list[str]:
+    """The break-even points as advice (the report lists them among all `recommendations`)."""
+    advice = [
+        f"- {r.text[0].upper()}{r.text[1:]}"
+        for r in _break_even_advice(data, _subject(data["settings"]))
+    ]
     return ["## Recommendation", "", *advice, ""] if advice else []
+
+
+def _subject(s: Mapping[str, Any]) -> str:
+    return f"{s['workload']}/{s['size']} {s['scenario']}"
+
+
+def recommendations(data: Mapping[str, Any]) -> list[Recommendation]:
+    """Strategies that failed or computed something else (no speed advice for them), the
+    fastest strategy per framework and overall with its CI, and the break-even points: how
+    many distinct shapes make bucketing pay, after how many steps compiling pays for itself.
+    For control flow: each feature that works in one framework and fails in the other."""
+    s = data["settings"]
+    if s["scenario"] == "control-flow":
+        return _feature_advice(data["features"])
+    subject = _subject(s)
+    rows = data["strategies"]
+    out = []
+    for r in rows:
+        if r["status"] != "ok":
+            first = (r.get("error") or "no error text").strip().splitlines()
+            text = f"{r['strategy']} {r['status']}: {first[0][:200] if first else ''} — not timed."
+            out.append(Recommendation("failed", subject, text))
+        elif (r.get("correctness") or {}).get("passed") is False:
+            detail = r["correctness"]["detail"][:DETAIL_CHARS]
+            text = (
+                f"{r['strategy']} does not compute what torch-eager computes ({detail}): no "
+                "speed advice for it until it does."
+            )
+            out.append(Recommendation("parity", subject, text))
+    out += _fastest(data, subject)
+    return out + _break_even_advice(data, subject)
+
+
+def _fastest(data: Mapping[str, Any], subject: str) -> list[Recommendation]:
+    """The verdict's fastest strategy per framework against the framework's runner-up, then
+    the best of each framework against each other."""
+    v, steps = data["verdict"], data["settings"]["steps"]
+    timed = {r["strategy"]: r for r in data["strategies"] if r.get("wall_median_s") is not None}
+    out = []
+    for framework, name in (v.get("fastest") or {}).items():
+        best = timed.get(name or "")
+        if best is None:
+            continue
+        rivals = sorted(
+            (r for r in timed.values() if r["framework"] == framework and r is not best
+             and r["strategy"] not in v.get("excluded", [])),
+            key=lambda r: r["wall_median_s"],
+        )  # fmt: skip
+        against = ""
+        if rivals:
+            runner_up = rivals[0]
+            ratio = runner_up["wall_median_s"] / best["wall_median_s"]
+            wall = fmt_seconds(runner_up["wall_median_s"])
+            against = f"; the next, {runner_up['strategy']}, takes {wall} ({ratio:.2f}× as long)"
+        out.append(
+            Recommendation(
+                "fastest",
+                subject,
+                f"in {framework} use {name} for this schedule: "
+                f"{fmt_seconds(best['wall_median_s'])} for its {steps} steps "
+                f"[{fmt_seconds(best['wall_ci_low_s'])}, {fmt_seconds(best['wall_ci_high_s'])}], "
+                f"{_compiles(best)}{against}.",
+            )
+        )
+    if "ratio" in v:
+        r = v["ratio"]
+        quoted = f"{r['slower']} takes {r['ratio']:.2f}× as long as {r['faster']}"
+        if r["processes"] < 2:
+            text = (
+                f"across frameworks {quoted} in one process each, which gives no CI: measure "
+                "again with --repeats 3 or more before choosing on it."
+            )
+            out.append(Recommendation("noisy", subject, text))
+        elif r["ci_low"] > 1:
+            text = (
+                f"across frameworks {r['faster']} finishes the schedule first: {quoted} "
+                f"(95 % CI {r['ci_low']:.2f}–{r['ci_high']:.2f})."
+            )
+            out.append(Recommendation("fastest", subject, text))
+        else:
+            text = (
+                f"across frameworks {r['faster']} and {r['slower']} cannot be told apart "
+                f"({r['ratio']:.2f}×, 95 % CI {r['ci_low']:.2f}–{r['ci_high']:.2f} holds 1): "
+                "choose on other grounds."
+            )
+            out.append(Recommendation("indistinguishable", subject, text))
+    return out
+
+
+def _compiles(row: Row) -> str:
+    n = row["compiles"]
+    if not n:
+        return "no compiles"
+    return f"{n} compile{'s' if n > 1 else ''} taking {fmt_seconds(row['compile_s'])}"
+
+
+def _break_even_advice(data: Mapping[str, Any], subject: str) -> list[Recommendation]:
+    """When to pad to buckets (against this schedule's own distinct shapes) and when compiling
+    pays for itself, from the verdict's break-even points."""
+    distinct = len(set(data.get("lengths") or []))
+    out = []
+    for p in data["verdict"].get("break_even") or []:
+        if p["kind"] == "distinct shapes":
+            if p["value"] is None:
+                continue
+            limit = math.floor(p["value"])  # more than 1.25 shapes: 2 or more
+            choice = p["against"] if distinct > p["value"] else p["strategy"]
+            here = f"; this schedule has {distinct}: {choice} by this count" if distinct else ""
+            text = (
+                f"with more than {limit} distinct shapes in a schedule this long, pad to buckets: "
+                f"{p['against']} beats {p['strategy']}{here}."
+            )
+            out.append(Recommendation("bucketing", subject, text))
+        elif p["value"] is None:
+            out.append(Recommendation("short-runs", subject, f"{p['detail']}: use {p['against']}."))
+        else:
+            text = (
+                f"compiling pays for itself after {fmt_steps(p['value'])} steps: {p['strategy']} "
+                f"beats {p['against']} on longer jobs; for shorter ones {p['against']} is faster."
+            )
+            out.append(Recommendation("short-runs", subject, text))
+    return out
+
+
+def _feature_advice(cells: Sequence[Row]) -> list[Recommendation]:
+    """Each feature that works in one framework (some mode) and fails in every mode of the other."""
+    works: dict[str, dict[str, list[str]]] = {}
+    for c in cells:
+        works.setdefault(c["feature"], {}).setdefault(c["framework"], [])
+        if c["status"] == "works":
+            works[c["feature"]][c["framework"]].append(c["mode"])
+    out = []
+    for feature, by_framework in works.items():
+        working = {fw: modes for fw, modes in by_framework.items() if modes}
+        failing = [fw for fw, modes in by_framework.items() if not modes]
+        if working and failing:
+            where = "; ".join(f"{fw} ({', '.join(modes)})" for fw, modes in working.items())
+            text = f"{feature} works in {where} and fails in {', '.join(failing)}."
+            out.append(Recommendation("features", feature, text))
+    return out
 
 
 def _features(cells: Sequence[Row]) -> list[str]:
@@ -250,5 +383,6 @@ VIEW = register_view(
         markdown=render_markdown,
         figures=figures,
         rows=rows,
+        recommendations=recommendations,
     )
 )

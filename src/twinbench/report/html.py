@@ -343,9 +343,17 @@ def context(summary: RunSummary) -> dict[str, Any]:
 _SUITE_PAGE = _ENV.from_string(
     "<!doctype html><html><head><meta charset='utf-8'><title>twinbench run {{ id }}</title>"
     "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;}"
-    "pre{background:#f6f8fa;padding:1rem;overflow-x:auto;}</style></head><body>"
+    "pre{background:#f6f8fa;padding:1rem;overflow-x:auto;}"
+    ".recs li{margin:.4rem 0;}.recs .kind{font-weight:700;text-transform:uppercase;"
+    "font-size:.8em;color:#555;}</style></head><body>"
     "<h1>twinbench run {{ id }}: {{ title }}</h1><p>{{ machine }}</p>"
-    "<pre>{{ text }}</pre>{% for figure in figures %}{{ figure }}{% endfor %}</body></html>"
+    "<pre>{{ text }}</pre>{% for figure in figures %}{{ figure }}{% endfor %}"
+    "{% if recommendations %}<h2 id='recommendations'>Recommendations</h2>"
+    "<p>Derived from this run's numbers only; each line quotes the measurement it follows "
+    "from.</p><ul class='recs'>{% for r in recommendations %}<li class='{{ r.kind }}'>"
+    "<span class='kind'>{{ r.kind | replace('-', ' ') }}</span> "
+    "<span class='subject'>{{ r.subject }}</span>: {{ r.text }}</li>{% endfor %}</ul>"
+    "{% endif %}</body></html>"
 )
 
 
@@ -359,6 +367,7 @@ def render(summary: RunSummary) -> str:
             text=suite.markdown,
             machine=environment_line(summary.run),
             figures=[Markup(plots.svg(f)) for _, f in suite.figures],
+            recommendations=recommend(summary),
         )
     return _ENV.get_template("report.html.j2").render(**context(summary))
 

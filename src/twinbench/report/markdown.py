@@ -87,6 +87,19 @@ def _sections(summary: RunSummary, images: dict[str, list[str]]) -> list[str]:
     return lines
 
 
+def _recommendations(summary: RunSummary) -> list[str]:
+    """The recommendations section (a run's or its suite view's); nothing when there are none."""
+    recommendations = recommend(summary)
+    if not recommendations:
+        return []
+    return [
+        "",
+        "## Recommendations",
+        "",
+        *(f"- **{_cell(r.kind)}** — {_cell(r.subject)}: {_cell(r.text)}" for r in recommendations),
+    ]
+
+
 def _num(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, int | float) else "—"
 
@@ -118,6 +131,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
                 "",
                 suite.markdown,
                 *figures,
+                *_recommendations(summary),
                 "",
             ]
         )
@@ -137,12 +151,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
             for v in verdict_rows(summary.verdicts)
         ],
     )
-    recommendations = recommend(summary)
-    if recommendations:
-        lines += ["", "## Recommendations", ""]
-        lines += [
-            f"- **{_cell(r.kind)}** — {_cell(r.subject)}: {_cell(r.text)}" for r in recommendations
-        ]
+    lines += _recommendations(summary)
     lines += [
         "",
         "## Verdicts",

@@ -2,10 +2,14 @@
 
 ``recommend(summary)`` is a pure function of the RunSummary: every sentence it returns quotes the
 numbers it follows from, so a reader can check it, and different numbers give different advice.
+A suite run's advice comes from its report view (`twinbench.suite.SuiteView.recommendations`,
+looked up by kind, so this module imports no suite); `Recommendation` and `KINDS` are the
+vocabulary both share.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from twinbench.modes import COMPILED_MODES
@@ -22,26 +26,35 @@ from twinbench.report.summary import (
 )
 from twinbench.report.text import fmt_seconds, fmt_steps
 from twinbench.report.verdict import Verdict
-from twinbench.store import CellRecord
+from twinbench.store import CellRecord, RunRecord
+from twinbench.suite import view_for
 
 # Kinds, in the order a reader should see them.
 KINDS = (
     "parity",  # the twins disagree: fix before reading any speed number
     "failed",  # a cell errored, crashed or timed out
+    "not-converged",  # converge: a mode missed the quality target at some starts
+    "time-to-target",  # converge: the mode that reaches the target first, and why
+    "fastest",  # dynamic: the strategy that finishes a schedule of changing shapes first
     "long-training",  # the fastest steady-state mode, when the difference is significant
     "short-runs",  # a mode that starts sooner wins runs shorter than the break-even
+    "bucketing",  # dynamic: how many distinct shapes make padding to buckets pay
     "indistinguishable",  # the frameworks' best modes are within noise of each other
     "noisy",  # cells too noisy to judge
     "memory",  # which framework's model needs less memory, when the difference is significant
     "sweep",  # batch-size sweeps: where throughput peaks, how step time grows
+    "features",  # dynamic control flow: what works in one framework and fails in the other
     "run",  # about the run as a whole (interrupted, nothing measured)
 )
 
 
 @dataclass(frozen=True)
 class Recommendation:
+    """One piece of advice: its kind (one of `KINDS`), what it is about, and the sentence, which
+    quotes the numbers it follows from."""
+
     kind: str
-    subject: str  # "mlp/small train", or "run" for run-wide advice
+    subject: str  # "mlp/small train", "digits", or "run" for run-wide advice
     text: str
 
 
@@ -312,8 +325,35 @@ def _sequence_advice(summary: RunSummary) -> list[Recommendation]:
     ]
 
 
+def ordered(recommendations: Sequence[Recommendation]) -> list[Recommendation]:
+    """``recommendations`` in the order of `KINDS` (stable: same kinds keep their order)."""
+    rank = {kind: i for i, kind in enumerate(KINDS)}
+    return sorted(recommendations, key=lambda r: rank[r.kind])
+
+
+def _suite_advice(run: RunRecord, kind: str) -> list[Recommendation]:
+    """What the suite's view derives from the stored result, and a word on an unfinished run."""
+    view, data = view_for(kind), run.info.get(kind)
+    out = []
+    if view is not None and view.recommendations is not None and isinstance(data, dict):
+        out = list(view.recommendations(data))
+    if run.status != "finished":
+        out.append(
+            Recommendation(
+                "run",
+                "run",
+                f"the run is {run.status}: the advice covers only what it measured; see the "
+                "failures above, and run it again to complete the picture.",
+            )
+        )
+    return ordered(out)
+
+
 def recommend(summary: RunSummary) -> list[Recommendation]:
-    """Every recommendation the run's numbers support, ordered by KINDS."""
+    """Every recommendation the run's numbers support, ordered by KINDS; for a suite run, its
+    view's (none when the view gives none)."""
+    if kind := summary.run.settings.get("kind"):
+        return _suite_advice(summary.run, str(kind))
     out: list[Recommendation] = []
     sweep_parity: set[tuple[str, str]] = set()
     for key, cells in groups(summary).items():
@@ -349,5 +389,4 @@ def recommend(summary: RunSummary) -> list[Recommendation]:
                 "see the failures above.",
             )
         )
-    rank = {kind: i for i, kind in enumerate(KINDS)}
-    return sorted(out, key=lambda r: rank[r.kind])
+    return ordered(out)
