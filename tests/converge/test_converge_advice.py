@@ -105,6 +105,15 @@ def test_a_parity_failure_gives_no_speed_advice() -> None:
     assert "jax-jit does not train like torch-eager (seed 2:" in advice[0].text
 
 
+def test_steps_to_target_that_differ_are_told_apart_from_a_curve_failure() -> None:
+    runs = _runs("torch-eager", FAST, startup=0.5) + _runs("jax-jit", SLOW, startup=0.5, steps=300)
+    advice = _advice(runs)
+    assert [r.kind for r in advice] == ["parity"]
+    text = advice[0].text
+    assert "agree on the first 20 losses but reach the target after 300 and 100 steps" in text
+    assert "fix the twin" not in text
+
+
 def test_a_failed_worker_is_listed() -> None:
     runs = _runs("torch-eager", FAST, startup=0.5) + _runs("jax-jit", SLOW, startup=4.5)
     runs[0] = {**runs[0], "status": "crashed", "error": "Segmentation fault\nmore"}
