@@ -64,14 +64,14 @@ class JaxBench:
             optimizer = nnx.Optimizer(
                 model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
             )
-            graphdef, self._state = nnx.split((model, optimizer))
+            graphdef, state = nnx.split((model, optimizer))
             self._objects: nnx.Module | tuple[nnx.Module, nnx.Optimizer[Any]] = (model, optimizer)
             eager_step = eager_train_step(twin.loss_fn, model, optimizer)
             pure_step = pure_train_step(twin.loss_fn, graphdef)
             donate: tuple[int, ...] = (0,)
         else:
             model.eval()
-            graphdef, self._state = nnx.split(model)
+            graphdef, state = nnx.split(model)
             self._objects = model
 
             def eager_forward(batch: JaxBatch) -> jax.Array:
@@ -84,6 +84,9 @@ class JaxBench:
             eager_step, pure_step = eager_forward, pure_forward
             donate = ()
         self._eager_step = eager_step
+        # Eager, the objects carry the state: a split kept here would pin the initial arrays
+        # once the first step has replaced them, a second copy of the model in the process.
+        self._state: ModelState | None = state if self.jit else None
         self._jitted = jax.jit(pure_step, donate_argnums=donate)
         self._compiled: jax.stages.Compiled | None = None
 
@@ -92,7 +95,7 @@ class JaxBench:
         if not self.jit:
             return None
         start = perf_counter()
-        self._compiled = self._jitted.lower(self._state, self._batches.first).compile()
+        self._compiled = self._jitted.lower(self._carried(), self._batches.first).compile()
         return perf_counter() - start
 
     def step(self) -> Any:
@@ -102,7 +105,12 @@ class JaxBench:
         return out
 
     def sync(self, out: Any = None) -> None:
-        _block_until_ready(out if out is not None else self._state)
+        _block_until_ready(out if out is not None else self._carried())
+
+    def _carried(self) -> ModelState:
+        """The state the step carries: the jitted step's last returned state, or (eager) the
+        stateful objects' arrays as they are now."""
+        return nnx.state(self._objects) if self._state is None else self._state
 
     def flops_per_step(self) -> float | None:
         """FLOPs of one step from XLA's ``cost_analysis()`` of the compiled step.
@@ -111,7 +119,8 @@ class JaxBench:
         once, not once per iteration (jax-ml/jax#18672), so a recurrent net's count would be off
         by about the sequence length — no figure rather than a wrong one.
         """
-        compiled = self._compiled or self._jitted.lower(self._state, self._batches.first).compile()
+        if (compiled := self._compiled) is None:
+            compiled = self._jitted.lower(self._carried(), self._batches.first).compile()
         if _WHILE_LOOP.search(compiled.as_text() or ""):
             return None
         analysis = compiled.cost_analysis()
@@ -127,8 +136,7 @@ class JaxBench:
     def state_bytes(self) -> int:
         """Bytes of the state the step carries (the jitted step's returned state; eager, the
         stateful objects' arrays) and of one batch, each array counted once."""
-        state = nnx.state(self._objects) if self._compiled is None else self._state
-        leaves = jax.tree.leaves((state, self._batches.first))
+        leaves = jax.tree.leaves((self._carried(), self._batches.first))
         return sum({id(a): a.nbytes for a in leaves if isinstance(a, jax.Array)}.values())
 
 
