@@ -130,7 +130,9 @@ def sweep(
         str | None,
         option(
             "A memory size (8GiB, 512MB, or bytes): fit each mode's memory against the "
-            "batch size, predict the largest batch within it, then measure there to confirm."
+            "batch size (and against the sequence length with --seq-lens), predict the largest "
+            "batch (the longest sequence, up to the position table) within it, then measure "
+            "there to confirm."
         ),
     ] = None,
 ) -> None:

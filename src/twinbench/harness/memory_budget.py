@@ -7,7 +7,9 @@ the batch itself). `MemoryFit` is that line, least squares; `largest_batch` inve
 prediction is checked against a real step (on a GPU, an allocation that fails is that cell's
 recorded error, and the run goes on). A sweep over sequence lengths (``--seq-lens``) gets the
 same line against the sequence length at each batch size, `SequenceFit`, stored as the run's
-``memory_sequence_fits`` info. Imports no framework.
+``memory_sequence_fits`` info; with ``--memory-budget`` its `longest_sequence` is measured the
+same way (clipped to the workload's position table, ``max_positions``, and marked so), stored
+as the run's ``memory_sequence_budget`` info. Imports no framework.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from twinbench.errors import TwinbenchError
+from twinbench.spec import check_size
 
 if TYPE_CHECKING:
     from twinbench.harness.runner import Progress, RunSession
@@ -39,6 +42,7 @@ _UNITS = {
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 # A prediction this many times past the largest batch measured is not worth a confirming step.
 MAX_EXTRAPOLATION = 64
+POSITION_TABLE = "max_positions"  # the config key of a sequence workload's longest length
 
 
 def parse_memory_size(flag: str, text: str) -> int:
@@ -142,6 +146,14 @@ class SequenceFit:
     def bytes_per_token(self) -> float:
         return self.bytes_per_position / self.batch_size
 
+    def longest_sequence(self, budget_bytes: int) -> int | None:
+        """The longest sequence whose predicted peak stays within the budget; None when memory
+        does not grow with the length or even one position does not fit."""
+        if self.bytes_per_position < 1:  # under a byte a position: rounding, not growth
+            return None
+        length = math.floor((budget_bytes - self.intercept_bytes) / self.bytes_per_position)
+        return length if length >= 1 else None
+
     def as_record(self) -> dict[str, Any]:
         return {
             "bytes_per_position": self.bytes_per_position,
@@ -194,12 +206,32 @@ def record_sequence_fits(session: RunSession) -> None:
 
 
 def confirm_memory_budget(session: RunSession, progress: Progress) -> None:
-    """Predict each swept mode's largest batch under the budget, measure it there, and store
-    prediction and outcome as the run's ``memory_budget`` info."""
+    """What ``--memory-budget`` asks of a sweep: over two or more batch sizes, each mode's
+    largest batch (`confirm_batch_budget`); over two or more sequence lengths, its longest
+    sequence (`confirm_sequence_budget`); each predicted, then measured."""
+    settings = session.settings
+    if len(set(settings.batch_sizes)) >= 2:
+        confirm_batch_budget(session, progress)
+    if len(set(settings.seq_lens)) >= 2:
+        confirm_sequence_budget(session, progress)
+
+
+def _measure_one(session: RunSession, cell: Any, progress: Progress) -> None:
+    """Measure ``cell`` unless the sweep already has (a point it swept is not re-run)."""
     import tempfile
     from pathlib import Path
 
     from twinbench.harness.cells import measure_cells
+
+    if cell.label in session.measured or cell.label in session.failures:
+        return
+    with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
+        measure_cells(session, [cell], progress, Path(caches))
+
+
+def confirm_batch_budget(session: RunSession, progress: Progress) -> None:
+    """Predict each swept mode's largest batch under the budget, measure it there, and store
+    prediction and outcome as the run's ``memory_budget`` info."""
     from twinbench.harness.runner import Cell, Point
 
     budget = session.settings.memory_budget
@@ -207,34 +239,33 @@ def confirm_memory_budget(session: RunSession, progress: Progress) -> None:
     entries = []
     files = {c.workload.name: c.point.workload_file for c, _ in session.measured.values()}
     workloads = {c.workload.name: c.workload for c, _ in session.measured.values()}
-    with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
-        for key, fit in sweep_fits(session.measured).items():
-            workload, size, seq_len, checkpointing, phase, mode = key
-            entry: dict[str, Any] = {
-                "workload": workload,
-                "size": size,
-                "seq_len": seq_len,
-                "checkpointing": checkpointing,
-                "phase": phase,
-                "mode": mode,
-                **fit.as_record(),
-                "predicted_batch": fit.largest_batch(budget),
-            }
-            predicted = entry["predicted_batch"]
-            if predicted is None:
-                entry["outcome"] = "no prediction: memory does not grow with the batch here"
-            elif predicted > MAX_EXTRAPOLATION * max(fit.batch_sizes):
-                entry["outcome"] = (
-                    f"not measured: more than {MAX_EXTRAPOLATION}× the largest batch swept"
-                )
-            else:
-                file = files[workload]
-                point = Point(workloads[workload], file, size, predicted, seq_len, checkpointing)
-                cell = Cell(point, mode, phase)
-                if cell.label not in session.measured:  # a batch the sweep had is not re-run
-                    measure_cells(session, [cell], progress, Path(caches))
-                entry.update(_outcome(session, cell, budget))
-            entries.append(entry)
+    for key, fit in sweep_fits(session.measured).items():
+        workload, size, seq_len, checkpointing, phase, mode = key
+        entry: dict[str, Any] = {
+            "workload": workload,
+            "size": size,
+            "seq_len": seq_len,
+            "checkpointing": checkpointing,
+            "phase": phase,
+            "mode": mode,
+            **fit.as_record(),
+            "predicted_batch": fit.largest_batch(budget),
+        }
+        predicted = entry["predicted_batch"]
+        if predicted is None:
+            entry["outcome"] = "no prediction: memory does not grow with the batch here"
+        elif predicted > MAX_EXTRAPOLATION * max(fit.batch_sizes):
+            entry["outcome"] = (
+                f"not measured: more than {MAX_EXTRAPOLATION}× the largest batch swept"
+            )
+        else:
+            file = files[workload]
+            point = Point(workloads[workload], file, size, predicted, seq_len, checkpointing)
+            cell = Cell(point, mode, phase)
+            entry["cell_size"] = point.label
+            _measure_one(session, cell, progress)
+            entry.update(_outcome(session, cell, budget))
+        entries.append(entry)
     session.recorder.set_run_info(
         session.run_id, "memory_budget", {"budget_bytes": budget, "fits": entries}
     )
@@ -254,3 +285,69 @@ def _outcome(session: RunSession, cell: Any, budget: int) -> dict[str, Any]:
         "measured_bytes": peak,
         "outcome": "fits the budget" if peak <= budget else "over the budget",
     }
+
+
+def confirm_sequence_budget(session: RunSession, progress: Progress) -> None:
+    """Predict each swept mode's longest sequence under the budget from its fit against the
+    sequence length, measure it there, and store prediction and outcome as the run's
+    ``memory_sequence_budget`` info.
+
+    A prediction past the workload's position table (``max_positions``) is measured at the
+    table's length instead, with ``clipped`` set: a longer sequence has no position to embed.
+    """
+    from twinbench.harness.runner import Cell, Point
+
+    budget = session.settings.memory_budget
+    assert budget is not None
+    entries = []
+    points = {c.workload.name: c.point for c, _ in session.measured.values()}
+    swept_batch = bool(session.settings.batch_sizes)
+    for key, fit in sequence_fits(session.measured).items():
+        workload, size, batch_size, checkpointing, phase, mode = key
+        swept = points[workload]
+        limit = swept.workload.size(size).config.get(POSITION_TABLE)
+        predicted = fit.longest_sequence(budget)
+        clipped = predicted is not None and limit is not None and predicted > limit
+        length = limit if clipped else predicted
+        entry: dict[str, Any] = {
+            "workload": workload,
+            "size": size,
+            "batch_size": batch_size,
+            "checkpointing": checkpointing,
+            "phase": phase,
+            "mode": mode,
+            **fit.as_record(),
+            "predicted_seq_len": predicted,
+            "position_limit": limit,
+            "clipped": clipped,
+            "measured_seq_len": None,
+        }
+        if length is None:
+            entry["outcome"] = "no prediction: memory does not grow with the sequence length here"
+        elif length > MAX_EXTRAPOLATION * max(fit.seq_lens):
+            entry["outcome"] = (
+                f"not measured: more than {MAX_EXTRAPOLATION}× the longest sequence swept"
+            )
+        else:
+            point = Point(
+                swept.workload,
+                swept.workload_file,
+                size,
+                batch_size if swept_batch else None,  # else the preset's, as the sweep kept it
+                length,
+                checkpointing,
+            )
+            try:
+                check_size(swept.workload, point.size)  # e.g. shorter than the task needs
+            except TwinbenchError as error:
+                entry["outcome"] = f"not measured: {error}"
+            else:
+                cell = Cell(point, mode, phase)
+                entry["measured_seq_len"] = length
+                entry["cell_size"] = point.label
+                _measure_one(session, cell, progress)
+                entry.update(_outcome(session, cell, budget))
+        entries.append(entry)
+    session.recorder.set_run_info(
+        session.run_id, "memory_sequence_budget", {"budget_bytes": budget, "fits": entries}
+    )

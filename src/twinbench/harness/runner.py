@@ -91,6 +91,7 @@ class RunSettings:
     batch_sizes: tuple[int, ...] = ()  # a sweep: each group measured at each of these
     seq_lens: tuple[int, ...] = ()  # a sweep over the config's "seq_len" (sequence workloads)
     memory_budget: int | None = None  # bytes: a sweep predicts, then measures, the largest batch
+    # (over --batch-sizes) or the longest sequence (over --seq-lens)
     gradient_checkpointing: str = "off"  # a CHECKPOINTING name
 
     def validate(self) -> None:
@@ -112,9 +113,10 @@ class RunSettings:
                 positive(f"{flag} value", value, integer=True)
         if self.memory_budget is not None:
             positive("--memory-budget", self.memory_budget, integer=True)
-            if len(set(self.batch_sizes)) < 2:
+            if len(set(self.batch_sizes)) < 2 and len(set(self.seq_lens)) < 2:
                 raise TwinbenchError(
-                    "--memory-budget needs a sweep over at least two --batch-sizes to fit"
+                    "--memory-budget needs a sweep over at least two --batch-sizes or two "
+                    "--seq-lens to fit"
                 )
 
     def check_environment(self, *, local_gpu: bool = True) -> None:

@@ -2,12 +2,15 @@
 
 CSV has one row per cell and one column per metric, laid out exactly as
 ``twinbench.load_results`` lays out its DataFrame (run_id, the cell key, status, error, then the
-metrics, nested ones flattened as ``outer.inner``). A suite run whose report view lays its result
-out as rows (`twinbench.suite.SuiteView.rows`) is written as those rows instead, after run_id and
-kind: a suite stores its result with the run, not as cells. JSON keeps everything: the run with its
-environment fingerprint, settings and extra info, every cell with its metrics and raw samples,
-the parity results (loss curves included), the verdicts and the notes. JSON is strict: a NaN or
-infinite value is written as null.
+metrics, nested ones flattened as ``outer.inner``), with ``memory_budget.*`` columns more where
+a cell was measured to confirm a ``--memory-budget`` prediction (`budget_confirmations`: the
+budget, the predicted batch or sequence length, whether it was clipped, the outcome). A suite
+run whose report view lays its result out as rows (`twinbench.suite.SuiteView.rows`) is written
+as those rows instead, after run_id and kind: a suite stores its result with the run, not as
+cells. JSON keeps everything: the run with its environment fingerprint, settings and extra info
+(``memory_budget`` and ``memory_sequence_budget`` among it), every cell with its metrics and raw
+samples, the parity results (loss curves included), the verdicts and the notes. JSON is strict: a
+NaN or infinite value is written as null.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from twinbench.harness.memory import MEMORY_FIELDS
-from twinbench.report.memory import is_memory
+from twinbench.report.memory import budget_confirmations, is_memory
 from twinbench.report.summary import RunSummary
 from twinbench.store import KEY_COLUMNS, CellRecord, json_default, json_ready
 from twinbench.suite import view_for
@@ -46,6 +49,7 @@ def cells_frame(data: Exportable) -> pd.DataFrame:
     import pandas as pd
 
     cells, run_id = _cells_and_run_id(data)
+    confirming = budget_confirmations(data.run.info) if isinstance(data, RunSummary) else {}
     rows = []
     for cell in cells:
         row: dict[str, Any] = {"run_id": run_id, "status": cell.status, "error": cell.error}
@@ -53,6 +57,9 @@ def cells_frame(data: Exportable) -> pd.DataFrame:
         row.update({key: getattr(cell, key) for key in KEY_COLUMNS})
         for name, value in cell.metrics.items():
             row.setdefault(name, value)  # key columns win over metrics of the same name
+        budget = confirming.get((cell.workload, cell.size, cell.phase, cell.mode))
+        if budget is not None:  # a cell measured to confirm a --memory-budget prediction
+            row["memory_budget"] = budget
         rows.append(row)
     if not rows:
         return pd.DataFrame(columns=list(BASE_COLUMNS))

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 from twinbench.harness.memory_budget import MemoryFit
 from twinbench.harness.stats import ratio_by_rounds
 from twinbench.modes import COMPILED_MODES, EAGER_MODES, FRAMEWORK_OF, MODES
-from twinbench.report.memory import memory_verdicts_for_run
+from twinbench.report.memory import memory_verdicts_for_run, sequence_budget_notes
 from twinbench.report.text import fmt_seconds
 from twinbench.report.verdict import (
     FLOPS_DISAGREEMENT,
@@ -215,6 +215,7 @@ def summarize_run(
     busy = busy_machine_note(run)
     if busy:
         notes.append(busy)
+    notes += sequence_budget_notes(run.info)
     verdicts = verdicts_for_run(cells, parity) + memory_verdicts_for_run(cells, parity)
     return RunSummary(run, cells, parity, verdicts, rows, notes)
 
