@@ -18,6 +18,23 @@ def cell(mode: str, *by_process_mb: float) -> CellRecord:
         "time_to_first_step_s": 1.0,
         "attributable_peak_bytes": sorted(values)[len(values) // 2],
         "attributable_peak_bytes_by_process": values,
+        "model_state_bytes": 0,  # the figure as measured now: the state's bytes + one step's
+    }
+    return synthetic_cell(mode, [1e-3] * 5, metrics=metrics)
+
+
+def old_style_cell(mode: str, peak_mb: float) -> CellRecord:
+    """A cell as stored before the figure counted the state: one step's resident peak above
+    the runtime's start-up memory, compiled code and caches included; no model_state_bytes."""
+    metrics = {
+        "median_s": 1e-3,
+        "ci_low_s": 1e-3,
+        "ci_high_s": 1e-3,
+        "time_to_first_step_s": 1.0,
+        "attributable_peak_bytes": int(peak_mb * MB),
+        "attributable_peak_bytes_by_process": [int(peak_mb * MB)] * 2,
+        "attributable_method": "resident high-water mark of one step (reset first) above the "
+        "runtime baseline",
     }
     return synthetic_cell(mode, [1e-3] * 5, metrics=metrics)
 
@@ -106,3 +123,24 @@ def test_exports_and_load_results_name_every_memory_field(tmp_path):
     quantities = {v["comparison"]: v["quantity"] for v in data["verdicts"]}
     assert quantities["memory, best vs best"] == "attributable peak memory"
     assert quantities["best vs best"] == "time"
+
+
+def test_cells_stored_before_the_state_was_counted_get_a_caveat_not_a_verdict():
+    # linreg tiny as it was stored then: torch-compile 70.8 MB, jax-eager 79.6 MB, mostly compiler
+    cells = [old_style_cell("torch-compile", 70.8), old_style_cell("jax-eager", 79.6)]
+    (only,) = memory_verdicts(cells, parity_passed=True)
+    assert only.ratio is None and only.comparison == "memory, best vs best"
+    assert only.text.startswith("no memory verdict") and "compiled code" in only.text
+    run = RunRecord(1, "2026-01-01", "2026-01-01", "finished", {}, {}, {})
+    summary = summarize_run(run, cells, [])
+    assert [v.text for v in summary.verdicts if v.comparison.startswith("memory")] == [only.text]
+    assert not [r for r in recommend(summary) if r.kind == "memory"]  # nothing to act on
+
+
+def test_a_device_peak_stored_without_the_state_is_still_compared():
+    gpu = "device allocator peak of the memory step"  # the allocator never held the compiler's
+    cells = [old_style_cell("torch-eager", 100), old_style_cell("jax-jit", 50)]
+    for c in cells:
+        c.metrics["attributable_method"] = gpu
+    (best, *_) = memory_verdicts(cells, parity_passed=True)
+    assert best.ratio is not None and best.text.startswith("jax-jit needs")

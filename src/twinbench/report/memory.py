@@ -5,7 +5,9 @@ holds on its own). A ratio is PyTorch bytes / JAX bytes: above 1 JAX uses less. 
 comes from bootstrapping the cells' per-process figures, so it is as wide as the processes
 disagree; when it holds 1 the verdict is "no significant difference", and so it is when the
 two figures are closer than `RESOLUTION_BYTES`, whatever the processes say. Cells stored before
-the attributable peak existed have no verdict. Imports no framework.
+the attributable peak existed have no verdict; cells stored while it was still one step's
+resident peak above the runtime's start-up memory (no ``model_state_bytes``) get a caveat in
+its place (`OLD_FIGURE_CAVEAT`), not a ratio. Imports no framework.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from twinbench.harness.memory import DEVICE_METHOD
 from twinbench.harness.stats import Ratio, ratio_of_medians
 from twinbench.report.verdict import Verdict, best_pairs, cell_groups, parity_of
 from twinbench.store import CellRecord
@@ -23,6 +26,12 @@ PREFIX = "memory, "  # a memory verdict's comparison: "memory, best vs best"
 # a page or two, and on gpt tiny the figure sat within 0.1-0.3 MB of XLA's and the torch
 # profiler's own accounts. At `tiny` every model needs a few KB: pages apart are not a verdict.
 RESOLUTION_BYTES = 2**20
+OLD_FIGURE_CAVEAT = (
+    "no memory verdict: measured before the attributable peak counted the model's own state "
+    "(no model_state_bytes): these cells' figure is one step's resident peak above the "
+    "runtime's start-up memory, so it holds the compiled code, caches and allocator pools the "
+    "compiler kept, often more than the model; measure again to compare the models"
+)
 
 
 def is_memory(verdict: Verdict) -> bool:
@@ -36,6 +45,13 @@ def attributable_by_process(cell: CellRecord) -> list[float]:
         return [float(v) for v in values]
     single = cell.metrics.get("attributable_peak_bytes")
     return [] if single is None else [float(single)]
+
+
+def measured_as_the_model(cell: CellRecord) -> bool:
+    """Whether the cell's attributable peak is the model's: its state's bytes plus one step's
+    transient, or a device allocator's peak (which never held the compiler's host memory)."""
+    metrics = cell.metrics
+    return "model_state_bytes" in metrics or metrics.get("attributable_method") == DEVICE_METHOD
 
 
 def _mb(value: float) -> str:
@@ -85,6 +101,8 @@ def memory_verdicts(cells: list[CellRecord], *, parity_passed: bool | None) -> l
     measured = {c.mode: c for c in cells if c.status == "ok" and attributable_by_process(c)}
     if parity_passed is False or not measured:
         return []  # the speed verdict already says why parity failed
+    if not all(measured_as_the_model(c) for c in measured.values()):
+        return [Verdict(*key, PREFIX + "best vs best", None, None, None, OLD_FIGURE_CAVEAT)]
     verdicts = []
     pairs = best_pairs(measured, lambda c: c.metrics["attributable_peak_bytes"])
     for label, leanest_torch, leanest_jax in pairs:
@@ -112,3 +130,61 @@ def memory_verdicts_for_run(cells: list[CellRecord], parity: list[dict[str, Any]
         passed = None if record is None else bool(record["passed"])
         verdicts += memory_verdicts(group, parity_passed=passed)
     return verdicts
+
+
+# run info key → what its budget predicted
+BUDGET_RECORDS = {"memory_budget": "largest batch", "memory_sequence_budget": "longest sequence"}
+
+
+def budget_confirmations(info: dict[str, Any]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """Each cell a ``--memory-budget`` sweep measured to confirm a prediction, by (workload,
+    size as stored, phase, mode): the budget, the prediction (``predicted_batch`` or
+    ``predicted_seq_len``, with ``clipped`` and ``position_limit`` for a sequence), and the
+    outcome. The same cell can confirm both a batch and a sequence prediction; the sequence's
+    fields then join the batch's."""
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for key in BUDGET_RECORDS:
+        record = info.get(key) or {}
+        for fit in record.get("fits") or []:
+            if "cell_size" not in fit:
+                continue  # not measured: nothing to label
+            fields = {"budget_bytes": record["budget_bytes"]}
+            names = ("predicted_batch",) if key == "memory_budget" else SEQUENCE_BUDGET_FIELDS
+            fields |= {name: fit.get(name) for name in names}
+            fields["outcome"] = fit["outcome"]
+            cell = (fit["workload"], fit["cell_size"], fit["phase"], fit["mode"])
+            out.setdefault(cell, {}).update(fields)
+    return out
+
+
+SEQUENCE_BUDGET_FIELDS = ("predicted_seq_len", "measured_seq_len", "clipped", "position_limit")
+
+
+def sequence_budget_notes(info: dict[str, Any]) -> list[str]:
+    """A line per mode of a ``--memory-budget`` sweep over sequence lengths: the longest
+    sequence its fit predicts within the budget, where that was clipped to the position
+    table, and what measuring there showed."""
+    record = info.get("memory_sequence_budget")
+    if not record:
+        return []
+    budget = _mb(float(record["budget_bytes"]))
+    lines = []
+    for fit in record["fits"]:
+        ckpt = " ckpt" if fit["checkpointing"] else ""
+        subject = f"{fit['workload']}/{fit['size']} bs={fit['batch_size']}{ckpt} {fit['phase']}"
+        line = f"memory budget {budget}, {subject}, {fit['mode']}: "
+        predicted = fit["predicted_seq_len"]
+        if predicted is None:
+            lines.append(line + fit["outcome"])
+            continue
+        line += (
+            f"longest sequence predicted {predicted:,} ({_mb(fit['bytes_per_position'])} a "
+            f"position + {_mb(fit['intercept_bytes'])} fixed)"
+        )
+        if fit["clipped"]:
+            line += f", clipped to the position table's {fit['position_limit']:,}"
+        measured = fit.get("measured_bytes")
+        if measured is not None:
+            line += f"; measured at {fit['measured_seq_len']:,}: {_mb(float(measured))}"
+        lines.append(f"{line} — {fit['outcome']}")
+    return lines
