@@ -10,6 +10,7 @@ import twinbench
 from twinbench.backends import canonical_shapes
 from twinbench.canonical import parameter_count
 from twinbench.errors import TwinbenchError
+from twinbench.parity import TOLERANCES, compare, compare_gradients
 from twinbench.registry import builtin
 
 WORKLOAD = builtin("bert")
@@ -101,3 +102,49 @@ def test_data_starts_with_cls_and_labels_both_chains():
 def test_a_config_that_cannot_work_is_refused_in_one_line(changes, message):
     with pytest.raises(TwinbenchError, match=message):
         WORKLOAD.check(with_config(**changes))
+
+
+SHORT = 9  # real tokens per row of the padded batches ([CLS] included)
+
+
+def _padded(filler_seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A batch cut to SHORT tokens, and the same batch padded on the right to seq_len with
+    random tokens (any id: the mask must hide them) and a mask, 1 on the real tokens."""
+    batch = next(WORKLOAD.batches(TINY, seed=0))
+    short = {"tokens": batch["tokens"][:, :SHORT], "labels": batch["labels"]}
+    rng = np.random.default_rng(filler_seed)
+    tokens = rng.integers(1, TINY.config["vocab_size"], batch["tokens"].shape).astype(np.int32)
+    tokens[:, :SHORT] = short["tokens"]
+    mask = np.zeros(tokens.shape, np.float32)
+    mask[:, :SHORT] = 1.0
+    return short, {"tokens": tokens, "labels": batch["labels"], "mask": mask}
+
+
+def test_the_mask_keeps_right_padding_out_of_outputs_loss_and_gradients(loaded_runners):
+    short, padded = _padded()
+    leaked = {k: v for k, v in padded.items() if k != "mask"}
+    tol = TOLERANCES["float32"]
+    for runner in loaded_runners(WORKLOAD, TINY):
+        want, got = runner.outputs(short), runner.outputs(padded)
+        assert compare("outputs", want, got, tol.outputs).passed, runner.framework
+        assert not np.allclose(want, runner.outputs(leaked), atol=1e-3), runner.framework
+        (loss, grads), (padded_loss, padded_grads) = map(runner.loss_and_grads, (short, padded))
+        assert padded_loss == pytest.approx(loss, abs=tol.outputs.atol), runner.framework
+        check = compare_gradients(grads, padded_grads, tol.gradients)
+        assert check.passed, (runner.framework, check.detail)
+
+
+def test_twins_agree_with_the_mask_on(loaded_runners):
+    _, padded = _padded(filler_seed=1)
+    padded["mask"][1::2] = 1.0  # rows of two lengths (SHORT and seq_len): the mask is per row
+    torch_runner, jax_runner = loaded_runners(WORKLOAD, TINY)
+    tol = TOLERANCES["float32"]
+    outputs = compare("outputs", torch_runner.outputs(padded), jax_runner.outputs(padded),
+                      tol.outputs)  # fmt: skip
+    assert outputs.passed, outputs.detail
+    (torch_loss, torch_grads), (jax_loss, jax_grads) = (
+        r.loss_and_grads(padded) for r in (torch_runner, jax_runner)
+    )
+    assert jax_loss == pytest.approx(torch_loss, abs=tol.outputs.atol)
+    gradients = compare_gradients(torch_grads, jax_grads, tol.gradients)
+    assert gradients.passed, gradients.detail

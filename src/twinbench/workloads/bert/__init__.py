@@ -4,7 +4,9 @@ Each sequence is ``[CLS]`` (token 0) followed by tokens from one of two seeded s
 chains over tokens 1…vocab−1; the label is the chain that generated it. Each chain's transition
 table points mostly (`AFFINITY`) into its own random half of the vocabulary, so single tokens are
 weak evidence and the whole sequence strong evidence: the encoder must gather it into [CLS].
-Batches hold ``tokens`` (B, T) and ``labels`` (B,), int32. No padding, hence no attention mask.
+Batches hold ``tokens`` (B, T) and ``labels`` (B,), int32, unpadded. Both twins also take an
+optional ``mask`` (B, T), 1 on real tokens, for batches padded on the right: it keeps padding out
+of every attention, and the loss reads [CLS] only, so padding changes neither loss nor gradients.
 
 Analytic FLOPs of one training step (2 per multiply-add; backward = 2 × forward), with B batch,
 T seq_len, d d_model, L n_layers, C n_classes and a 4·d intermediate layer::

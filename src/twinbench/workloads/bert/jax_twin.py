@@ -1,7 +1,9 @@
 """``bert`` in JAX with Flax NNX: a BERT encoder (post-LN, fused attention) classifying from [CLS].
 
 Attribute names match the PyTorch twin (Hugging Face BERT's, ``attention.self`` included), so
-canonical names agree. No token-type table, as in the PyTorch twin.
+canonical names agree. No token-type table, as in the PyTorch twin. An optional attention mask
+(B, T), true (or 1) on real tokens, keeps right-padding out of every attention; without one
+every token attends to every token.
 """
 
 from collections.abc import Mapping
@@ -39,15 +41,16 @@ class BertSelfAttention(nnx.Module):
         self.key = nnx.Linear(d_model, d_model, rngs=rngs)
         self.value = nnx.Linear(d_model, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:  # (B, T, d) -> (B, T, d)
+    def __call__(
+        self, x: jax.Array, mask: jax.Array | None = None
+    ) -> jax.Array:  # (B, T, d), pairs to attend (B, 1, T, T) -> (B, T, d)
         B, T, d = x.shape
 
         def heads(t: jax.Array) -> jax.Array:  # (B, T, d) -> (B, T, nh, hs)
             return t.reshape(B, T, self.n_heads, d // self.n_heads)
 
-        # No padding, so no mask: every token attends to every token.
         y = jax.nn.dot_product_attention(
-            heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+            heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), mask=mask
         )
         return y.reshape(B, T, d)
 
@@ -69,8 +72,8 @@ class BertAttention(nnx.Module):
         self.self = BertSelfAttention(d_model, n_heads, rngs=rngs)  # HF's name, legal here too
         self.output = BertResidualOutput(d_model, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return self.output(self.self(x), x)
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        return self.output(self.self(x, mask), x)
 
 
 class BertIntermediate(nnx.Module):
@@ -87,8 +90,8 @@ class BertLayer(nnx.Module):
         self.intermediate = BertIntermediate(d_model, rngs=rngs)
         self.output = BertResidualOutput(4 * d_model, d_model, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.attention(x)
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        x = self.attention(x, mask)
         return self.output(self.intermediate(x), x)
 
 
@@ -105,11 +108,11 @@ class BertEncoder(nnx.Module):
         self.layer = nnx.List([BertLayer(d_model, n_heads, rngs=rngs) for _ in range(n_layers)])
         self.gradient_checkpointing = gradient_checkpointing
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         # remat: keep only each layer's input; recompute the rest in the backward pass
         run = nnx.remat(BertLayer.__call__) if self.gradient_checkpointing else BertLayer.__call__
         for layer in self.layer:
-            x = run(layer, x)
+            x = run(layer, x, mask)
         return x
 
 
@@ -139,8 +142,17 @@ class Bert(nnx.Module):
         self.pooler = BertPooler(d_model, rngs=rngs)
         self.classifier = nnx.Linear(d_model, config["n_classes"], rngs=rngs)
 
-    def __call__(self, tokens: jax.Array) -> jax.Array:  # (B, T) -> (B, n_classes)
-        return self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+    def __call__(
+        self, tokens: jax.Array, attention_mask: jax.Array | None = None
+    ) -> jax.Array:  # (B, T), real tokens (B, T) -> (B, n_classes)
+        # A key-padding mask: every query attends to the real tokens only, so padding on the
+        # right changes nothing real; a padded query's own output is never read ([CLS] is).
+        mask = None
+        if attention_mask is not None:
+            real = attention_mask.astype(bool)
+            mask = nnx.make_attention_mask(jnp.ones_like(real), real, dtype=bool)  # (B, 1, T, T)
+        hidden = self.encoder(self.embeddings(tokens), mask)
+        return self.classifier(self.pooler(hidden))
 
 
 def build(config: Mapping[str, Any]) -> Bert:
@@ -148,7 +160,8 @@ def build(config: Mapping[str, Any]) -> Bert:
 
 
 def forward(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:
-    return model(batch["tokens"])
+    """The logits; ``batch["mask"]`` (B, T), where given, marks the real tokens."""
+    return model(batch["tokens"], batch.get("mask"))
 
 
 def loss_fn(model: Bert, batch: dict[str, jax.Array]) -> jax.Array:

@@ -3,7 +3,9 @@
 Module names follow Hugging Face's BertForSequenceClassification without its ``bert.`` prefix
 (``embeddings.word_embeddings``, ``encoder.layer.0.attention.self.query``, ``pooler.dense``,
 ``classifier``), so a BERT state dict maps by name. There is no token-type table: every sequence
-is one segment, and a single token type would only add a constant vector.
+is one segment, and a single token type would only add a constant vector. An optional
+attention mask (B, T), true (or 1) on real tokens, keeps right-padding out of every attention;
+without one every token attends to every token.
 """
 
 from collections.abc import Mapping
@@ -39,15 +41,16 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(d_model, d_model)
         self.value = nn.Linear(d_model, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, T, d)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, T, d), keys to attend (B, 1, 1, T) -> (B, T, d)
         B, T, d = x.shape
 
         def heads(t: torch.Tensor) -> torch.Tensor:  # (B, T, d) -> (B, nh, T, hs)
             return t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)
 
-        # No padding, so no mask: every token attends to every token.
         y = F.scaled_dot_product_attention(
-            heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+            heads(self.query(x)), heads(self.key(x)), heads(self.value(x)), attn_mask=mask
         )
         return y.transpose(1, 2).reshape(B, T, d)
 
@@ -71,8 +74,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(d_model, n_heads)
         self.output = BertResidualOutput(d_model, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        attended: torch.Tensor = self.output(self.self(x), x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        attended: torch.Tensor = self.output(self.self(x, mask), x)
         return attended
 
 
@@ -92,8 +95,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(d_model)
         self.output = BertResidualOutput(4 * d_model, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attention(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.attention(x, mask)
         out: torch.Tensor = self.output(self.intermediate(x), x)
         return out
 
@@ -106,13 +109,13 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(BertLayer(d_model, n_heads) for _ in range(n_layers))
         self.gradient_checkpointing = gradient_checkpointing
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layer:
             if self.gradient_checkpointing and self.training:
                 # keep only the layer's input; recompute the rest in the backward pass
-                x = checkpoint(layer, x, use_reentrant=False)
+                x = checkpoint(layer, x, mask, use_reentrant=False)
             else:
-                x = layer(x)
+                x = layer(x, mask)
         return x
 
 
@@ -142,8 +145,14 @@ class Bert(nn.Module):
         self.pooler = BertPooler(d_model)
         self.classifier = nn.Linear(d_model, config["n_classes"])
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, n_classes)
-        logits: torch.Tensor = self.classifier(self.pooler(self.encoder(self.embeddings(tokens))))
+    def forward(
+        self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:  # (B, T), real tokens (B, T) -> (B, n_classes)
+        # A key-padding mask: every query attends to the real tokens only, so padding on the
+        # right changes nothing real; a padded query's own output is never read ([CLS] is).
+        mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        hidden = self.encoder(self.embeddings(tokens), mask)
+        logits: torch.Tensor = self.classifier(self.pooler(hidden))
         return logits
 
 
@@ -152,7 +161,8 @@ def build(config: Mapping[str, Any]) -> Bert:
 
 
 def forward(model: Bert, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    logits: torch.Tensor = model(batch["tokens"])
+    """The logits; ``batch["mask"]`` (B, T), where given, marks the real tokens."""
+    logits: torch.Tensor = model(batch["tokens"], batch.get("mask"))
     return logits
 
 
