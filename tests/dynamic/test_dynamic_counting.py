@@ -4,6 +4,7 @@ padding at most one per bucket (in this process, on the tiny mlp, whose compiles
 from __future__ import annotations
 
 from functools import partial
+from types import ModuleType
 
 from twinbench.dynamic import jax_side
 from twinbench.dynamic.schedule import padded_lengths, row_batches
@@ -49,8 +50,9 @@ def test_each_recompile_is_explained_by_the_framework():
     explained = {}
     for side, strategy in ((jax_side, "jax-jit"), (torch_side, "torch-compile")):
         padded = padded_lengths(SIZES, BY_NAME[strategy].padding, None, size.batch_size)
-        trainer = side.Trainer(mlp, size, BY_NAME[strategy], backend="eager",
-                               leak_padding=False, seed=0, axis=0)
+        trainer = side.Trainer(
+            mlp, size, BY_NAME[strategy], backend="eager", leak_padding=False, seed=0, axis=0
+        )
         steps = Steps(trainer.counter)
         for batch in row_batches(mlp.batches(size, 0), SIZES, padded):
             steps.run(partial(trainer.step, batch))
@@ -62,3 +64,51 @@ def test_each_recompile_is_explained_by_the_framework():
     assert "size mismatch at index 0" in guard and "expected 5, actual 20" in guard
     rows = [{"strategy": s, **extras} for s, (_, extras) in explained.items()]
     assert "size mismatch" in "\n".join(_recompiles(rows))
+
+
+SERVED = [3, 7, 3, 5]  # gpt at tiny serves batches of at most 8 rows: buckets 4, 8, 4, 8
+
+
+def _served(
+    side: ModuleType, strategy: str, *, leak: bool = False
+) -> tuple[list[float], list[int]]:
+    """Each step's summary (the real rows' loss) and compiles of gpt serving SERVED rows."""
+    if side.NAME == "torch":  # as the suite's fresh process per strategy: no shapes seen yet
+        import torch._dynamo
+
+        torch._dynamo.reset()
+    gpt = builtin("gpt")
+    size = gpt.size("tiny")
+    padded = padded_lengths(SERVED, BY_NAME[strategy].padding, None, size.batch_size)
+    server = side.Inference(
+        gpt, size, BY_NAME[strategy], backend="eager", leak_padding=leak, seed=0, axis=0
+    )
+    steps = Steps(server.counter)
+    summaries = [
+        steps.run(partial(server.step, batch))
+        for batch in row_batches(gpt.batches(size, 0), SERVED, padded)
+    ]
+    return summaries, steps.record["compiles"]
+
+
+def test_serving_compiles_what_the_counters_count_and_matches_torch_eager() -> None:
+    from twinbench.dynamic import suite, torch_side
+
+    reference, eager_compiles = _served(torch_side, "torch-eager")
+    assert eager_compiles == [0] * len(SERVED)
+    per_shape = [1, 1, 0, 1]  # a batch size seen before reuses its executable
+    expected = {
+        "jax-jit": per_shape,
+        "jax-jit-bucketed": [1, 1, 0, 0],  # buckets 4 and 8, once each
+        "jax-jit-pad-max": [1, 0, 0, 0],
+        "torch-compile-bucketed": [1, 1, 0, 0],  # dynamic=False: one graph per bucket
+        "torch-compile": [1, 1, 0, 0],  # specialised on 3, then dynamic from 7 on
+    }
+    for name, compiles in expected.items():
+        side = jax_side if name.startswith("jax") else torch_side
+        summaries, counted = _served(side, name)
+        assert counted == compiles, name
+        check = suite._correctness(name, {"loss": reference}, {"loss": summaries})
+        assert check["passed"] is True, (name, check)
+    leaked, _ = _served(jax_side, "jax-jit-bucketed", leak=True)  # padded rows in the summary
+    assert suite._correctness("leak", {"loss": reference}, {"loss": leaked})["passed"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import grads_to_canonical, load_canonical, to_device
-from twinbench.dynamic import suite
+from twinbench.dynamic import jax_side, suite, torch_side
 from twinbench.dynamic.schedule import max_length, padded_lengths, row_batches, sequence_batches
 from twinbench.dynamic.settings import BY_NAME
 from twinbench.dynamic.torch_side import Trainer, masked_loss
@@ -20,20 +21,22 @@ LENGTHS = [5, 11, 5]
 EAGER = BY_NAME["torch-eager"]
 
 
-def _batches(padding: str) -> list[dict[str, np.ndarray]]:
-    gpt = builtin("gpt")
-    size = gpt.size("tiny")
+def _batches(padding: str, workload: str = "gpt") -> list[dict[str, np.ndarray]]:
+    spec = builtin(workload)
+    size = spec.size("tiny")
     full = replace(size, config={**size.config, "seq_len": max_length(size)})
     padded = padded_lengths(LENGTHS, padding, None, max_length(size))
-    return list(sequence_batches(gpt.batches(full, 0), LENGTHS, padded))
+    return list(sequence_batches(spec.batches(full, 0), LENGTHS, padded))
 
 
-def _losses(padding: str, *, leak: bool) -> list[float]:
-    gpt = builtin("gpt")
-    trainer = Trainer(
-        gpt, gpt.size("tiny"), EAGER, backend="eager", leak_padding=leak, seed=0, axis=1
+def _losses(
+    padding: str, *, leak: bool, workload: str = "gpt", side: ModuleType = torch_side
+) -> list[float]:
+    spec = builtin(workload)
+    trainer = side.Trainer(
+        spec, spec.size("tiny"), EAGER, backend="eager", leak_padding=leak, seed=0, axis=1
     )
-    return [trainer.step(b) for b in _batches(padding)]
+    return [trainer.step(b) for b in _batches(padding, workload)]
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,48 @@ def test_padded_rows_keep_the_loss_and_a_leak_fails() -> None:
     leaked = {"loss": _row_losses("bucket", leak=True)}
     assert suite._correctness("rows padded", reference, padded)["passed"] is True
     assert suite._correctness("rows leaked", reference, leaked)["passed"] is False
+
+
+@pytest.fixture(scope="module")
+def bert_reference() -> dict[str, list[float]]:
+    return {"loss": _losses("none", leak=False, workload="bert")}
+
+
+@pytest.mark.parametrize("side", [torch_side, jax_side], ids=["torch", "jax"])
+def test_padded_bert_keeps_the_loss_sequence_and_a_leak_into_attention_fails(
+    bert_reference: dict[str, list[float]], side: ModuleType
+) -> None:
+    padded = {"loss": _losses("bucket", leak=False, workload="bert", side=side)}
+    assert suite._correctness("bert padded", bert_reference, padded)["passed"] is True
+    leaked = {"loss": _losses("max", leak=True, workload="bert", side=side)}
+    check = suite._correctness("bert leaked", bert_reference, leaked)
+    assert check["passed"] is False and check["first_bad_step"] == 0
+
+
+def test_padding_leaves_every_bert_gradient_unchanged_in_both_frameworks() -> None:
+    from flax import nnx
+
+    from twinbench.backends import jax_backend
+
+    bert = builtin("bert")
+    size = bert.size("tiny")
+    unpadded, padded = _batches("none", "bert")[1], _batches("max", "bert")[1]
+    assert padded["tokens"].shape[1] > unpadded["tokens"].shape[1]
+    grads: dict[str, list[dict[str, np.ndarray]]] = {"torch": [], "jax": []}
+    for batch in (unpadded, padded):
+        model = bert.twin("torch").build(size.config)
+        load_canonical(model, initial_weights(bert, size, 0, framework="torch"))
+        masked_loss(bert, model, leak_padding=False)(
+            to_device(batch, "cpu", torch.float32)
+        ).backward()
+        grads["torch"].append(grads_to_canonical(model))
+        jax_model = bert.twin("jax").build(size.config)
+        jax_backend.load_canonical(jax_model, initial_weights(bert, size, 0, framework="jax"))
+        loss = jax_side.masked_loss(bert, leak_padding=False)
+        arrays = jax_backend.to_device(batch, None, np.float32)
+        grads["jax"].append(jax_backend.state_to_canonical(nnx.grad(loss)(jax_model, arrays)))
+    for framework, (want, got) in grads.items():
+        for name, unpadded_grad in want.items():
+            np.testing.assert_allclose(
+                got[name], unpadded_grad, atol=1e-6, rtol=1e-4, err_msg=f"{framework} {name}"
+            )

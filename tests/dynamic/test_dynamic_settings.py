@@ -29,7 +29,8 @@ from twinbench.registry import builtin
         ({"repeats": 0}, ["--repeats 0"]),
         ({"workload": "mlp"}, ["'mlp' has no sequence dimension", "gpt, lstm, gru"]),
         ({"workload": "nope"}, ["unknown workload 'nope'"]),
-        ({"scenario": "batch", "workload": "gpt"}, ["'gpt' is not in the batch scenario", "mlp"]),
+        ({"scenario": "batch", "workload": "lstm"}, ["'lstm' is not in the batch", "mlp, gpt"]),
+        ({"scenario": "batch", "workload": "gpt", "lengths": "2,9"}, ["length 9", "1 to 8"]),
         ({"scenario": "batch", "lengths": "4,33"}, ["length 33", "1 to 32", "preset batch"]),
         ({"scenario": "generate", "workload": "lstm"}, ["'lstm' does not generate", "gpt"]),
         ({"scenario": "generate", "strategies": ("jax-jit-bucketed",)}, ["generation strategy"]),
@@ -63,6 +64,20 @@ def test_the_defaults_are_valid_and_skip_padding_where_it_would_change_the_resul
     assert not any("bucketed" in s or "pad" in s for s in lstm.chosen_strategies)
 
 
+def test_the_workload_decides_the_phase_and_bert_pads_in_seq_len() -> None:
+    serving = DynamicSettings(scenario="batch", workload="gpt")
+    serving.validate()
+    assert serving.phase == "infer" and serving.to_dict()["phase"] == "infer"
+    assert serving.longest == builtin("gpt").size("tiny").batch_size
+    assert "jax-jit-bucketed" in serving.chosen_strategies
+    assert DynamicSettings(scenario="batch").phase == "train"  # the mlp trains
+    assert DynamicSettings(workload="gpt").phase == "train"  # seq-len trains
+    bert = DynamicSettings(workload="bert", strategies=("jax-jit-pad-max",))
+    bert.validate()  # the mask makes padding exact for the encoder
+    assert bert.phase == "train" and bert.longest == 64
+    assert "torch-compile-bucketed" in DynamicSettings(workload="bert").chosen_strategies
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
@@ -70,6 +85,7 @@ def test_the_defaults_are_valid_and_skip_padding_where_it_would_change_the_resul
         (["--bucket", "0"], "--bucket 0"),
         (["--workload", "mlp"], "'mlp'"),
         (["--lengths", "3,999"], "length 999"),
+        (["--scenario", "batch", "--workload", "bert"], "'bert' is not in the batch scenario"),
     ],
 )
 def test_cli_refuses_bad_input_with_exit_2(
@@ -102,6 +118,17 @@ def test_buckets(length: int, bucket: int | None, padded: int) -> None:
     assert bucket_of(length, bucket, longest=64) == padded
 
 
+def test_padded_sequences_keep_their_label() -> None:
+    bert = builtin("bert")
+    size = bert.size("tiny")
+    (plain,) = sequence_batches(bert.batches(size, 0), [6], [6])
+    (padded,) = sequence_batches(bert.batches(size, 0), [6], [16])
+    assert set(padded) == {"tokens", "labels", "mask"}
+    np.testing.assert_array_equal(padded["labels"], plain["labels"])
+    np.testing.assert_array_equal(padded["tokens"][:, :6], plain["tokens"])
+    assert padded["mask"][:, :6].all() and not padded["mask"][:, 6:].any()
+
+
 def test_padded_batches_keep_the_real_positions_and_mask_the_rest() -> None:
     gpt = builtin("gpt")
     size = gpt.size("tiny")
@@ -132,9 +159,23 @@ def test_an_interrupted_run_stores_the_strategies_that_finished(tmp_path, monkey
 
     monkeypatch.setattr(suite, "_run_strategy", run_then_stop)
     out = tmp_path / "out"
-    result = run_main(monkeypatch, capsys, "dynamic", "--workload", "lstm", "--steps", "3",
-                      "--strategy", "torch-eager", "--strategy", "jax-jit", "--threads", "1",
-                      "--out", str(out))
+    result = run_main(
+        monkeypatch,
+        capsys,
+        "dynamic",
+        "--workload",
+        "lstm",
+        "--steps",
+        "3",
+        "--strategy",
+        "torch-eager",
+        "--strategy",
+        "jax-jit",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 130, result.stderr
     with ResultStore(out / DB_NAME) as store:
         run = store.run(store.latest_run_id())

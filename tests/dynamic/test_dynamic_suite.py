@@ -132,3 +132,37 @@ def test_generation_strategies_agree_and_the_compiled_step_recompiles_as_the_cac
     assert rows["torch-compile"]["compiles"] >= 2  # the cache's length changes every step
     assert rows["jax-jit"]["compiles_per_step"][1] == 0  # the second prompt reuses the loop
     assert rows["torch-eager"]["tokens_generated"] == rows["jax-jit"]["tokens_generated"] > 0
+
+
+@pytest.mark.slow
+def test_gpt_serves_the_batch_schedule_and_every_strategy_matches_torch_eager() -> None:
+    settings = DynamicSettings(
+        scenario="batch", workload="gpt", lengths="3,7,3", steps=3, torch_backend="eager",
+        threads=1,
+    )  # fmt: skip
+    report = run_dynamic(settings)
+    assert not report.failures
+    assert report.to_dict()["settings"]["phase"] == "infer"
+    rows = _rows(report)
+    assert set(rows) == set(settings.chosen_strategies) and len(rows) == 9
+    for name, row in rows.items():
+        assert row["correctness"]["passed"] is True, (name, row["correctness"])
+    assert rows["jax-jit"]["compiles_per_step"] == [1, 1, 0]  # once per distinct batch size
+    assert rows["jax-jit-bucketed"]["compiles"] <= 2  # buckets 4 and 8
+    assert rows["jax-jit-pad-max"]["compiles"] == 1
+    assert rows["torch-eager"]["compiles"] == 0
+    assert rows["jax-jit-bucketed"]["padding_share"] == pytest.approx(1 - 13 / 16)
+
+
+@pytest.mark.slow
+def test_bert_pads_the_sequence_schedule_and_a_leak_into_attention_is_caught() -> None:
+    strategies = ("torch-eager", "torch-compile-bucketed", "jax-jit-bucketed")
+    common = {"workload": "bert", "lengths": "5,9,5", "steps": 3, "bucket": BUCKET,
+              "strategies": strategies, "torch_backend": "eager", "threads": 1}  # fmt: skip
+    rows = _rows(run_dynamic(DynamicSettings(**common)))  # type: ignore[arg-type]
+    for name, row in rows.items():
+        assert row["correctness"]["passed"] is True, (name, row["correctness"])
+    assert rows["jax-jit-bucketed"]["compiles"] == 1  # 5 and 9 both pad to 16
+    leaked = _rows(run_dynamic(DynamicSettings(**common, leak_padding=True)))  # type: ignore[arg-type]
+    for name in strategies[1:]:
+        assert leaked[name]["correctness"]["passed"] is False, name

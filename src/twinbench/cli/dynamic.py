@@ -12,12 +12,16 @@ from twinbench.cli.suites import run_and_publish
 @app.command()
 def dynamic(
     workload: Annotated[
-        str | None, option("gpt, lstm or gru (seq-len; default gpt); mlp (batch).")
+        str | None,
+        option(
+            "gpt, lstm, gru or bert (seq-len; default gpt); mlp, which trains, or gpt, which "
+            "serves, forward passes only (batch; default mlp); gpt (generate)."
+        ),
     ] = None,
-    scenario: Annotated[str, option("seq-len, batch or control-flow.")] = "seq-len",
+    scenario: Annotated[str, option("seq-len, batch, generate or control-flow.")] = "seq-len",
     size: Annotated[str, option("Size preset: tiny, small or full.")] = "tiny",
     steps: Annotated[
-        int | None, option("Training steps of the schedule (tiny 8, small 100).")
+        int | None, option("Steps of the schedule (tiny 8, small 100; generate: prompts).")
     ] = None,
     bucket: Annotated[
         int | None, option("Bucket width of the padding strategies (powers of two).")

@@ -4,7 +4,9 @@ The training step is the one a JAX user writes: one pure function over the split
 loss, gradients, optimizer update — under ``jax.jit``, which traces and compiles it once per
 distinct input shape and then reuses the executable. Padding to buckets (or to the longest
 length) bounds the distinct shapes; the masked loss keeps padding out of the result. Op by op
-runs the same step on the stateful NNX objects without jit.
+runs the same step on the stateful NNX objects without jit. Serving (`Inference`) jits the
+masked loss alone, forward only, its value the summary of each step's outputs that the suite
+compares.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import optax
 from flax import nnx
 
 from twinbench.backends import initial_weights
-from twinbench.backends.jax_backend import load_canonical, make_tx, to_device
+from twinbench.backends.jax_backend import ModelState, load_canonical, make_tx, to_device
 from twinbench.backends.jax_steps import eager_train_step, pure_train_step
 from twinbench.dynamic.counters import JaxCompileCounter
 from twinbench.dynamic.settings import Strategy, TrainerOptions
@@ -36,14 +38,19 @@ Loss = Callable[[nnx.Module, dict[str, jax.Array]], jax.Array]
 
 
 def masked_loss(workload: Workload, *, leak_padding: bool) -> Loss:
-    """The training loss over the real positions only (``leak_padding``: over all of them, the
-    planted mask bug); a workload without a mask trains on its twin's own loss."""
+    """The loss over the real positions or rows only (``leak_padding``: over all of them, or
+    the encoder's attention over all of them, the planted mask bug); a workload without a mask
+    runs on its twin's own loss."""
     twin = workload.twin("jax")
 
     def loss(model: nnx.Module, batch: dict[str, jax.Array]) -> jax.Array:
         if "mask" not in batch:
             plain: jax.Array = twin.loss_fn(model, batch)
             return plain
+        if "labels" in batch:  # one label per sequence: the twin masks its own attention
+            seen = {k: v for k, v in batch.items() if k != "mask"} if leak_padding else batch
+            classified: jax.Array = twin.loss_fn(model, seen)
+            return classified
         if "tokens" in batch:
             logits = twin.forward(model, {"tokens": batch["tokens"]})  # (B, T, vocab)
             per_item = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
@@ -56,7 +63,10 @@ def masked_loss(workload: Workload, *, leak_padding: bool) -> Loss:
                 per_item = optax.softmax_cross_entropy_with_integer_labels(outputs, y)
         if leak_padding:
             return jnp.mean(per_item)
-        return jnp.sum(per_item * batch["mask"]) / jnp.sum(batch["mask"])
+        mask = batch["mask"]  # (B, T) per position, or (B,) per row: spread over its positions
+        mask = jnp.broadcast_to(mask.reshape(mask.shape + (1,) * (per_item.ndim - mask.ndim)),
+                                per_item.shape)  # fmt: skip
+        return jnp.sum(per_item * mask) / jnp.sum(mask)
 
     return loss
 
@@ -92,4 +102,39 @@ class Trainer:
 
     def extras(self) -> dict[str, Any]:
         """Why jit traced again (it has no graph breaks: it traces or raises)."""
+        return {"recompile_reasons": self.counter.recompile_reasons()}
+
+
+class Inference:
+    """A model serving requests: one strategy's forward pass, in eval mode, with no gradients
+    (nothing asks for them: the function is the loss, not its ``value_and_grad``)."""
+
+    def __init__(
+        self, workload: Workload, size: Size, strategy: Strategy, **options: Unpack[TrainerOptions]
+    ) -> None:
+        self.counter = JaxCompileCounter()
+        model = workload.twin("jax").build(size.config)
+        load_canonical(model, initial_weights(workload, size, options["seed"], framework="jax"))
+        model.eval()
+        loss_of = masked_loss(workload, leak_padding=options["leak_padding"])
+        self._jit = strategy.compile != "none"
+        self._model = model
+        self._loss_of = loss_of
+        graphdef, self._state = nnx.split(model)
+
+        def forward(state: ModelState, batch: dict[str, jax.Array]) -> jax.Array:
+            return loss_of(nnx.merge(graphdef, state), batch)
+
+        self._jitted = jax.jit(forward)
+
+    def step(self, batch: Batch) -> float:
+        """The forward pass on ``batch``; its outputs' summary, the loss of the real rows (a
+        float, so the step has finished)."""
+        arrays = to_device(batch, None, jnp.float32)
+        if not self._jit:
+            return float(self._loss_of(self._model, arrays))
+        return float(self._jitted(self._state, arrays))
+
+    def extras(self) -> dict[str, Any]:
+        """Why jit traced again."""
         return {"recompile_reasons": self.counter.recompile_reasons()}

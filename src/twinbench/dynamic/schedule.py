@@ -5,7 +5,7 @@ Every strategy of one run sees the same schedule: the same lengths in the same o
 the same batches. A strategy that pads gets each batch padded on the right up to its bucket, with
 a mask that is 1 on the real positions; its loss averages over the mask only, so padding changes
 neither the loss nor the gradients (the causal model's real positions never attend to the padded
-ones on their right). Imports no framework.
+ones on their right; the encoder takes the mask into its attention). Imports no framework.
 """
 
 from __future__ import annotations
@@ -75,9 +75,10 @@ def sequence_batches(
 ) -> Iterator[Batch]:
     """Each step's batch: the next full-length batch cut to its length, padded to ``padded``.
 
-    Token workloads (``tokens``/``targets``, the sequence on axis 1) keep the first ``length``
-    positions and get a ``mask``; windowed series (``x`` with the target after the window) keep
-    the last ``length`` steps, so the target still follows the window.
+    Token workloads (``tokens`` and ``targets``, or a sequence's ``labels``; the sequence on
+    axis 1) keep the first ``length`` positions and get a ``mask``; windowed series (``x`` with
+    the target after the window) keep the last ``length`` steps, so the target still follows
+    the window.
     """
     for length, pad in zip(lengths, padded, strict=True):
         batch = next(full)
@@ -106,9 +107,9 @@ def row_batches(
 
 def _padded_tokens(batch: Batch, length: int, pad: int) -> Batch:
     rows = batch["tokens"].shape[0]
-    out: Batch = {"mask": np.zeros((rows, pad), np.float32)}
+    out: Batch = {**batch, "mask": np.zeros((rows, pad), np.float32)}  # labels (B,) unchanged
     out["mask"][:, :length] = 1.0
-    for key in ("tokens", "targets"):
+    for key in ("tokens", "targets") if "targets" in batch else ("tokens",):
         padded = np.zeros((rows, pad), batch[key].dtype)  # token 0 on padding: any id will do
         padded[:, :length] = batch[key][:, :length]
         out[key] = padded

@@ -10,13 +10,17 @@ from twinbench.spec import SIZE_NAMES
 from twinbench.validation import one_of, positive, seed
 
 SCENARIOS = ("seq-len", "batch", "generate", "control-flow")
-SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru")  # a sequence dimension the schedule can vary
-BATCH_WORKLOADS = ("mlp",)  # rows the schedule can vary and a masked loss can pad
+SEQUENCE_WORKLOADS = ("gpt", "lstm", "gru", "bert")  # a sequence dimension the schedule can vary
+BATCH_WORKLOADS = ("mlp", "gpt")  # rows the schedule can vary and a masked loss can pad
+# The batch scenario's phase per workload: the MLP trains on an epoch's last partial batch; the
+# decoder serves requests, forward passes only (its per-row schedule is serving traffic).
+INFER_WORKLOADS = ("gpt",)
 AXIS = {"seq-len": 1, "batch": 0}  # the dimension each scenario varies
 # Padding is exact only where nothing real sees a padded entry: the causal decoder's positions
-# (padded on the right) and the MLP's rows. The recurrent nets' head reads the last hidden
+# (padded on the right), the encoder's (padded on the right, masked out of every attention)
+# and the rows of the MLP and the decoder. The recurrent nets' head reads the last hidden
 # state, which padding would move.
-PADDABLE_WORKLOADS = ("gpt", "mlp")
+PADDABLE_WORKLOADS = ("gpt", "mlp", "bert")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform")
 TORCH_BACKENDS = ("inductor", "aot_eager", "eager")
 DEFAULT_STEPS = {"tiny": 8, "small": 100, "full": 100}
@@ -58,7 +62,9 @@ class TrainerOptions(TypedDict):
     """What each side's ``Trainer`` takes besides the workload, size and strategy."""
 
     backend: str  # torch.compile's backend (inductor, aot_eager, eager)
-    leak_padding: bool  # the loss counts padded positions too (a planted bug the checks catch)
+    # padding leaks into the result: the loss counts padded positions (or rows) too, or the
+    # encoder's attention sees them (a planted bug the checks catch)
+    leak_padding: bool
     seed: int
     axis: int  # the varying dimension: 0 the batch size, 1 the sequence length
 
@@ -74,15 +80,17 @@ REFERENCE = "torch-eager"  # every strategy's losses are compared with its
 class DynamicSettings:
     """One run: a scenario on a workload at a size, over ``steps`` steps of changing shapes.
 
-    ``workload`` None means the scenario's first (gpt for seq-len, mlp for batch). ``lengths``
+    ``workload`` None means the scenario's first (gpt for seq-len, mlp for batch); the workload
+    decides the phase (`phase`): every workload trains, except gpt in the batch scenario, which
+    serves (forward passes only, no gradients). ``lengths``
     is the distribution of the varying dimension — the sequence length (seq-len) or the batch
     size (batch): ``lognormal``, ``uniform`` or explicit values (``"12,30,7"``, cycled);
     ``bucket`` the bucket width of the bucketed strategies (None: powers of two); ``repeats``
     the worker processes each strategy's schedule runs in, so its wall time has a CI;
     ``torch_backend`` the torch.compile backend (``eager`` keeps Dynamo's tracing, guards and
     recompiles but skips code generation); ``leak_padding`` plants a mask bug (padding counted
-    in the loss), and ``sabotage`` makes the named feature checks expect a wrong value, for
-    tests that prove the checks catch what they claim to.
+    in the loss, or seen by the encoder's attention), and ``sabotage`` makes the named feature
+    checks expect a wrong value, for tests that prove the checks catch what they claim to.
     """
 
     kind: ClassVar[str] = "dynamic"
@@ -178,6 +186,13 @@ class DynamicSettings:
         return BATCH_WORKLOADS[0] if self.scenario == "batch" else SEQUENCE_WORKLOADS[0]
 
     @property
+    def phase(self) -> str:
+        """``infer`` (forward passes only) for a serving workload in the batch scenario, else
+        ``train``."""
+        serving = self.scenario == "batch" and self.workload_name in INFER_WORKLOADS
+        return "infer" if serving else "train"
+
+    @property
     def longest(self) -> int:
         """The longest sequence (seq-len) or largest batch (batch) the workload takes here."""
         from twinbench.dynamic.schedule import max_length
@@ -209,6 +224,7 @@ class DynamicSettings:
         return {
             "scenario": self.scenario,
             "workload": self.workload_name,
+            "phase": self.phase,
             "size": self.size,
             "steps": self.step_count,
             "bucket": self.bucket,

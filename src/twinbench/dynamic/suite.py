@@ -8,7 +8,9 @@ strategy's loss sequence is compared with ``torch-eager``'s on the unpadded batc
 parity tolerances; a strategy that fails gets no verdict. Then the verdicts: the fastest strategy
 per framework and overall, the ratio with its CI over the processes, and the break-even points.
 
-``batch`` does the same with the batch size (rows padded, a per-row mask). ``generate`` decodes
+``batch`` does the same with the batch size (rows padded, a per-row mask): the mlp trains on
+it, gpt serves it (forward passes only; each step's loss over the real rows summarises its
+logits and is what is compared with torch-eager's). ``generate`` decodes
 seeded prompts greedily with each generation strategy; its tokens must equal torch-eager's.
 ``control-flow``: the feature table of `twinbench.dynamic.features`, one worker per framework.
 """
@@ -131,6 +133,7 @@ def _run_strategy(
         "strategy": name,
         "workload": settings.workload_name,
         "axis": AXIS.get(settings.scenario, 1),
+        "phase": settings.phase,
         "size": settings.size,
         "lengths": lengths,
         "padded": padded,

@@ -1,9 +1,10 @@
 """One strategy's process for the dynamic suite: ``python -m twinbench.dynamic.worker``.
 
 It speaks the one worker protocol (`twinbench.harness.process.serve`): one request, one answer.
-``schedule`` runs one strategy through the whole schedule of shapes, timing every step and
-counting the compilations each step caused; ``generate`` decodes every prompt greedily with one
-strategy; ``features`` runs one framework's control-flow and debugging checks. Only one
+``schedule`` runs one strategy through the whole schedule of shapes, training or serving, timing
+every step and counting the compilations each step caused; ``generate`` decodes every prompt
+greedily with one strategy; ``features`` runs one framework's control-flow and debugging
+checks. Only one
 framework is imported per process, and each strategy gets a fresh process, so compile caches
 and counters start empty for it.
 """
@@ -62,7 +63,8 @@ class Steps:
 def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
     """Every step of the schedule: its wall time, its loss and the compilations it caused.
 
-    ``axis`` 1 varies the sequence length, 0 the batch size."""
+    ``axis`` 1 varies the sequence length, 0 the batch size; ``phase`` ``train`` takes an
+    optimizer step per batch, ``infer`` a forward pass (its loss summarises the outputs)."""
     strategy = BY_NAME[request["strategy"]]
     workload = builtin(request["workload"])
     size = workload.size(request["size"])
@@ -72,7 +74,9 @@ def run_schedule(request: dict[str, Any]) -> dict[str, Any]:
     else:
         full = replace(size, config={**size.config, "seq_len": max_length(size)})
         batches = sequence_batches(workload.batches(full, request["seed"]), lengths, padded)
-    trainer = side(strategy.framework).Trainer(
+    module = side(strategy.framework)
+    runner = module.Inference if request.get("phase") == "infer" else module.Trainer
+    trainer = runner(
         workload,
         size,
         strategy,
