@@ -114,6 +114,25 @@ def test_steps_to_target_that_differ_are_told_apart_from_a_curve_failure() -> No
     assert "fix the twin" not in text
 
 
+def test_one_mode_alone_gets_no_comparison() -> None:
+    runs = _runs("torch-eager", FAST, startup=0.5)
+    summaries = [summarise("cancer", "torch-eager", runs)]
+    parity = check_parity("cancer", ["torch-eager"], runs, eval_every=10)
+    data = ConvergeReport(SETTINGS, runs, summaries, parity, [verdict("cancer", summaries, parity)])
+    assert recommendations(data.to_dict()) == []
+
+
+def test_too_few_converged_starts_give_no_speed_advice() -> None:
+    stuck = _runs("jax-jit", SLOW, startup=4.5)
+    for run in stuck[:3]:
+        run.update(status="not converged", time_to_target_s=None, steps_to_target=None)
+    advice = _advice(_runs("torch-eager", FAST, startup=0.5) + stuck)
+    assert {r.kind for r in advice} == {"not-converged"}
+    assert "no speed advice: fewer than two modes reached the target" in _text(
+        advice, "not-converged"
+    )
+
+
 def test_a_failed_worker_is_listed() -> None:
     runs = _runs("torch-eager", FAST, startup=0.5) + _runs("jax-jit", SLOW, startup=4.5)
     runs[0] = {**runs[0], "status": "crashed", "error": "Segmentation fault\nmore"}

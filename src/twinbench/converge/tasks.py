@@ -10,12 +10,17 @@ is validation MSE divided by persistence's validation MSE, and a target of 0.7 m
 below persistence". The language target is validation cross-entropy in bits per character.
 
 Targets were chosen where seeds 0-2 all arrive well inside ``max_steps`` and the curve is still
-falling steeply, so that time to target measures training, not luck (same-seed trajectories of
-both frameworks coincide, so one framework's calibration holds for both): ``cancer`` 0.96 at
-150-200 steps (seeds reach 0.965); ``digits`` 0.97 at 200-400 (0.972-0.978 then); ``sunspots``
+falling steeply, so that time to target measures training, not luck. Same-seed trajectories of
+both frameworks coincide at first and drift apart slowly (float32 rounding), so one framework's
+calibration holds for both while the curve is steep, but a target on a plateau is crossed at
+steps far apart and fails the steps-to-target parity check: ``cancer`` 0.96 at 150-200 steps
+(seeds reach 0.965); ``digits`` 0.95 at 50-125 (seeds 0-4: the same step in both frameworks at
+every seed; at 0.97, on the plateau of 0.95-0.97 that follows, the seeds crossed after 100-475
+steps and the frameworks up to 75 apart); ``sunspots``
 0.4 at 60-100 (it flattens near 0.3 by step 650); ``macro`` 0.7 at 50-60 (near 0.6 by 400;
 inflation's persistence is a strong baseline: a 7-lag linear model gets 0.8); ``text`` 3.0 bits
-per character at ~450 steps (4.5 after 50).
+per character at ~450 steps (4.5 after 50; seed 0 of both frameworks 2.99 after 450, still falling
+~0.1 per 50 steps).
 """
 
 from __future__ import annotations
@@ -260,7 +265,7 @@ TASKS = {
             },
             optimizer=_adam(2e-3),
             metric=ACCURACY,
-            target=0.97,
+            target=0.95,
             eval_every=25,
         ),
         *(_forecast(*row) for row in FORECASTS),

@@ -228,7 +228,7 @@ def recommendations(data: Mapping[str, Any]) -> list[Recommendation]:
         out += _missed(summaries, runs, task["max_steps"], subject)
         verdict = next((v for v in data["verdicts"] if v["workload"] == workload), None)
         if verdict is None or verdict.get("winner") is None:
-            if verdict is not None and not any(not c["passed"] for c in checks):
+            if verdict is not None and checks and all(c["passed"] for c in checks):
                 out.append(
                     Recommendation(
                         "not-converged",
