@@ -14,7 +14,8 @@ from twinbench.backends import canonical_shapes, initial_weights, make_runner
 from twinbench.canonical import CanonicalError, check_compatible, init_canonical
 from twinbench.registry import BUILTIN
 
-SIZES = ["tiny", "small"]
+# small: the same conversion code on bigger arrays (resnet-small alone takes ~18 s); CI's slow step
+SIZES = ["tiny", pytest.param("small", marks=pytest.mark.slow)]
 
 
 def assert_exactly_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:

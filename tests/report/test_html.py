@@ -110,8 +110,10 @@ def _store(
     return load_summary(tmp_path)
 
 
-@pytest.fixture
-def full(tmp_path: Path) -> str:
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The page of a run with a hostile workload name, made once: the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("full")
     cells = [
         _ok("mlp", "torch-eager", 0.004),
         _ok("mlp", "jax-jit", 0.002),

@@ -369,6 +369,16 @@ def _signed_sender(protocol: IO[str], key: bytes) -> Send:
     return send
 
 
+def _without_notebook_probes() -> None:
+    """Make ``import IPython`` fail in this process, as where IPython is not installed.
+
+    flax imports IPython only to ask whether it runs in a notebook, and takes the import's
+    failure for a no; a worker never runs in one, and the import (jedi, prompt_toolkit and
+    more) cost each worker that imports flax about half a CPU-second.
+    """
+    sys.modules.setdefault("IPython", None)  # type: ignore[arg-type]
+
+
 def serve(handlers: Mapping[str, Handler], sessions: Mapping[str, Session] | None = None) -> None:
     """A worker's main: pin its threads, read one request, answer it by its ``kind``.
 
@@ -391,6 +401,7 @@ def serve(handlers: Mapping[str, Handler], sessions: Mapping[str, Session] | Non
     send = _signed_sender(protocol, key)
     del key
     pin_threads()
+    _without_notebook_probes()
     kind = request["kind"]
     try:
         if sessions and kind in sessions:
