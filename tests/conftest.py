@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from filelock import FileLock
@@ -105,6 +106,22 @@ def ln_gelu_variant(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
 
 
 @pytest.fixture
+def unprobed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in this process skip the peak-FLOP/s probe: each framework's peak is stored as a
+    failed probe, the way a probe that crashed is, and no probe worker starts (each imports its
+    framework). For runs whose subject is something else; tiny_run and test_repeats.py probe."""
+    from twinbench.harness import runner
+    from twinbench.modes import FRAMEWORK_OF
+
+    def skipped(store: Any, run_id: int, settings: Any, progress: Any) -> None:
+        frameworks = sorted({FRAMEWORK_OF[mode] for mode in settings.modes})
+        reason = "probe failed: not run by this test"
+        store.set_run_info(run_id, "peak_flops", dict.fromkeys(frameworks, reason))
+
+    monkeypatch.setattr(runner, "_probe_peaks", skipped)
+
+
+@pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     """``cli(*args)``: the ``twinbench`` command in this process (see ``helpers.run_main``)."""
@@ -115,14 +132,15 @@ def cli(monkeypatch: pytest.MonkeyPatch,
     return call
 
 
-TINY_RUN = ("run", "--suite", "tiny", "--workload", "linreg", "--workload", "mlp", "--workload",
-            "xor", "--mode", "jax-jit", "--mode", "torch-eager", "--budget", "0.5",
-            "--repeats", "1")  # pooled processes are test_repeats' subject
+# Two examples, one per optimizer they train with (linreg SGD, xor Adam): each more costs a
+# parity worker and two cells. Pooled processes are test_repeats' subject.
+TINY_RUN = ("run", "--suite", "tiny", "--workload", "linreg", "--workload", "xor", "--mode",
+            "jax-jit", "--mode", "torch-eager", "--budget", "0.5", "--repeats", "1")
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, Result]:
-    """One real ``twinbench run`` of the three examples at tiny, two modes: (results directory,
+    """One real ``twinbench run`` of two examples at tiny, two modes: (results directory,
     the command's exit code and output). Read-only: copy the directory to write beside it.
 
     Made once per session: the xdist workers share it through a file lock in the session's

@@ -14,11 +14,12 @@ import pytest
 
 from helpers import assert_one_line_error, start
 from twinbench.registry import builtin
+from twinbench.report.summary import ONE_PROCESS_NOTE, load_summary
 from twinbench.store import DB_NAME, ResultStore
 
 
 def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
-    out, done = tiny_run  # the three examples (conftest.py); the zoo's run: tests/workloads
+    out, done = tiny_run  # two examples (conftest.py); the zoo's run: tests/workloads
     assert done.returncode == 0, done.stderr
 
     with ResultStore(out / DB_NAME) as store:
@@ -32,7 +33,7 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
     assert run.environment["versions"]["torch"] and run.environment["versions"]["jax"]
     assert set(run.info["peak_flops"]) == {"torch", "jax"}
     assert {(c.workload, c.mode) for c in cells} == {
-        (w, m) for w in ("linreg", "mlp", "xor") for m in ("jax-jit", "torch-eager")}
+        (w, m) for w in ("linreg", "xor") for m in ("jax-jit", "torch-eager")}
     for cell in cells:
         assert cell.status == "ok", cell.error
         assert cell.samples and cell.metrics["n_samples"] == len(cell.samples)
@@ -45,9 +46,18 @@ def test_tiny_suite_two_modes_writes_database_and_markdown(tiny_run):
         assert curves == [f"curve[{builtin(record['workload']).train_optimizer}]"]
 
     report = (out / f"report-run{run_id}.md").read_text()
-    for workload in ("linreg", "mlp", "xor"):
+    for workload in ("linreg", "xor"):
         assert f"| {workload} | tiny | train | best vs best |" in report
     assert "verdicts" in done.stdout and "best vs best" in done.stdout
+
+
+def test_one_process_per_cell_works_and_the_report_says_what_its_ci_covers(tiny_run):
+    out, _ = tiny_run  # --repeats 1: each cell measured in one worker process
+    summary = load_summary(out)
+    assert len(summary.cells) == 4
+    for cell in summary.cells:
+        assert cell.status == "ok" and cell.metrics["processes"] == 1, cell.error
+    assert ONE_PROCESS_NOTE in summary.notes
 
 
 @pytest.mark.parametrize("fmt", ["md", "html", "json", "csv"])
@@ -59,12 +69,12 @@ def test_every_format_of_a_real_run(cli, tiny_run, tmp_path, fmt):
     done = cli("report", "latest", "--results", results, "-f", fmt, "--out", target)
     assert done.returncode == 0, done.stderr
     text = target.read_text()
-    for workload in ("linreg", "mlp", "xor"):
+    for workload in ("linreg", "xor"):
         assert workload in text
     if fmt == "json":
         assert {c["status"] for c in json.loads(text)["cells"]} == {"ok"}
     if fmt == "csv":
-        assert len(pd.read_csv(target)) == 6  # three workloads, two modes
+        assert len(pd.read_csv(target)) == 4  # two workloads, two modes
 
 
 @pytest.mark.slow  # a real run, interrupted (the SIGTERM test runs by default); CI's slow step

@@ -1,12 +1,13 @@
 """Cells measured in several worker processes: cold and warm compile caches, the time
-breakdown, and runs of one process per cell (new and stored by older versions)."""
+breakdown, and cells of one process stored by older versions (a new run of one process per
+cell: tests/test_cli_run.py, which reads the session's shared run)."""
 
 import time
 
 import pytest
 
 from twinbench.harness.runner import RunSettings, run
-from twinbench.report.summary import ONE_PROCESS_NOTE, load_summary, summarize_run
+from twinbench.report.summary import ONE_PROCESS_NOTE, summarize_run
 from twinbench.store import DB_NAME, CellRecord, ResultStore
 
 
@@ -69,18 +70,6 @@ def test_the_time_breakdown_accounts_for_the_run(two_process_run):
         assert parts[measured] > 0, measured
     assert parts["steady-state timing"] >= 2 * 0.6 * 0.9  # both cells' budgets, nearly
     assert parts["everything else"] < 0.25 * total
-
-
-def test_one_process_per_cell_works_and_the_report_says_what_its_ci_covers(tmp_path):
-    settings = RunSettings(
-        workloads=("linreg",), sizes=("tiny",), modes=("torch-eager",), threads=1,
-        budget=0.3, repeats=1, parity_steps=3, out=tmp_path,
-    )  # fmt: skip
-    run_id = run(settings)
-    summary = load_summary(tmp_path, run_id)
-    (cell,) = summary.cells
-    assert cell.status == "ok" and cell.metrics["processes"] == 1
-    assert ONE_PROCESS_NOTE in summary.notes
 
 
 def test_a_cell_stored_before_processes_were_recorded_is_one_group(tmp_path):
