@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-import pytest
-
 from helpers import write_planted
 from twinbench.harness import runner
 from twinbench.harness.runner import RunSettings
@@ -39,12 +37,7 @@ def write_faulty(root: Path, fault: str) -> Path:
                          f"a linear model whose PyTorch twin {fault}s when built")
 
 
-@pytest.fixture
-def quick_probe(monkeypatch):
-    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)
-
-
-def test_raise_abort_and_hang_are_recorded_and_the_run_continues(tmp_path, quick_probe):
+def test_raise_abort_and_hang_are_recorded_and_the_run_continues(tmp_path, unprobed):
     files = tuple(str(write_faulty(tmp_path, fault)) for fault in ("raise", "abort", "hang"))
     settings = RunSettings(workload_files=files, sizes=("tiny",), modes=("torch-eager", "jax-jit"),
                            budget=0.3, repeats=1, out=tmp_path / "out",
