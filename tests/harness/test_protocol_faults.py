@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from twinbench.harness import process as harness_process
 from twinbench.harness import runner
 from twinbench.harness.process import MARKER_VARIABLE, CellFailed, WorkerProcess
 from twinbench.harness.runner import RunSettings
@@ -19,11 +20,6 @@ from twinbench.store import DB_NAME, ResultStore
 
 FAULTY = Path(__file__).parents[1] / "fixtures" / "faulty"
 NOT_OURS = "the worker's output was not the harness's"
-
-
-@pytest.fixture
-def quick_probe(monkeypatch):
-    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)
 
 
 def set_marker(monkeypatch: pytest.MonkeyPatch) -> str:
@@ -81,9 +77,7 @@ def measure(tmp_path: Path, *faults: str, timeout: float) -> tuple[dict, dict, s
         return cells, parity, store.run(run_id).status
 
 
-def test_junk_or_a_forged_answer_on_the_protocol_fails_that_cell_only(
-    tmp_path, quick_probe, marker
-):
+def test_junk_or_a_forged_answer_on_the_protocol_fails_that_cell_only(tmp_path, unprobed, marker):
     cells, parity, status = measure(tmp_path, "fd_junk", "forged", timeout=60)
 
     assert status == "finished"
@@ -102,7 +96,7 @@ def test_junk_or_a_forged_answer_on_the_protocol_fails_that_cell_only(
 
 
 @pytest.mark.slow  # a real run of two planted workloads; CI's slow step runs it
-def test_children_and_forks_of_a_twin_are_stopped_with_its_cell(tmp_path, quick_probe, marker):
+def test_children_and_forks_of_a_twin_are_stopped_with_its_cell(tmp_path, unprobed, marker):
     timeout = 300  # a crash must be noticed when the worker dies, not when this runs out
     cells, parity, status = measure(tmp_path, "sleep_child", "fork_crash", timeout=timeout)
 
@@ -178,7 +172,9 @@ def test_closing_a_worker_stops_its_children_in_and_out_of_its_group():
     assert_none_left(marker)
 
 
-def test_a_worker_that_closes_the_pipe_and_lives_on_is_stopped():
+def test_a_worker_that_closes_the_pipe_and_lives_on_is_stopped(monkeypatch):
+    # it never exits: the harness waits EXIT_WAIT_S (20 s) for an exit status, then stops it
+    monkeypatch.setattr(harness_process, "EXIT_WAIT_S", 2.0)
     worker = proto_worker("close_pipes")
     started = time.monotonic()
     with pytest.raises(CellFailed) as failure:
