@@ -6,7 +6,6 @@ The command runs in this process (``cli``); its cells run in their own subproces
 import pytest
 
 from helpers import assert_one_line_error
-from twinbench.harness import runner
 from twinbench.harness.runner import Point
 from twinbench.registry import builtin
 from twinbench.store import DB_NAME, ResultStore
@@ -24,9 +23,8 @@ def test_point_overrides_batch_size_and_labels_itself():
     assert batch["x"].shape[0] == 3 * base.batch_size
 
 
-def test_sweep_measures_each_batch_size(cli, tmp_path, monkeypatch):
+def test_sweep_measures_each_batch_size(cli, tmp_path, unprobed):
     out = tmp_path / "results"
-    monkeypatch.setattr(runner, "PROBE_SECONDS", 0.05)  # peak FLOP/s are recorded, not checked
     # one process per cell: pooling a cell's processes is tests/harness/test_repeats.py's subject;
     # one mode: every mode of a point is timed is tests/test_cli_run.py's tiny_run's subject
     done = cli("sweep", "mlp", "--size", "tiny", "--batch-sizes", "2,16", "--mode", "torch-eager",
