@@ -326,9 +326,10 @@ def _sequence_advice(summary: RunSummary) -> list[Recommendation]:
 
 
 def ordered(recommendations: Sequence[Recommendation]) -> list[Recommendation]:
-    """``recommendations`` in the order of `KINDS` (stable: same kinds keep their order)."""
+    """``recommendations`` in the order of `KINDS` (stable: same kinds keep their order); a kind
+    of its own (a user's suite) comes last."""
     rank = {kind: i for i, kind in enumerate(KINDS)}
-    return sorted(recommendations, key=lambda r: rank[r.kind])
+    return sorted(recommendations, key=lambda r: rank.get(r.kind, len(KINDS)))
 
 
 def _suite_advice(run: RunRecord, kind: str) -> list[Recommendation]:
