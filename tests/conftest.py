@@ -62,6 +62,15 @@ LONG_FILES = (
     "test_cli_core.py",
     "test_parity.py",
     "test_cli_suites.py",
+    # long too, and collected late (tests/workloads/ last of all): not the run's tail
+    "harness/test_memory_modes.py",
+    "optim_suite/test_second_order.py",
+    "test_backend_layers.py",
+    "test_converters.py",
+    "workloads/test_resnet.py",
+    "parallel/test_parallel_parity.py",
+    "workloads/test_flops.py",
+    "test_canonical.py",
 )
 
 
