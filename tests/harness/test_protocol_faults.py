@@ -5,6 +5,7 @@ Each fixture in ``tests/fixtures/faulty/proto_*.py`` plants one fault in its PyT
 """
 
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -183,3 +184,21 @@ def test_a_worker_that_closes_the_pipe_and_lives_on_is_stopped(monkeypatch):
     assert failure.value.status == "error"
     assert "closed the harness's pipe" in failure.value.error
     assert_none_left(worker.marker, variable=MARKER_VARIABLE)
+
+
+def test_a_worker_cannot_import_ipython_and_flax_takes_that_for_no_notebook():
+    """What `serve` does first in every worker: flax imports IPython only to ask whether it runs
+    in a notebook, and a worker, where that import fails, still gets its answer."""
+    saved = sys.modules.pop("IPython", None)
+    try:
+        harness_process._without_notebook_probes()
+        with pytest.raises(ImportError):
+            import IPython  # noqa: F401
+        from flax.nnx import reprlib
+
+        assert reprlib.supports_color() is sys.stdout.isatty()  # not in IPython, on Linux
+    finally:
+        if saved is None:
+            sys.modules.pop("IPython", None)
+        else:
+            sys.modules["IPython"] = saved
