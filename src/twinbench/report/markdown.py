@@ -137,7 +137,7 @@ def render(summary: RunSummary, images: dict[str, list[str]] | None = None) -> s
         )
     lines += ["## Summary", ""]
     lines += _table(
-        ("workload", "size", "phase", "faster", "by", "95% CI", "time to first step"),
+        ("workload", "size", "phase", "faster", "by", "95% rerun interval", "time to first step"),
         [
             [
                 v.workload,

@@ -117,8 +117,8 @@ def _group_advice(
                 "indistinguishable",
                 subject,
                 f"{verdict.torch_mode} and {verdict.jax_mode} are indistinguishable in steady "
-                f"state (time ratio {r.ratio:.2f}, 95% CI {r.ci_low:.2f}–{r.ci_high:.2f} holds "
-                "1): choose the framework on other grounds.",
+                f"state (time ratio {r.ratio:.2f}, 95% rerun interval "
+                f"{r.ci_low:.2f}–{r.ci_high:.2f} holds 1): choose the framework on other grounds.",
             )
         )
     elif len(ok) > 1:
@@ -131,7 +131,7 @@ def _group_advice(
             low, high = (r.ci_low, r.ci_high) if r.ratio > 1 else (1 / r.ci_high, 1 / r.ci_low)
             pair = {verdict.torch_mode, verdict.jax_mode}
             if pair == {fastest.mode, runner_up.mode}:
-                claim = f" (95% CI {low:.2f}–{high:.2f}×)"
+                claim = f" (95% rerun interval {low:.2f}–{high:.2f}×)"
             else:
                 claim = f"; across frameworks: {verdict.text}"
         out.append(

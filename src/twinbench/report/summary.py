@@ -210,7 +210,8 @@ def summarize_run(
             f"{math.expm1(math.sqrt(spread.variance)):.1%} (standard deviation, pooled over "
             f"{spread.df} processes beyond each cell's first); verdicts compare cells round by "
             "round, so a drift between rounds cancels, and no CI is narrower than that spread "
-            "implies"
+            "implies; a verdict states its 95 % rerun interval, the range a rerun's ratio lands "
+            "in (that CI widened by √2 in log scale: the rerun carries its own error)"
         )
     busy = busy_machine_note(run)
     if busy:
