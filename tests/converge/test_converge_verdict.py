@@ -67,3 +67,11 @@ def test_no_verdict_when_a_mode_mostly_did_not_converge() -> None:
         run.update(status="not converged", time_to_target_s=None, steps_to_target=None)
     result = _verdict(runs + stuck)
     assert result["winner"] is None
+
+
+def test_a_run_of_one_mode_says_so_instead_of_blaming_parity() -> None:
+    runs = _runs("jax-jit", [2.0, 2.1, 1.9], startup=0.5)
+    summaries = [summarise("w", "jax-jit", runs)]
+    result = verdict("w", summaries, check_parity("w", ["jax-jit"], runs, eval_every=10))
+    assert result["winner"] is None
+    assert result["text"] == "no verdict: one mode was run (jax-jit)"

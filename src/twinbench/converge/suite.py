@@ -223,6 +223,9 @@ def verdict(
     ]
     scored = [s for s in agreed if s.get("finite") and s["median_s"] is not None]
     base: dict[str, Any] = {"workload": workload, "ratio": None, "ci_low": None, "ci_high": None}
+    if len(summaries) < 2:  # nothing to compare, and no parity check was run against it
+        modes = ", ".join(s["mode"] for s in summaries) or "none"
+        return {**base, "winner": None, "text": f"no verdict: one mode was run ({modes})"}
     if len(scored) < 2:
         failed = [s["mode"] for s in summaries if s not in agreed]
         why = (
