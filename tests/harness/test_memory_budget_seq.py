@@ -1,7 +1,7 @@
 """The longest sequence within a memory budget: predicted from the fit against the sequence
 length, clipped to the position table, measured there; refused in one line where it cannot
 be fitted. In-process with a stand-in for the measurement; the real sweep is in
-test_memory_budget_seq_run.py."""
+test_memory_sequence.py."""
 
 import math
 from types import SimpleNamespace

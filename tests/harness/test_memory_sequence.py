@@ -1,16 +1,26 @@
-"""Memory against the sequence length, from a real sweep of gpt tiny over two lengths in eager
-torch and jitted JAX: the fit stored with the run and quoted in its recommendations. Four
-cells and a parity check, about a minute on two idle cores: behind the slow marker."""
+"""Memory against the sequence length, from a real sweep of gpt tiny over 16 and 32 positions
+in eager torch and jitted JAX with a 9 MiB budget: the fit stored with the run and quoted in its
+recommendations; the longest sequence within the budget predicted from it, measured there (or
+at the position table's 64, marked clipped) and shown by every report. Six cells and a parity
+check, 2 min 31 s loaded: behind the slow marker."""
+
+import json
+import math
 
 import pytest
 
 from twinbench.harness.runner import RunSettings, run
+from twinbench.report import export, markdown
 from twinbench.report.recommend import recommend
 from twinbench.report.summary import load_summary
 from twinbench.store import DB_NAME, ResultStore
 
-SHORT, LONG = 16, 64  # gpt tiny's position table holds 64
+SHORT, LONG = 16, 32
+TABLE = 64  # gpt tiny's position table
 MODES = ("torch-eager", "jax-jit")
+# gpt tiny, batch 8: about 1.3-1.9 MiB fixed and 95-150 KiB a position, so the prediction
+# falls near or past the table's 64 positions
+BUDGET = 9 * 2**20
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +37,7 @@ def gpt_sequence_sweep(tmp_path_factory):
         repeats=1,
         parity_steps=2,
         seq_lens=(SHORT, LONG),
+        memory_budget=BUDGET,
         out=out,
     )
     run_id = run(settings)
@@ -35,12 +46,12 @@ def gpt_sequence_sweep(tmp_path_factory):
     summary = load_summary(out, run_id)
     assert all(c.status == "ok" for c in cells), [c.error for c in cells]
     peaks = {(c.mode, c.metrics["seq_len"]): c.metrics["attributable_peak_bytes"] for c in cells}
-    return peaks, info, summary
+    return peaks, info, summary, cells
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_fit_against_the_sequence_length_is_stored(gpt_sequence_sweep, mode):
-    peaks, info, _ = gpt_sequence_sweep
+    peaks, info, _, _ = gpt_sequence_sweep
     (fit,) = [f for f in info["memory_sequence_fits"] if f["mode"] == mode]
     assert fit["seq_lens"] == [SHORT, LONG] and fit["batch_size"] == 8  # the tiny preset's
     # the activations (and the token batch) grow with the length
@@ -53,7 +64,48 @@ def test_the_fit_against_the_sequence_length_is_stored(gpt_sequence_sweep, mode)
 
 
 def test_the_recommendations_quote_the_fit(gpt_sequence_sweep):
-    _, _, summary = gpt_sequence_sweep
+    _, _, summary, _ = gpt_sequence_sweep
     texts = [r.text for r in recommend(summary) if r.subject == "gpt/tiny bs=8 train"]
     (text,) = [t for t in texts if "against sequence length" in t]
     assert all(mode in text for mode in MODES)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_longest_sequence_is_predicted_from_the_fit_and_measured(gpt_sequence_sweep, mode):
+    _, info, _, cells = gpt_sequence_sweep
+    record = info["memory_sequence_budget"]
+    assert record["budget_bytes"] == BUDGET and "memory_budget" not in info
+    (fit,) = [f for f in record["fits"] if f["mode"] == mode]
+    by_length = {
+        c.metrics["seq_len"]: c.metrics["attributable_peak_bytes"] for c in cells if c.mode == mode
+    }
+    assert len(by_length) == 3  # the two swept lengths and the confirming one
+    slope = (by_length[LONG] - by_length[SHORT]) / (LONG - SHORT)
+    intercept = by_length[SHORT] - slope * SHORT
+    predicted = math.floor((BUDGET - intercept) / slope)
+    assert abs(fit["predicted_seq_len"] - predicted) <= 1  # float rounding at the floor
+    length = fit["measured_seq_len"]
+    if fit["predicted_seq_len"] > TABLE:
+        assert fit["clipped"] is True and length == TABLE
+    else:
+        assert fit["clipped"] is False and length == fit["predicted_seq_len"]
+    assert length not in (SHORT, LONG)  # a length of its own, measured there
+    assert fit["measured_bytes"] == by_length[length]
+    assert fit["outcome"] in ("fits the budget", "over the budget")
+    assert (fit["outcome"] == "fits the budget") == (by_length[length] <= BUDGET)
+
+
+def test_every_report_carries_the_prediction(gpt_sequence_sweep):
+    _, info, summary, _ = gpt_sequence_sweep
+    text = markdown.render(summary)
+    for fit in info["memory_sequence_budget"]["fits"]:
+        assert f"{fit['mode']}: longest sequence predicted {fit['predicted_seq_len']:,}" in text
+        assert ("clipped to the position table's 64" in text) or not fit["clipped"]
+    frame = export.cells_frame(summary)
+    confirming = frame[frame["memory_budget.predicted_seq_len"].notna()]
+    assert sorted(confirming["mode"]) == sorted(MODES)
+    assert set(confirming["memory_budget.budget_bytes"]) == {BUDGET}
+    for _, row in confirming.iterrows():
+        assert row["seq_len"] == row["memory_budget.measured_seq_len"]
+    data = json.loads(export.json_text(export.export_dict(summary)))
+    assert data["run"]["info"]["memory_sequence_budget"]["budget_bytes"] == BUDGET

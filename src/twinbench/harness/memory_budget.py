@@ -69,6 +69,15 @@ def _line(points: dict[int, float]) -> tuple[float, float, tuple[int, ...]] | No
     return float(slope), float(intercept), tuple(xs)
 
 
+def _largest_within(budget_bytes: int, slope: float, intercept: float) -> int | None:
+    """The largest x ≥ 1 with ``intercept + slope × x`` within the budget; None when the line
+    does not grow (under a byte a step: rounding, not growth) or x = 1 is already over."""
+    if slope < 1:
+        return None
+    x = math.floor((budget_bytes - intercept) / slope)
+    return x if x >= 1 else None
+
+
 @dataclass(frozen=True)
 class MemoryFit:
     """Attributable peak ≈ ``intercept_bytes`` + ``bytes_per_sample`` × batch, least squares."""
@@ -86,10 +95,7 @@ class MemoryFit:
     def largest_batch(self, budget_bytes: int) -> int | None:
         """The largest batch whose predicted peak stays within the budget; None when memory
         does not grow with the batch or even one sample does not fit."""
-        if self.bytes_per_sample < 1:  # under a byte a sample: rounding, not growth
-            return None
-        batch = math.floor((budget_bytes - self.intercept_bytes) / self.bytes_per_sample)
-        return batch if batch >= 1 else None
+        return _largest_within(budget_bytes, self.bytes_per_sample, self.intercept_bytes)
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -99,8 +105,8 @@ class MemoryFit:
         }
 
 
-# workload, size, seq_len, checkpointing, phase, mode
-SweepKey = tuple[str, str, int | None, bool, str, str]
+SWEEP_FIELDS = ("workload", "size", "seq_len", "checkpointing", "phase", "mode")
+SweepKey = tuple[str, str, int | None, bool, str, str]  # as SWEEP_FIELDS name them
 
 
 def sweep_fits(measured: dict[str, tuple[Any, dict[str, Any]]]) -> dict[SweepKey, MemoryFit]:
@@ -149,10 +155,7 @@ class SequenceFit:
     def longest_sequence(self, budget_bytes: int) -> int | None:
         """The longest sequence whose predicted peak stays within the budget; None when memory
         does not grow with the length or even one position does not fit."""
-        if self.bytes_per_position < 1:  # under a byte a position: rounding, not growth
-            return None
-        length = math.floor((budget_bytes - self.intercept_bytes) / self.bytes_per_position)
-        return length if length >= 1 else None
+        return _largest_within(budget_bytes, self.bytes_per_position, self.intercept_bytes)
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -164,8 +167,8 @@ class SequenceFit:
         }
 
 
-# workload, size, batch size, checkpointing, phase, mode
-SequenceKey = tuple[str, str, int, bool, str, str]
+SEQUENCE_FIELDS = ("workload", "size", "batch_size", "checkpointing", "phase", "mode")
+SequenceKey = tuple[str, str, int, bool, str, str]  # as SEQUENCE_FIELDS name them
 
 
 def sequence_fits(
@@ -196,9 +199,8 @@ def sequence_fits(
 def record_sequence_fits(session: RunSession) -> None:
     """Store the session's fits against the sequence length as the run's
     ``memory_sequence_fits`` info; nothing when it swept fewer than two lengths."""
-    fields = ("workload", "size", "batch_size", "checkpointing", "phase", "mode")
     fits = [
-        dict(zip(fields, key, strict=True)) | fit.as_record()
+        dict(zip(SEQUENCE_FIELDS, key, strict=True)) | fit.as_record()
         for key, fit in sequence_fits(session.measured).items()
     ]
     if fits:
@@ -214,6 +216,23 @@ def confirm_memory_budget(session: RunSession, progress: Progress) -> None:
         confirm_batch_budget(session, progress)
     if len(set(settings.seq_lens)) >= 2:
         confirm_sequence_budget(session, progress)
+
+
+def _unmeasured(predicted: int | None, swept: tuple[int, ...], grows: str, most: str) -> str | None:
+    """Why a prediction is not measured (none, or too far past what was swept), or None."""
+    if predicted is None:
+        return f"no prediction: memory does not grow with the {grows} here"
+    if predicted > MAX_EXTRAPOLATION * max(swept):
+        return f"not measured: more than {MAX_EXTRAPOLATION}× the {most} swept"
+    return None
+
+
+def _confirm(session: RunSession, cell: Any, progress: Progress) -> dict[str, Any]:
+    """Measure the cell a prediction names; its size as stored and what it showed."""
+    _measure_one(session, cell, progress)
+    budget = session.settings.memory_budget
+    assert budget is not None
+    return {"cell_size": cell.point.label} | _outcome(session, cell, budget)
 
 
 def _measure_one(session: RunSession, cell: Any, progress: Progress) -> None:
@@ -241,30 +260,16 @@ def confirm_batch_budget(session: RunSession, progress: Progress) -> None:
     workloads = {c.workload.name: c.workload for c, _ in session.measured.values()}
     for key, fit in sweep_fits(session.measured).items():
         workload, size, seq_len, checkpointing, phase, mode = key
-        entry: dict[str, Any] = {
-            "workload": workload,
-            "size": size,
-            "seq_len": seq_len,
-            "checkpointing": checkpointing,
-            "phase": phase,
-            "mode": mode,
-            **fit.as_record(),
-            "predicted_batch": fit.largest_batch(budget),
-        }
+        entry: dict[str, Any] = dict(zip(SWEEP_FIELDS, key, strict=True)) | fit.as_record()
+        entry["predicted_batch"] = fit.largest_batch(budget)
         predicted = entry["predicted_batch"]
-        if predicted is None:
-            entry["outcome"] = "no prediction: memory does not grow with the batch here"
-        elif predicted > MAX_EXTRAPOLATION * max(fit.batch_sizes):
-            entry["outcome"] = (
-                f"not measured: more than {MAX_EXTRAPOLATION}× the largest batch swept"
-            )
+        unmeasured = _unmeasured(predicted, fit.batch_sizes, "batch", "largest batch")
+        if unmeasured is not None:
+            entry["outcome"] = unmeasured
         else:
             file = files[workload]
             point = Point(workloads[workload], file, size, predicted, seq_len, checkpointing)
-            cell = Cell(point, mode, phase)
-            entry["cell_size"] = point.label
-            _measure_one(session, cell, progress)
-            entry.update(_outcome(session, cell, budget))
+            entry.update(_confirm(session, Cell(point, mode, phase), progress))
         entries.append(entry)
     session.recorder.set_run_info(
         session.run_id, "memory_budget", {"budget_bytes": budget, "fits": entries}
@@ -309,25 +314,16 @@ def confirm_sequence_budget(session: RunSession, progress: Progress) -> None:
         predicted = fit.longest_sequence(budget)
         clipped = predicted is not None and limit is not None and predicted > limit
         length = limit if clipped else predicted
-        entry: dict[str, Any] = {
-            "workload": workload,
-            "size": size,
-            "batch_size": batch_size,
-            "checkpointing": checkpointing,
-            "phase": phase,
-            "mode": mode,
-            **fit.as_record(),
+        entry: dict[str, Any] = dict(zip(SEQUENCE_FIELDS, key, strict=True)) | fit.as_record()
+        entry |= {
             "predicted_seq_len": predicted,
             "position_limit": limit,
             "clipped": clipped,
             "measured_seq_len": None,
         }
-        if length is None:
-            entry["outcome"] = "no prediction: memory does not grow with the sequence length here"
-        elif length > MAX_EXTRAPOLATION * max(fit.seq_lens):
-            entry["outcome"] = (
-                f"not measured: more than {MAX_EXTRAPOLATION}× the longest sequence swept"
-            )
+        unmeasured = _unmeasured(length, fit.seq_lens, "sequence length", "longest sequence")
+        if unmeasured is not None:
+            entry["outcome"] = unmeasured
         else:
             point = Point(
                 swept.workload,
@@ -342,11 +338,8 @@ def confirm_sequence_budget(session: RunSession, progress: Progress) -> None:
             except TwinbenchError as error:
                 entry["outcome"] = f"not measured: {error}"
             else:
-                cell = Cell(point, mode, phase)
                 entry["measured_seq_len"] = length
-                entry["cell_size"] = point.label
-                _measure_one(session, cell, progress)
-                entry.update(_outcome(session, cell, budget))
+                entry.update(_confirm(session, Cell(point, mode, phase), progress))
         entries.append(entry)
     session.recorder.set_run_info(
         session.run_id, "memory_sequence_budget", {"budget_bytes": budget, "fits": entries}
