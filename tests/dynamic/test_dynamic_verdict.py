@@ -69,3 +69,15 @@ def test_the_view_turns_break_even_into_advice() -> None:
     assert "## Recommendation" in text
     assert "pad to buckets: jax-jit-bucketed beats jax-jit" in text
     assert "no verdict (failed or wrong): jax-jit-pad-max" in text
+
+
+def test_a_serving_run_reads_as_forward_passes() -> None:
+    settings = {"scenario": "batch", "workload": "gpt", "phase": "infer", "size": "tiny",
+                "steps": STEPS, "bucket": None, "lengths": "lognormal", "seed": 0, "repeats": 1,
+                "torch_backend": "inductor", "dtype": "float32", "device": "cpu",
+                "leak_padding": False}  # fmt: skip
+    data = {"settings": settings, "lengths": [3, 7] * 5, "strategies": [],
+            "verdict": verdict(ROWS), "failures": []}  # fmt: skip
+    assert f"{STEPS} serving steps (forward only), batch sizes" in render_markdown(data)
+    trained = {**data, "settings": {**settings, "phase": "train", "workload": "mlp"}}
+    assert f"{STEPS} training steps, batch sizes" in render_markdown(trained)

@@ -45,7 +45,8 @@ def _schedule(s: Mapping[str, Any], lengths: Sequence[int]) -> list[str]:
     leak = " **Planted mask bug on: padding counts in the loss.**" if s["leak_padding"] else ""
     shown = ", ".join(map(str, lengths[:24])) + (" …" if len(lengths) > 24 else "")
     varying = {"batch": "batch sizes", "generate": "prompt lengths"}.get(s["scenario"], "lengths")
-    steps = "prompts, greedy" if s["scenario"] == "generate" else "training steps"
+    steps = "serving steps (forward only)" if s.get("phase") == "infer" else "training steps"
+    steps = "prompts, greedy" if s["scenario"] == "generate" else steps
     return [
         f"{s['steps']} {steps}, {varying} from `{s['lengths']}` (seed {s['seed']}): "
         f"{len(set(lengths))} distinct, {min(lengths)} to {max(lengths)}; buckets: {bucket}; "
