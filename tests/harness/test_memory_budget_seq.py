@@ -149,3 +149,18 @@ def test_a_sequence_budget_sweep_refuses_bad_input_in_one_line(
     result = run_main(monkeypatch, capsys, *args)
     assert_one_line_error(result, *fragments)
     assert not out.exists()
+
+
+def test_the_recommendations_say_what_each_mode_fits_within_the_budget(confirmed):
+    from twinbench.report.recommend import recommend
+    from twinbench.report.summary import RunSummary
+    from twinbench.store import RunRecord
+
+    record, fits, _, _ = confirmed
+    run = RunRecord(1, "now", None, "finished", {}, {}, {"memory_sequence_budget": record})
+    advice = [r for r in recommend(RunSummary(run, [], [], [], [], [])) if r.kind == "memory"]
+    assert {r.subject for r in advice} == {"gpt/tiny bs=8 train"}
+    (eager,) = [r.text for r in advice if r.text.startswith("torch-eager")]
+    assert "longest sequence predicted 40" in eager and "measured at 40" in eager
+    (jit,) = [r.text for r in advice if r.text.startswith("jax-jit")]
+    assert "clipped to the position table's 64" in jit

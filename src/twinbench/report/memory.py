@@ -160,22 +160,22 @@ def budget_confirmations(info: dict[str, Any]) -> dict[tuple[str, str, str, str]
 SEQUENCE_BUDGET_FIELDS = ("predicted_seq_len", "measured_seq_len", "clipped", "position_limit")
 
 
-def sequence_budget_notes(info: dict[str, Any]) -> list[str]:
-    """A line per mode of a ``--memory-budget`` sweep over sequence lengths: the longest
-    sequence its fit predicts within the budget, where that was clipped to the position
+def sequence_budget_findings(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """(subject, finding) per mode of a ``--memory-budget`` sweep over sequence lengths: the
+    longest sequence its fit predicts within the budget, where that was clipped to the position
     table, and what measuring there showed."""
     record = info.get("memory_sequence_budget")
     if not record:
         return []
     budget = _mb(float(record["budget_bytes"]))
-    lines = []
+    findings = []
     for fit in record["fits"]:
         ckpt = " ckpt" if fit["checkpointing"] else ""
         subject = f"{fit['workload']}/{fit['size']} bs={fit['batch_size']}{ckpt} {fit['phase']}"
-        line = f"memory budget {budget}, {subject}, {fit['mode']}: "
+        line = f"{fit['mode']} within {budget}: "
         predicted = fit["predicted_seq_len"]
         if predicted is None:
-            lines.append(line + fit["outcome"])
+            findings.append((subject, line + fit["outcome"]))
             continue
         line += (
             f"longest sequence predicted {predicted:,} ({_mb(fit['bytes_per_position'])} a "
@@ -186,5 +186,10 @@ def sequence_budget_notes(info: dict[str, Any]) -> list[str]:
         measured = fit.get("measured_bytes")
         if measured is not None:
             line += f"; measured at {fit['measured_seq_len']:,}: {_mb(float(measured))}"
-        lines.append(f"{line} — {fit['outcome']}")
-    return lines
+        findings.append((subject, f"{line} — {fit['outcome']}"))
+    return findings
+
+
+def sequence_budget_notes(info: dict[str, Any]) -> list[str]:
+    """`sequence_budget_findings` as the report's note lines."""
+    return [f"memory budget, {subject}, {text}" for subject, text in sequence_budget_findings(info)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from twinbench.modes import COMPILED_MODES
 from twinbench.report.memory import PREFIX as MEMORY_PREFIX
+from twinbench.report.memory import sequence_budget_findings
 from twinbench.report.summary import (
     RunSummary,
     SweepSeries,
@@ -273,7 +274,11 @@ def _sweep_advice(summary: RunSummary) -> list[Recommendation]:
                 f"{growth} (1 = linear; below 1, bigger batches are cheaper per sample).{memory}",
             )
         )
-    return out + _budget_advice(summary) + _sequence_advice(summary)
+    sequence_budget = [
+        Recommendation("memory", subject, f"{text}.")
+        for subject, text in sequence_budget_findings(summary.run.info)
+    ]
+    return out + _budget_advice(summary) + sequence_budget + _sequence_advice(summary)
 
 
 def _bytes(value: float) -> str:
