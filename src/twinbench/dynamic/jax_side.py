@@ -71,26 +71,50 @@ def masked_loss(workload: Workload, *, leak_padding: bool) -> Loss:
     return loss
 
 
-class Trainer:
+class _Strategy:
+    """What the training and the serving step both start from: the model with the canonical
+    weights, the masked loss, whether to jit, and a count of jit's compilations."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        size: Size,
+        strategy: Strategy,
+        *,
+        train: bool,
+        **options: Unpack[TrainerOptions],
+    ) -> None:
+        # XLA is JAX's only compiler, and jit needs no word on what varies: backend and axis unused
+        self.counter = JaxCompileCounter()
+        self._model = workload.twin("jax").build(size.config)
+        weights = initial_weights(workload, size, options["seed"], framework="jax")
+        load_canonical(self._model, weights)
+        if train:
+            self._model.train()
+        else:
+            self._model.eval()
+        self._loss_of = masked_loss(workload, leak_padding=options["leak_padding"])
+        self._jit = strategy.compile != "none"
+
+    def extras(self) -> dict[str, Any]:
+        """Why jit traced again (it has no graph breaks: it traces or raises)."""
+        return {"recompile_reasons": self.counter.recompile_reasons()}
+
+
+class Trainer(_Strategy):
     """A model, its optimizer and one strategy's training step."""
 
     def __init__(
         self, workload: Workload, size: Size, strategy: Strategy, **options: Unpack[TrainerOptions]
     ) -> None:
-        # XLA is JAX's only compiler, and jit needs no word on what varies: backend and axis unused
-        self.counter = JaxCompileCounter()
-        model = workload.twin("jax").build(size.config)
-        load_canonical(model, initial_weights(workload, size, options["seed"], framework="jax"))
-        model.train()
+        super().__init__(workload, size, strategy, train=True, **options)
+        model = self._model
         optimizer = nnx.Optimizer(
             model, make_tx(workload.optimizers[workload.train_optimizer]), wrt=nnx.Param
         )
-        loss_of = masked_loss(workload, leak_padding=options["leak_padding"])
-        self._jit = strategy.compile != "none"
-
         graphdef, self._state = nnx.split((model, optimizer))
-        self._eager_step = eager_train_step(loss_of, model, optimizer)
-        self._jitted = jax.jit(pure_train_step(loss_of, graphdef), donate_argnums=0)
+        self._eager_step = eager_train_step(self._loss_of, model, optimizer)
+        self._jitted = jax.jit(pure_train_step(self._loss_of, graphdef), donate_argnums=0)
 
     def step(self, batch: Batch) -> float:
         """One optimizer step on ``batch``; its loss (a float, so the step has finished)."""
@@ -100,27 +124,17 @@ class Trainer:
         self._state, loss = self._jitted(self._state, arrays)
         return float(loss)
 
-    def extras(self) -> dict[str, Any]:
-        """Why jit traced again (it has no graph breaks: it traces or raises)."""
-        return {"recompile_reasons": self.counter.recompile_reasons()}
 
-
-class Inference:
+class Inference(_Strategy):
     """A model serving requests: one strategy's forward pass, in eval mode, with no gradients
     (nothing asks for them: the function is the loss, not its ``value_and_grad``)."""
 
     def __init__(
         self, workload: Workload, size: Size, strategy: Strategy, **options: Unpack[TrainerOptions]
     ) -> None:
-        self.counter = JaxCompileCounter()
-        model = workload.twin("jax").build(size.config)
-        load_canonical(model, initial_weights(workload, size, options["seed"], framework="jax"))
-        model.eval()
-        loss_of = masked_loss(workload, leak_padding=options["leak_padding"])
-        self._jit = strategy.compile != "none"
-        self._model = model
-        self._loss_of = loss_of
-        graphdef, self._state = nnx.split(model)
+        super().__init__(workload, size, strategy, train=False, **options)
+        loss_of = self._loss_of
+        graphdef, self._state = nnx.split(self._model)
 
         def forward(state: ModelState, batch: dict[str, jax.Array]) -> jax.Array:
             return loss_of(nnx.merge(graphdef, state), batch)
@@ -134,7 +148,3 @@ class Inference:
         if not self._jit:
             return float(self._loss_of(self._model, arrays))
         return float(self._jitted(self._state, arrays))
-
-    def extras(self) -> dict[str, Any]:
-        """Why jit traced again."""
-        return {"recompile_reasons": self.counter.recompile_reasons()}
