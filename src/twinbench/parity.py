@@ -230,9 +230,15 @@ def compare_gradients(
 
 
 def compare_curves(
-    name: str, torch_curve: Sequence[float], jax_curve: Sequence[float], tol: Tolerance
+    name: str,
+    torch_curve: Sequence[float],
+    jax_curve: Sequence[float],
+    tol: Tolerance,
+    *,
+    labels: tuple[str, str] = ("torch", "jax"),
 ) -> Check:
-    """Loss curves, with a tolerance that grows with the step; reports the first step outside."""
+    """Loss curves, with a tolerance that grows with the step; reports the first step outside,
+    naming the two curves by ``labels`` (the first is the reference)."""
     reference, other = np.asarray(torch_curve, np.float64), np.asarray(jax_curve, np.float64)
     growth = 1.0 + np.arange(len(reference))
     with np.errstate(invalid="ignore"):
@@ -251,7 +257,7 @@ def compare_curves(
     if first_bad is not None:
         detail = (
             f"curves leave tolerance at step {first_bad} "
-            f"(torch {reference[first_bad]:.6g}, jax {other[first_bad]:.6g})"
+            f"({labels[0]} {reference[first_bad]:.6g}, {labels[1]} {other[first_bad]:.6g})"
         )
     return Check(
         name,

@@ -183,7 +183,9 @@ def check_parity(
         for s in seeds:
             ref, other = reference_runs[s]["curve"], mine[s]["curve"]
             n = min(len(ref), len(other), CURVE_STEPS)
-            check = compare_curves(f"seed {s}", ref[:n], other[:n], tolerance)
+            check = compare_curves(
+                f"seed {s}", ref[:n], other[:n], tolerance, labels=(reference, mode)
+            )
             curves.append({"seed": s, "passed": check.passed, "detail": check.detail})
         ref_steps = _median([t for s in seeds if (t := reference_runs[s]["steps_to_target"])])
         my_steps = _median([t for s in seeds if (t := mine[s]["steps_to_target"])])

@@ -157,10 +157,8 @@ def _verdict(data: Mapping[str, Any]) -> list[str]:
 
 def _advice(data: Mapping[str, Any]) -> list[str]:
     """The break-even points as advice (the report lists them among all `recommendations`)."""
-    advice = [
-        f"- {r.text[0].upper()}{r.text[1:]}"
-        for r in _break_even_advice(data, _subject(data["settings"]))
-    ]
+    # as written: a sentence may open with a strategy's name, which keeps its case
+    advice = [f"- {r.text}" for r in _break_even_advice(data, _subject(data["settings"]))]
     return ["## Recommendation", "", *advice, ""] if advice else []
 
 
