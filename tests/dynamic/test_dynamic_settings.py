@@ -173,6 +173,8 @@ def test_an_interrupted_run_stores_the_strategies_that_finished(tmp_path, monkey
         "jax-jit",
         "--threads",
         "1",
+        "--repeats",
+        "1",
         "--out",
         str(out),
     )

@@ -58,6 +58,7 @@ def schedule_run() -> DynamicReport:
         strategies=STRATEGIES,
         torch_backend="eager",  # Dynamo's tracing and recompiles without code generation
         threads=1,
+        repeats=1,
     )
     return run_dynamic(settings)
 
@@ -121,7 +122,7 @@ def test_the_run_is_stored_rendered_and_drawn(schedule_run: DynamicReport, tmp_p
 @pytest.mark.slow
 def test_generation_strategies_agree_and_the_compiled_step_recompiles_as_the_cache_grows() -> None:
     settings = DynamicSettings(
-        scenario="generate", lengths="3,9", steps=2, torch_backend="eager", threads=1
+        scenario="generate", lengths="3,9", steps=2, torch_backend="eager", threads=1, repeats=1
     )
     report = run_dynamic(settings)
     assert not report.failures
@@ -138,7 +139,7 @@ def test_generation_strategies_agree_and_the_compiled_step_recompiles_as_the_cac
 def test_gpt_serves_the_batch_schedule_and_every_strategy_matches_torch_eager() -> None:
     settings = DynamicSettings(
         scenario="batch", workload="gpt", lengths="3,7,3", steps=3, torch_backend="eager",
-        threads=1,
+        threads=1, repeats=1,
     )  # fmt: skip
     report = run_dynamic(settings)
     assert not report.failures
@@ -158,7 +159,8 @@ def test_gpt_serves_the_batch_schedule_and_every_strategy_matches_torch_eager() 
 def test_bert_pads_the_sequence_schedule_and_a_leak_into_attention_is_caught() -> None:
     strategies = ("torch-eager", "torch-compile-bucketed", "jax-jit-bucketed")
     common = {"workload": "bert", "lengths": "5,9,5", "steps": 3, "bucket": BUCKET,
-              "strategies": strategies, "torch_backend": "eager", "threads": 1}  # fmt: skip
+              "strategies": strategies, "torch_backend": "eager", "threads": 1,
+              "repeats": 1}  # fmt: skip
     rows = _rows(run_dynamic(DynamicSettings(**common)))  # type: ignore[arg-type]
     for name, row in rows.items():
         assert row["correctness"]["passed"] is True, (name, row["correctness"])

@@ -37,7 +37,7 @@ def dynamic(
             "(repeatable; default all the workload supports)."
         ),
     ] = None,
-    repeats: Annotated[int, option("Worker processes per strategy, so wall times have a CI.")] = 1,
+    repeats: Annotated[int, option("Worker processes per strategy, so wall times have a CI.")] = 2,
     torch_backend: Annotated[
         str, option("torch.compile backend: inductor, aot_eager or eager.")
     ] = "inductor",

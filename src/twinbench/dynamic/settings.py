@@ -102,7 +102,7 @@ class DynamicSettings:
     bucket: int | None = None
     lengths: str = "lognormal"
     strategies: tuple[str, ...] | None = None
-    repeats: int = 1
+    repeats: int = 2  # as a run's cells: two processes, so a wall time has a CI
     torch_backend: str = "inductor"
     threads: int | None = None
     seed: int = 0
