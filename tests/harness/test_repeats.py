@@ -68,7 +68,9 @@ def test_the_time_breakdown_accounts_for_the_run(two_process_run):
     assert total == pytest.approx(wall, rel=0.05)
     for measured in ("parity", "peak probe", "set-up", "compile and first step"):
         assert parts[measured] > 0, measured
-    assert parts["steady-state timing"] >= 2 * 0.6 * 0.9  # both cells' budgets, nearly
+    # each of the 2 × 2 processes times at least one round (0.2 s here) before it may stop as
+    # converged, and none runs past its share of its cell's budget by more than a round
+    assert 2 * 2 * 0.2 * 0.9 <= parts["steady-state timing"] <= 2 * 0.6 + 2 * 2 * 0.2
     assert parts["everything else"] < 0.25 * total
 
 
