@@ -15,17 +15,27 @@ from twinbench.registry import builtin
 SIZES = [5, 20, 5]
 
 
+def _schedule(
+    step_class: type, workload: str, rows: list[int], strategy: str, **options: object
+) -> tuple[list[float], list[int]]:
+    """Each step's result and compiles of ``step_class`` (a side's Trainer or Inference) on
+    batches of ``rows`` rows, padded as ``strategy`` pads them (``bucket`` among ``options``)."""
+    work = builtin(workload)
+    size = work.size("tiny")
+    bucket = options.pop("bucket", None)
+    padded = padded_lengths(rows, BY_NAME[strategy].padding, bucket, size.batch_size)
+    runner = step_class(work, size, BY_NAME[strategy], seed=0, axis=0, **options)
+    steps = Steps(runner.counter)
+    results = [
+        steps.run(partial(runner.step, batch))
+        for batch in row_batches(work.batches(size, 0), rows, padded)
+    ]
+    return results, steps.record["compiles"]
+
+
 def _compiles(strategy: str, bucket: int | None) -> list[int]:
-    mlp = builtin("mlp")
-    size = mlp.size("tiny")
-    padded = padded_lengths(SIZES, BY_NAME[strategy].padding, bucket, size.batch_size)
-    trainer = jax_side.Trainer(
-        mlp, size, BY_NAME[strategy], backend="", leak_padding=False, seed=0, axis=0
-    )
-    steps = Steps(trainer.counter)
-    for batch in row_batches(mlp.batches(size, 0), SIZES, padded):
-        steps.run(partial(trainer.step, batch))
-    return steps.record["compiles"]
+    options = {"backend": "", "leak_padding": False, "bucket": bucket}
+    return _schedule(jax_side.Trainer, "mlp", SIZES, strategy, **options)[1]
 
 
 def test_per_shape_jit_compiles_once_per_distinct_batch_size() -> None:
@@ -77,18 +87,8 @@ def _served(
         import torch._dynamo
 
         torch._dynamo.reset()
-    gpt = builtin("gpt")
-    size = gpt.size("tiny")
-    padded = padded_lengths(SERVED, BY_NAME[strategy].padding, None, size.batch_size)
-    server = side.Inference(
-        gpt, size, BY_NAME[strategy], backend="eager", leak_padding=leak, seed=0, axis=0
-    )
-    steps = Steps(server.counter)
-    summaries = [
-        steps.run(partial(server.step, batch))
-        for batch in row_batches(gpt.batches(size, 0), SERVED, padded)
-    ]
-    return summaries, steps.record["compiles"]
+    options = {"backend": "eager", "leak_padding": leak}
+    return _schedule(side.Inference, "gpt", SERVED, strategy, **options)
 
 
 def test_serving_compiles_what_the_counters_count_and_matches_torch_eager() -> None:
