@@ -44,6 +44,9 @@ class RunProgress:
         self._task = self._progress.add_task("starting", total=None)
         self._done = 0
         self._total = 0
+        # The bar counts worker processes where the run says how many (a cell's processes lie
+        # a pass over the run apart, so cells finish only in the last pass), else cells.
+        self._by_process = False
 
     def __enter__(self) -> RunProgress:
         return self  # the display starts with the run, after its settings were accepted
@@ -61,10 +64,15 @@ class RunProgress:
             self._log(event, info)
             return
         if event == "start":
+            self._by_process = "processes" in info
             self._progress.start()
-            self._progress.update(self._task, total=info["cells"])
-        elif event == "cell-done":
+            total = info["processes"] if self._by_process else info["cells"]
+            self._progress.update(self._task, total=total)
+        elif event == "process-done" and self._by_process:
             self._progress.advance(self._task)
+        elif event == "cell-done":
+            left = info.get("processes_left", 0) if self._by_process else 1
+            self._progress.advance(self._task, left)
             if info["status"] != "ok":
                 self._progress.console.print(
                     f"[red]{escape(info['cell'])}: {escape(info['status'])}[/red]"

@@ -1,10 +1,12 @@
-"""One cell measured in several worker processes: set-up, interleaved timing rounds, metrics.
+"""Cells measured in several worker processes: set-up, interleaved timing rounds, metrics.
 
-`measure_cells` is what `RunSession.measure_group` runs for each point and phase: round r sets
-up process r of every cell and times them in interleaved rounds before round r + 1 starts; each
-cell's compile caches are its own, empty for its first process (cold), reused by later ones
-(warm). `cell_metrics` turns the processes' raw answers into the stored figures. Imports no
-framework.
+`measure_cells` is what `RunSession.measure_group` runs over all of a run's groups (the cells
+of one point and phase): pass r sets up process r of each group's cells, group after group, and
+times them in interleaved rounds; pass r + 1 starts when pass r has gone through every group. A
+cell's processes are thus as far apart as the run is long, and their spread covers a drift of
+the machine over that time, not only between two adjacent processes. Each cell's compile caches
+are its own, empty for its first process (cold), reused by later ones (warm). `cell_metrics`
+turns the processes' raw answers into the stored figures. Imports no framework.
 """
 
 from __future__ import annotations
@@ -47,30 +49,60 @@ class _CellRuns:
     failure: CellFailed | None = None
 
 
-def measure_cells(session: RunSession, cells: list[Cell], progress: Progress, caches: Path) -> None:
-    """Each cell in ``settings.repeats`` worker processes, then one record per cell.
+def measure_cells(
+    session: RunSession, groups: list[list[Cell]], progress: Progress, caches: Path
+) -> None:
+    """Each cell of ``groups`` in ``settings.repeats`` worker processes, one record per cell.
 
-    Round r sets up process r of every cell and times them in interleaved rounds (A B C D A B …)
-    before round r+1 starts, so a slow drift of the machine hits every cell alike. A cell's
-    first process compiles with empty compile caches (cold); later ones find what it left
-    (warm). The steady-state budget is split over the processes.
+    Pass r goes through the groups in order; in each it sets up process r of every cell of the
+    group and times them in interleaved rounds (A B C D A B …), so a slow drift of the machine
+    hits every cell of a group alike, and the processes of one cell lie a whole pass apart.
+    A cell's first process compiles with empty compile caches (cold); later ones find what it
+    left (warm). The steady-state budget is split over the processes. A group is recorded as
+    soon as its last pass is done; Ctrl-C records what every cell has of finished processes.
     """
     settings = session.settings
-    runs = [_CellRuns(cell) for cell in cells]
-    for repeat in range(settings.repeats):
-        alive = [r for r in runs if r.failure is None]
-        _measure_round(session, alive, repeat, progress, caches)
-    for r in runs:
+    runs = [[_CellRuns(cell) for cell in group] for group in groups]
+    recorded: set[int] = set()
+    try:
+        for repeat in range(settings.repeats):
+            for index, group in enumerate(runs):
+                alive = [r for r in group if r.failure is None]
+                _measure_round(session, alive, repeat, progress, caches)
+                if repeat == settings.repeats - 1:
+                    _record_group(session, group, progress)
+                    recorded.add(index)
+    except KeyboardInterrupt:
+        for index, group in enumerate(runs):
+            if index not in recorded:
+                _record_group(session, group, progress, interrupted=True)
+        raise
+
+
+def _record_group(
+    session: RunSession, group: list[_CellRuns], progress: Progress, *, interrupted: bool = False
+) -> None:
+    """Record each cell of ``group``: its processes, or the failure that ended it.
+
+    ``interrupted``: the run stops here; a cell is recorded with the processes that finished
+    (none: not recorded), the one cut short left out.
+    """
+    repeats = session.settings.repeats
+    for r in group:
+        finished = [p for p in r.processes if p.final]
         if r.failure is not None:
             kept = sum(len(p.samples) for p in r.processes)
-            where = f"process {len(r.processes) + 1} of {settings.repeats}"
+            where = f"process {len(r.processes) + 1} of {repeats}"
             note = f" ({kept} samples of earlier processes kept)" if kept else ""
             session.record_failure(r.cell, r.failure.status, f"{where}: {r.failure.error}{note}")
+        elif interrupted and not finished:
+            continue
         else:
-            session.record_measured(r.cell, r.processes)
-        progress(
-            "cell-done", {"cell": r.cell.label, "status": r.failure and r.failure.status or "ok"}
-        )
+            session.record_measured(r.cell, finished)
+        status = r.failure and r.failure.status or "ok"
+        # the processes a failure left unstarted, so that a count of processes still adds up
+        left = repeats - len(finished)
+        progress("cell-done", {"cell": r.cell.label, "status": status, "processes_left": left})
 
 
 def _cache_environment(caches: Path, cell: Cell) -> dict[str, str]:
@@ -208,6 +240,7 @@ def _time_rounds(
             if process.spent >= budget or is_converged(summarize(process.samples)):
                 active.remove(entry)
                 process.final = _finish(process.worker)
+                progress("process-done", {"cell": r.cell.label + suffix})
 
 
 def _finish(worker: WorkerProcess) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,11 +98,7 @@ class MemoryFit:
         return _largest_within(budget_bytes, self.bytes_per_sample, self.intercept_bytes)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "bytes_per_sample": self.bytes_per_sample,
-            "intercept_bytes": self.intercept_bytes,
-            "batch_sizes": list(self.batch_sizes),
-        }
+        return asdict(self)
 
 
 SWEEP_FIELDS = ("workload", "size", "seq_len", "checkpointing", "phase", "mode")
@@ -158,13 +154,7 @@ class SequenceFit:
         return _largest_within(budget_bytes, self.bytes_per_position, self.intercept_bytes)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "bytes_per_position": self.bytes_per_position,
-            "bytes_per_token": self.bytes_per_token,
-            "intercept_bytes": self.intercept_bytes,
-            "seq_lens": list(self.seq_lens),
-            "batch_size": self.batch_size,
-        }
+        return asdict(self) | {"bytes_per_token": self.bytes_per_token}
 
 
 SEQUENCE_FIELDS = ("workload", "size", "batch_size", "checkpointing", "phase", "mode")
@@ -245,7 +235,7 @@ def _measure_one(session: RunSession, cell: Any, progress: Progress) -> None:
     if cell.label in session.measured or cell.label in session.failures:
         return
     with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
-        measure_cells(session, [cell], progress, Path(caches))
+        measure_cells(session, [[cell]], progress, Path(caches))
 
 
 def confirm_batch_budget(session: RunSession, progress: Progress) -> None:

@@ -58,6 +58,11 @@ SUITES = {
     "zoo-tiny": (ZOO, "tiny"),
     "all": (BUILTIN, "small"),
 }
+# Seconds of steady-state timing per cell where a suite needs other than the default 5. tiny's
+# steps take well under a millisecond: a second per process still gives a hundred blocks or
+# more, and its CIs are set by the spread between processes, which more samples within a
+# process do not narrow.
+SUITE_BUDGETS = {"tiny": 2.0}
 PROBE_SECONDS = 1.0
 MAX_REPEATS = 50
 
@@ -135,6 +140,12 @@ class RunSettings:
         record = asdict(self)
         record["out"] = str(self.out)
         return record
+
+
+def suite_budget(name: str) -> float:
+    """The steady-state seconds per cell of the named suite (`RunSettings`' default for most)."""
+    one_of("suite", (name,), tuple(SUITES))
+    return SUITE_BUDGETS.get(name, RunSettings.budget)
 
 
 @dataclass(frozen=True)
@@ -290,7 +301,8 @@ def run(settings: RunSettings, progress: Progress = _no_progress) -> int:
         try:
             stop.release()
             cells_total = len(points) * len(settings.phases) * len(settings.modes)
-            progress("start", {"run_id": run_id, "cells": cells_total})
+            processes = cells_total * settings.repeats
+            progress("start", {"run_id": run_id, "cells": cells_total, "processes": processes})
             session.record_run_info(points)
             session.probe_peaks(progress)
             session.measure_group(points, progress)
@@ -377,16 +389,18 @@ class RunSession:
 
         Each (workload, size) gets its parity check once (once per sweep) before any cell is
         timed, the checks side by side on the machine's cores (they time nothing); then each
-        point's cells are timed phase by phase, each cell in ``settings.repeats`` processes, in
-        interleaved rounds.
+        point's cells, phase by phase, are a group timed in interleaved rounds, each cell in
+        ``settings.repeats`` processes, one pass over all the groups per process.
         """
         with self.clock.timed("parity"):
             _check_parities(self.recorder, self.run_id, self.settings, points, progress)
+        groups = [
+            [Cell(point, mode, phase) for mode in self.settings.modes]
+            for point in points
+            for phase in self.settings.phases
+        ]
         with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
-            for point in points:
-                for phase in self.settings.phases:
-                    cells = [Cell(point, mode, phase) for mode in self.settings.modes]
-                    measure_cells(self, cells, progress, Path(caches))
+            measure_cells(self, groups, progress, Path(caches))
 
 
 def _record_run_info(
