@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from twinbench.harness.runner import SUITES, RunSettings, run, suite_selection
+from twinbench.harness.runner import SUITES, RunSettings, run, suite_budget, suite_selection
 from twinbench.report.verdict import Verdict, verdicts_for_run
 from twinbench.store import DB_NAME, ResultStore
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     defaults = RunSettings()
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
-    parser.add_argument("--budget", type=float, default=defaults.budget)
+    parser.add_argument("--budget", type=float, help="seconds per cell (default: the suite's)")
     parser.add_argument("--keep", type=Path, help="store the runs in this directory")
     parser.add_argument("--judge", type=Path, help="measure nothing: judge the runs stored here")
     args = parser.parse_args()
@@ -65,10 +65,11 @@ def main() -> None:
         print(f"{len(runs)} finished runs stored in {args.judge}")
     else:
         workloads, size = suite_selection(args.suite)
+        budget = suite_budget(args.suite) if args.budget is None else args.budget
         with contextlib.ExitStack() as stack:
             out = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
             settings = RunSettings(workloads=workloads, sizes=(size,), repeats=args.repeats,
-                                   budget=args.budget, out=out)  # fmt: skip
+                                   budget=budget, out=out)  # fmt: skip
             for i in range(args.runs):
                 started = time.monotonic()
                 runs.append(judged(out, run(settings)))

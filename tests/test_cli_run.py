@@ -162,3 +162,27 @@ def test_newer_schema_is_refused(cli, tmp_path):
 def test_report_of_an_empty_store_or_bad_run_id(cli, tmp_path):
     assert_one_line_error(cli("report", "--results", tmp_path / "none"), "no results directory")
     assert_one_line_error(cli("report", "abc", "--results", tmp_path), "abc")
+
+
+@pytest.mark.parametrize(
+    ("args", "budget"),
+    [
+        (["--suite", "tiny"], 2.0),  # sub-millisecond steps: a shorter default
+        (["--suite", "tiny", "--budget", "3.5"], 3.5),  # an explicit budget wins
+        (["--suite", "examples"], 5.0),
+        ([], 5.0),  # the default suite
+    ],
+)
+def test_the_budget_follows_the_suite_unless_given(cli, monkeypatch, tmp_path, args, budget):
+    from twinbench.errors import TwinbenchError
+    from twinbench.harness import runner
+
+    seen = []
+
+    def measure_nothing(settings, progress):
+        seen.append(settings)
+        raise TwinbenchError("stopped before measuring")
+
+    monkeypatch.setattr(runner, "run", measure_nothing)
+    assert_one_line_error(cli("run", *args, "--out", tmp_path / "out"), "stopped before")
+    assert [s.budget for s in seen] == [budget]

@@ -15,6 +15,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help text: a docstring's paragraphs are wrapped to the terminal, not at its line ends
+    rich_markup_mode=None,
 )
 
 PIPED_WIDTH = 200  # columns of the tables when the output is a file, a pipe or a CI log

@@ -60,7 +60,13 @@ def run(
     dtype: Dtype = "float32",
     device: Device = "cpu",
     threads: Threads = None,
-    budget: Budget = 5.0,
+    budget: Annotated[
+        float | None,
+        option(
+            "Seconds of steady-state timing per cell, over its processes (default: 5; 2 for "
+            "--suite tiny, whose steps take well under a millisecond)."
+        ),
+    ] = None,
     repeats: Repeats = 2,
     timeout: Timeout = 900.0,
     out: Out = DEFAULT_OUT,
@@ -76,7 +82,7 @@ def run(
             "local (this machine) or ray: each (workload, size) group becomes a Ray task "
             "(one GPU with --device cuda), parity first and every cell in its own subprocess as "
             "here; a node times one group at a time, since timing two at once on shared cores "
-            'would corrupt both. Needs pip install "twinbench\\[ray]".'
+            'would corrupt both. Needs pip install "twinbench[ray]".'
         ),
     ] = "local",
     ray_address: Annotated[
@@ -93,7 +99,7 @@ def run(
     the report is written and every worker stopped; the exit code is 130 after Ctrl-C and 143
     after SIGTERM.
     """
-    from twinbench.harness.runner import suite_selection
+    from twinbench.harness.runner import suite_budget, suite_selection
     from twinbench.validation import one_of
 
     suite_workloads, suite_size = suite_selection(suite)
@@ -104,6 +110,7 @@ def run(
         locals(),
         workloads=tuple(workload or (() if workload_file else suite_workloads)),
         sizes=tuple(size or (suite_size,)),
+        budget=suite_budget(suite) if budget is None else budget,
     )
 
 
