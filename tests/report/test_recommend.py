@@ -145,3 +145,20 @@ def test_sweep_advice_names_best_throughput_and_growth_exponent():
     assert "torch-eager step time ∝ batch^1.00" in text
     assert "jax-jit step time ∝ batch^0.50" in text
     assert "long-training" not in _kinds(summary)  # per-point advice is folded into the sweep
+
+
+def _budget_summary(predicted: int, outcome: str) -> RunSummary:
+    fit = {"workload": "mlp", "size": "small", "phase": "train", "mode": "jax-eager",
+           "batch_sizes": [256, 1024], "predicted_batch": predicted,
+           "measured_bytes": 300 * 2**20, "outcome": outcome}
+    info = {"memory_budget": {"budget_bytes": 256 * 2**20, "fits": [fit]}}
+    run = RunRecord(1, "2026-01-01T00:00:00+00:00", None, "finished", {}, {}, info)
+    return summarize_run(run, [_cell("jax-eager", 0.01)], [])
+
+
+def test_a_budget_prediction_far_past_the_sweep_is_cautioned_and_a_near_one_is_not():
+    far = _text(_budget_summary(47_496, "over the budget"), "memory")
+    assert "largest batch predicted 47,496" in far and "over the budget" in far
+    assert "46× past the largest batch swept (1,024)" in far
+    near = _text(_budget_summary(3_000, "fits the budget"), "memory")
+    assert "largest batch predicted 3,000" in near and "past the largest batch" not in near

@@ -47,6 +47,9 @@ KINDS = (
     "features",  # dynamic control flow: what works in one framework and fails in the other
     "run",  # about the run as a whole (interrupted, nothing measured)
 )
+# A memory-budget prediction this many times past the largest batch swept gets a caution: the
+# line fitted over the sweep misses memory that grows faster than it at large batches.
+FAR_EXTRAPOLATION = 4
 
 
 @dataclass(frozen=True)
@@ -307,9 +310,21 @@ def _budget_advice(summary: RunSummary) -> list[Recommendation]:
             text = (
                 f"{fit['mode']} within {budget}: largest batch predicted {predicted:,}{at} — "
                 f"{fit['outcome']}."
-            )
+            ) + _extrapolation_caution(predicted, fit.get("batch_sizes") or ())
         out.append(Recommendation("memory", subject, text))
     return out
+
+
+def _extrapolation_caution(predicted: int, swept: Sequence[int]) -> str:
+    """A sentence when ``predicted`` lies far past the batches the line was fitted over."""
+    largest = max(swept, default=0)
+    if not largest or predicted <= FAR_EXTRAPOLATION * largest:
+        return ""
+    return (
+        f" The prediction lies {predicted / largest:.0f}× past the largest batch swept "
+        f"({largest:,}), where a line fitted over the sweep misses memory that grows faster at "
+        "large batches: sweep closer to the budget to trust it."
+    )
 
 
 def _sequence_advice(summary: RunSummary) -> list[Recommendation]:
