@@ -4,6 +4,7 @@ from pathlib import Path
 
 from helpers import write_planted
 from twinbench.harness import runner
+from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
 
@@ -21,7 +22,9 @@ def build(config):
         raise RuntimeError("planted failure in the torch twin")
     if fault == "abort":
         os.abort()
-    time.sleep(3600)
+    if "{cache_variable}" not in os.environ:  # the parity check: fail it fast, the
+        raise RuntimeError("planted failure: hangs in a timed cell")  # hang costs a timeout
+    time.sleep(3600)  # a timed cell (its worker has a compile cache)
 
 
 def forward(model, batch):
@@ -33,7 +36,8 @@ def loss_fn(model, batch):
 '''
 
 def write_faulty(root: Path, fault: str) -> Path:
-    return write_planted(root / fault, f"faulty_{fault}", TORCH_TWIN.format(fault=fault),
+    twin = TORCH_TWIN.format(fault=fault, cache_variable=COMPILE_CACHE_VARIABLE)
+    return write_planted(root / fault, f"faulty_{fault}", twin,
                          f"a linear model whose PyTorch twin {fault}s when built")
 
 
