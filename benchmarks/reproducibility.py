@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--judge", type=Path, help="measure nothing: judge the runs stored here")
     args = parser.parse_args()
     runs: list[dict[Key, Verdict]] = []
+    budget = suite_budget(args.suite) if args.budget is None else args.budget
     if args.judge is not None:  # judge stored runs again (e.g. after a change to the statistics)
         with ResultStore(args.judge / DB_NAME) as store:
             run_ids = [r.id for r in store.runs() if r.status == "finished"]
@@ -65,7 +66,6 @@ def main() -> None:
         print(f"{len(runs)} finished runs stored in {args.judge}")
     else:
         workloads, size = suite_selection(args.suite)
-        budget = suite_budget(args.suite) if args.budget is None else args.budget
         with contextlib.ExitStack() as stack:
             out = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory()))
             settings = RunSettings(workloads=workloads, sizes=(size,), repeats=args.repeats,
@@ -104,7 +104,7 @@ def main() -> None:
     coverage = covered / reruns if reruns else float("nan")
     print(
         f"\n{args.judge or args.suite}, {len(runs)} runs, repeats {args.repeats}, "
-        f"budget {args.budget} s: "
+        f"budget {budget} s: "
         f"{flips} flips among {len(keys)} verdicts (target 0); coverage {coverage:.0%} of "
         f"{reruns} rerun estimates inside the first run's interval (target ≥ 90%) -> "
         f"{'OK' if flips == 0 and coverage >= 0.9 else 'MISSED'}"
