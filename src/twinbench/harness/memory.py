@@ -10,8 +10,10 @@ after compile, warm-up and the timed steps:
   arrays that live from one step to the next, counted from the framework's own arrays
   (parameters and buffers, gradients kept between steps, optimizer state, one batch), plus what
   one step allocates above them: the resident high-water mark during the step minus the
-  resident memory just before it (``warm_baseline_rss_bytes``). On Linux the high-water mark is
-  reset just before the step (writing ``5`` to ``/proc/self/clear_refs``); where it cannot be,
+  resident memory just before it (``warm_baseline_rss_bytes``), the larger of two warm steps
+  (one can draw its temporaries from memory an XLA thread's heap still held). On Linux the
+  high-water mark is reset just before each (writing ``5`` to ``/proc/self/clear_refs``); where
+  it cannot be,
   the transient is the whole process's high-water mark above that baseline, compiling included
   (``attributable_method`` says which). On a GPU it is the device's peak
   (``torch.cuda.max_memory_allocated`` over the step, JAX's ``peak_bytes_in_use``) and the
@@ -38,6 +40,7 @@ import ctypes
 import os
 import re
 import statistics
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -63,6 +66,11 @@ _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
 # steps run once the allocator releases at once, before the measured one: after them every
 # arena the step allocates in has freed, so trimmed, what earlier steps left in it
 SETTLING_STEPS = 2
+# warm steps measured, the one that rose most kept (see `memory_step`)
+MEASURED_STEPS = 2
+# XLA's CPU runtime frees a step's temporaries on its own thread a moment after the outputs are
+# ready: the resident memory is read until it has stopped falling, a few ms apart
+_QUIET_READS, _QUIET_INTERVAL_S, _QUIET_LIMIT_S = 3, 0.002, 0.5
 _STATUS_FIELD = re.compile(r"^(VmRSS|VmHWM|RssFile):\s+(\d+) kB$", re.MULTILINE)
 
 RESET_METHOD = (
@@ -177,6 +185,24 @@ class Baseline:
             rss * 1024 if rss is not None else None, file * 1024 if file is not None else None
         )
 
+    @classmethod
+    def settled(cls) -> Baseline:
+        """Resident memory once it has stopped falling: after a step's outputs are ready its
+        runtime may still be freeing the step's temporaries (XLA's CPU client does so on its
+        own thread), which read too soon would count as held before the next step."""
+        lowest = cls.now()
+        unchanged = 0
+        deadline = time.monotonic() + _QUIET_LIMIT_S
+        while unchanged < _QUIET_READS and time.monotonic() < deadline:
+            time.sleep(_QUIET_INTERVAL_S)
+            reading = cls.now()
+            if lowest.rss_bytes is None or reading.rss_bytes is None:
+                return reading
+            unchanged = unchanged + 1 if reading.rss_bytes >= lowest.rss_bytes else 0
+            if reading.rss_bytes < lowest.rss_bytes:
+                lowest = reading
+        return lowest
+
 
 def start_runtime(framework: str, device: str) -> Baseline:
     """Import ``framework`` and start its runtime, so neither counts against the cell.
@@ -229,38 +255,60 @@ def _jax_device_peak() -> int | None:
     return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
 
 
-def memory_step(bench: Bench, runtime: Baseline, *, framework: str, device: str) -> dict[str, Any]:
-    """One warm step outside the timed loop: the state's bytes, what the step allocates above
-    the resident memory just before it, and the device's peak around it.
+@dataclass(frozen=True)
+class _StepRise:
+    """One measured step: the resident memory just before it, and how far it rose above."""
 
-    ``runtime`` is the resident memory once the runtime had started (`start_runtime`). The step
-    resets the process's resident high-water mark: read the whole-process peak before.
+    before: Baseline
+    transient: int
+    reset: bool
+
+
+def _measured_step(bench: Bench) -> _StepRise | None:
+    """One step with the high-water mark reset just before it; None where /proc is not there."""
+    before = Baseline.settled()
+    reset = _reset_high_water_mark()
+    bench.sync(bench.step())
+    after = _resident_kib()
+    high_water = after.get("VmHWM")
+    if before.rss_bytes is None or high_water is None:
+        return None
+    # pages of code and libraries the step touched first are the runtime's, not the model's
+    paged_in = after.get("RssFile", 0) * 1024 - (before.file_bytes or 0)
+    transient = max(high_water * 1024 - before.rss_bytes - max(paged_in, 0), 0)
+    return _StepRise(before, transient, reset)
+
+
+def memory_step(bench: Bench, runtime: Baseline, *, framework: str, device: str) -> dict[str, Any]:
+    """Warm steps outside the timed loop: the state's bytes, what a step allocates above the
+    resident memory just before it, and the device's peak around them.
+
+    Of ``MEASURED_STEPS`` steps the one that rose most is kept: a step whose temporaries came
+    from memory the allocator still held resident (a thread's heap that handing memory back does
+    not reach: XLA runs a step on its own threads) rises by a fraction of what it needs.
+    ``runtime`` is the resident memory once the runtime had started (`start_runtime`). The steps
+    reset the process's resident high-water mark: read the whole-process peak before.
     """
     with _allocator_releasing_at_once():
         for _ in range(SETTLING_STEPS):
             bench.sync(bench.step())
         state = bench.state_bytes()
-        before = Baseline.now()
-        reset = _reset_high_water_mark()
         with _torch_device_peak(device if framework == "torch" else "cpu") as device_peak:
-            bench.sync(bench.step())
-        after = _resident_kib()
+            rises = [_measured_step(bench) for _ in range(MEASURED_STEPS)]
     figures: dict[str, Any] = {
         "model_state_bytes": state,
         "runtime_baseline_rss_bytes": runtime.rss_bytes,
     }
-    high_water = after.get("VmHWM")
-    if before.rss_bytes is not None and high_water is not None:
-        # pages of code and libraries the step touched first are the runtime's, not the model's
-        paged_in = after.get("RssFile", 0) * 1024 - (before.file_bytes or 0)
-        transient = max(high_water * 1024 - before.rss_bytes - max(paged_in, 0), 0)
-        figures["step_transient_bytes"] = transient
-        figures["attributable_rss_peak_bytes"] = state + transient
-        figures["warm_baseline_rss_bytes"] = before.rss_bytes
-        figures["attributable_method"] = RESET_METHOD if reset else WHOLE_PROCESS_METHOD
-        if runtime.rss_bytes is not None:
+    measured = [r for r in rises if r is not None]
+    if measured:
+        rise = max(measured, key=lambda r: r.transient)
+        figures["step_transient_bytes"] = rise.transient
+        figures["attributable_rss_peak_bytes"] = state + rise.transient
+        figures["warm_baseline_rss_bytes"] = rise.before.rss_bytes
+        figures["attributable_method"] = RESET_METHOD if rise.reset else WHOLE_PROCESS_METHOD
+        if runtime.rss_bytes is not None and rise.before.rss_bytes is not None:
             # what building, compiling and running the step left resident beyond the state
-            figures["compiler_resident_bytes"] = before.rss_bytes - runtime.rss_bytes - state
+            figures["compiler_resident_bytes"] = rise.before.rss_bytes - runtime.rss_bytes - state
     if framework == "jax":
         peak = _jax_device_peak()
         if peak is not None:
@@ -403,8 +451,9 @@ MEMORY_FIELDS = {
     "attributable_method": "how attributable_peak_bytes was measured on this machine",
     "model_state_bytes": "bytes of the arrays kept from step to step: parameters and buffers, "
     "gradients kept between steps, optimizer state, one batch",
-    "step_transient_bytes": "resident high-water mark of one warm step above the resident "
-    "memory just before it (warm_baseline_rss_bytes), code paged in by the step left out",
+    "step_transient_bytes": "resident high-water mark of a warm step above the resident "
+    "memory just before it (warm_baseline_rss_bytes), code paged in by the step left out; the "
+    "larger of two steps",
     "warm_baseline_rss_bytes": "the whole process's resident memory just before the memory "
     "step, after compiling, warm-up and the timed steps",
     "compiler_resident_bytes": "warm_baseline_rss_bytes - runtime_baseline_rss_bytes - "
