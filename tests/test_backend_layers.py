@@ -170,3 +170,30 @@ def test_both_benches_satisfy_the_bench_protocol(mode):
     assert isinstance(bench, Bench)
     bench.compile()
     bench.sync(bench.step())
+
+
+@pytest.mark.parametrize("workload_name", ["resnet", "gpt"])  # batch statistics; embeddings
+def test_both_timed_benches_start_from_the_same_weights(workload_name):
+    """The timed JAX model is built abstractly and filled from the canonical init; the torch one
+    is built eagerly and loaded through its own converters: the same seed, the same weights."""
+    from twinbench.backends import jax_backend
+    from twinbench.backends.jax_timed import JaxBench
+    from twinbench.backends.torch_timed import TorchBench
+
+    workload = twinbench.builtin(workload_name)
+    size = workload.size("tiny")
+    settings = dict(phase="train", dtype="float32", device="cpu", seed=5, allow_tf32=False)
+    jax_model = JaxBench(workload, size, mode="jax-jit", **settings)._objects[0]
+    torch_model = TorchBench(
+        workload, size, mode="torch-eager", compile_mode="default", **settings
+    )._model
+    jax_weights = jax_backend.to_canonical(jax_model)
+    jax_weights |= jax_backend.statistics_to_canonical(jax_model)
+    torch_weights = torch_backend.to_canonical(torch_model)
+    torch_weights |= torch_backend.statistics_to_canonical(torch_model)
+    assert jax_weights.keys() == torch_weights.keys()
+    for name, value in torch_weights.items():
+        np.testing.assert_array_equal(jax_weights[name], value, err_msg=name)
+    # and not seed 0's: the seed reached both
+    seed_0 = initial_weights(workload, size, seed=0)
+    assert any(not np.array_equal(seed_0[n], v) for n, v in torch_weights.items() if n in seed_0)

@@ -123,6 +123,33 @@ def build_abstract(workload: Workload, size: Size) -> nnx.Module:
     return model
 
 
+def build_cast(workload: Workload, size: Size, dtype: Any, device: jax.Device) -> nnx.Module:
+    """The twin's model with its parameters in ``dtype``, to be filled by `load_canonical`.
+
+    Built abstractly (`nnx.eval_shape`: no random init, no memory) when every variable is one
+    `load_canonical` fills in; a twin with other state (an RNG stream, a cached table), which has
+    no canonical values, is built eagerly on ``device`` with its own init.
+    """
+    twin = workload.twin("jax")
+
+    def build() -> nnx.Module:
+        model: nnx.Module = twin.build(size.config)
+        cast_params(model, dtype)
+        return model
+
+    model: nnx.Module = nnx.eval_shape(build)
+    if len(nnx.to_flat_state(nnx.state(model, nnx.Not(WEIGHTS)))):
+        with jax.default_device(device):
+            model = build()
+    return model
+
+
+def is_abstract(model: nnx.Module) -> bool:
+    """Whether ``model`` holds shapes only (`build_cast` built it abstractly, nothing loaded)."""
+    leaves = jax.tree.leaves(nnx.state(model))
+    return any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)
+
+
 class JaxRunner:
     """Runs a workload's JAX twin for the parity checks.
 
@@ -143,18 +170,8 @@ class JaxRunner:
         self.size = size
         self.device = jax.devices(device)[0]
         self.dtype = DTYPES[dtype]
-
-        def build() -> nnx.Module:
-            model: nnx.Module = self.twin.build(size.config)
-            cast_params(model, self.dtype)
-            return model
-
-        self._model = nnx.eval_shape(build)
-        self._loaded = False  # abstract until `load`
-        if len(nnx.to_flat_state(nnx.state(self._model, nnx.Not(WEIGHTS)))):
-            with jax.default_device(self.device):  # state no load fills in: the twin's own init
-                self._model = build()
-            self._loaded = True
+        self._model = build_cast(workload, size, self.dtype, self.device)
+        self._loaded = not is_abstract(self._model)  # an abstract model waits for `load`
         self._forward = nnx.jit(self.twin.forward)
         self._loss_and_grads = nnx.jit(nnx.value_and_grad(self.twin.loss_fn))
 

@@ -14,7 +14,7 @@ from twinbench.backends import initial_weights
 from twinbench.backends.jax_backend import (
     DTYPES,
     ModelState,
-    cast_params,
+    build_cast,
     load_canonical,
     make_tx,
     to_device,
@@ -51,10 +51,9 @@ class JaxBench:
         target = _device(settings["device"])
         dtype, seed = DTYPES[settings["dtype"]], settings["seed"]
         twin = workload.twin("jax")
+        model: Any = build_cast(workload, size, dtype, target)  # the twin's own module class
         with jax.default_device(target):
-            model = twin.build(size.config)
-        cast_params(model, dtype)
-        load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
+            load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
         self._batches = DeviceBatches(workload, size, seed, lambda b: to_device(b, target, dtype))
 
         eager_step: Callable[[JaxBatch], jax.Array]
