@@ -34,3 +34,15 @@ def test_without_a_process_count_the_bar_counts_cells():
         ("cell-done", {"cell": "a", "status": "ok"}),
     ]
     assert _completed(events) == (1, 4)
+
+
+def test_a_cell_added_during_the_run_grows_the_total():
+    events = [
+        ("start", {"run_id": 1, "cells": 1, "processes": 2}),
+        ("process-done", {"cell": "a (process 1/2)"}),
+        ("process-done", {"cell": "a (process 2/2)"}),
+        ("cell-done", {"cell": "a", "status": "ok", "processes_left": 0}),
+        ("cell-added", {"cell": "a at the budget", "processes": 2}),  # confirming a prediction
+        ("process-done", {"cell": "a at the budget (process 1/2)"}),
+    ]
+    assert _completed(events) == (3, 4)

@@ -40,18 +40,19 @@ def gpt_sequence_sweep(tmp_path_factory):
         memory_budget=BUDGET,
         out=out,
     )
-    run_id = run(settings)
+    events = []
+    run_id = run(settings, progress=lambda event, info: events.append((event, info)))
     with ResultStore(out / DB_NAME) as store:
         cells, info = store.cells(run_id), store.run(run_id).info
     summary = load_summary(out, run_id)
     assert all(c.status == "ok" for c in cells), [c.error for c in cells]
     peaks = {(c.mode, c.metrics["seq_len"]): c.metrics["attributable_peak_bytes"] for c in cells}
-    return peaks, info, summary, cells
+    return peaks, info, summary, cells, events
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_fit_against_the_sequence_length_is_stored(gpt_sequence_sweep, mode):
-    peaks, info, _, _ = gpt_sequence_sweep
+    peaks, info, _, _, _ = gpt_sequence_sweep
     (fit,) = [f for f in info["memory_sequence_fits"] if f["mode"] == mode]
     assert fit["seq_lens"] == [SHORT, LONG] and fit["batch_size"] == 8  # the tiny preset's
     # the activations (and the token batch) grow with the length
@@ -64,7 +65,7 @@ def test_the_fit_against_the_sequence_length_is_stored(gpt_sequence_sweep, mode)
 
 
 def test_the_recommendations_quote_the_fit(gpt_sequence_sweep):
-    _, _, summary, _ = gpt_sequence_sweep
+    _, _, summary, _, _ = gpt_sequence_sweep
     texts = [r.text for r in recommend(summary) if r.subject == "gpt/tiny bs=8 train"]
     (text,) = [t for t in texts if "against sequence length" in t]
     assert all(mode in text for mode in MODES)
@@ -72,7 +73,7 @@ def test_the_recommendations_quote_the_fit(gpt_sequence_sweep):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_longest_sequence_is_predicted_from_the_fit_and_measured(gpt_sequence_sweep, mode):
-    _, info, _, cells = gpt_sequence_sweep
+    _, info, _, cells, _ = gpt_sequence_sweep
     record = info["memory_sequence_budget"]
     assert record["budget_bytes"] == BUDGET and "memory_budget" not in info
     (fit,) = [f for f in record["fits"] if f["mode"] == mode]
@@ -96,7 +97,7 @@ def test_the_longest_sequence_is_predicted_from_the_fit_and_measured(gpt_sequenc
 
 
 def test_every_report_carries_the_prediction(gpt_sequence_sweep):
-    _, info, summary, _ = gpt_sequence_sweep
+    _, info, summary, _, _ = gpt_sequence_sweep
     text = markdown.render(summary)
     for fit in info["memory_sequence_budget"]["fits"]:
         assert f"{fit['mode']} within " in text
@@ -110,3 +111,13 @@ def test_every_report_carries_the_prediction(gpt_sequence_sweep):
         assert row["seq_len"] == row["memory_budget.measured_seq_len"]
     data = json.loads(export.json_text(export.export_dict(summary)))
     assert data["run"]["info"]["memory_sequence_budget"]["budget_bytes"] == BUDGET
+
+
+def test_the_progress_count_takes_in_the_confirming_cells(gpt_sequence_sweep):
+    *_, events = gpt_sequence_sweep
+    (start,) = [info for event, info in events if event == "start"]
+    added = [info for event, info in events if event == "cell-added"]
+    done = [info for event, info in events if event == "process-done"]
+    assert added  # the confirming cells, at lengths the sweep did not run
+    # every process the display was told of, and no more, finished
+    assert len(done) == start["processes"] + sum(a["processes"] for a in added)

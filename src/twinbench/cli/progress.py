@@ -66,8 +66,11 @@ class RunProgress:
         if event == "start":
             self._by_process = "processes" in info
             self._progress.start()
-            total = info["processes"] if self._by_process else info["cells"]
-            self._progress.update(self._task, total=total)
+            self._total = info["processes"] if self._by_process else info["cells"]
+            self._progress.update(self._task, total=self._total)
+        elif event == "cell-added":  # measured to confirm a prediction: unknown at the start
+            self._total += info["processes"] if self._by_process else 1
+            self._progress.update(self._task, total=self._total)
         elif event == "process-done" and self._by_process:
             self._progress.advance(self._task)
         elif event == "cell-done":
@@ -93,6 +96,8 @@ class RunProgress:
             console.print(
                 f"run {info['run_id']}: {self._total} cells", highlight=False, markup=False
             )
+        elif event == "cell-added":
+            self._total += 1
         elif event == "cell-done":
             self._done += 1
             console.print(

@@ -234,6 +234,8 @@ def _measure_one(session: RunSession, cell: Any, progress: Progress) -> None:
 
     if cell.label in session.measured or cell.label in session.failures:
         return
+    # a cell the run did not plan at its start: the progress display counts it from now on
+    progress("cell-added", {"cell": cell.label, "processes": session.settings.repeats})
     with tempfile.TemporaryDirectory(prefix="twinbench-compile-caches-") as caches:
         measure_cells(session, [[cell]], progress, Path(caches))
 
