@@ -13,9 +13,8 @@ after compile, warm-up and the timed steps:
   resident memory just before it (``warm_baseline_rss_bytes``), the larger of two warm steps
   (one can draw its temporaries from memory an XLA thread's heap still held). On Linux the
   high-water mark is reset just before each (writing ``5`` to ``/proc/self/clear_refs``); where
-  it cannot be,
-  the transient is the whole process's high-water mark above that baseline, compiling included
-  (``attributable_method`` says which). On a GPU it is the device's peak
+  it cannot be, the transient is the whole process's high-water mark above that baseline,
+  compiling included (``attributable_method`` says which). On a GPU it is the device's peak
   (``torch.cuda.max_memory_allocated`` over the step, JAX's ``peak_bytes_in_use``) and the
   resident figure stays as ``attributable_rss_…``.
 - ``compiler_resident_bytes``: what the compiler and runtime kept resident beyond the model's
@@ -63,10 +62,11 @@ _THRESHOLD_VARIABLES = {
     _M_MMAP_THRESHOLD: "MALLOC_MMAP_THRESHOLD_",
 }
 _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-# steps run once the allocator releases at once, before the measured one: after them every
-# arena the step allocates in has freed, so trimmed, what earlier steps left in it
+# steps run once the allocator releases at once, before the measured ones: the heaps they
+# allocate in hand back what earlier steps left there
 SETTLING_STEPS = 2
-# warm steps measured, the one that rose most kept (see `memory_step`)
+# warm steps measured, the one that rose most kept: a step run on a thread whose heap no
+# settling step used finds earlier temporaries still resident (see `memory_step`)
 MEASURED_STEPS = 2
 # XLA's CPU runtime frees a step's temporaries on its own thread a moment after the outputs are
 # ready: the resident memory is read until it has stopped falling, a few ms apart
