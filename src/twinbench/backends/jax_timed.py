@@ -51,7 +51,8 @@ class JaxBench:
         target = _device(settings["device"])
         dtype, seed = DTYPES[settings["dtype"]], settings["seed"]
         twin = workload.twin("jax")
-        model: Any = build_cast(workload, size, dtype, target)  # the twin's own module class
+        # Any: the twin's own module class, whose train() and eval() flax leaves unannotated
+        model: Any = build_cast(workload, size, dtype, target)
         with jax.default_device(target):
             load_canonical(model, initial_weights(workload, size, seed, framework="jax"))
         self._batches = DeviceBatches(workload, size, seed, lambda b: to_device(b, target, dtype))
