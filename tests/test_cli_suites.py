@@ -35,6 +35,8 @@ def test_optim_newton_run_is_stored_and_reported(cli, tmp_path):
     done = cli("optim", "--quick", "--no-first-order", "--problem", "linreg", "--method",
                      "newton", "--out", str(out))
     assert done.returncode == 0, done.stderr
+    # captured, stderr is no terminal: each progress message is a line of its own there
+    assert "second order: linreg (d=" in done.stderr and "newton [jax]" in done.stderr
     with ResultStore(out / DB_NAME) as store:
         run = store.run(store.latest_run_id())
     assert run.settings["kind"] == "optim"

@@ -120,6 +120,21 @@ def test_the_run_is_stored_rendered_and_drawn(schedule_run: DynamicReport, tmp_p
 
 
 @pytest.mark.slow
+def test_mark_dynamic_leaves_the_fixed_target_after_a_window_alone() -> None:
+    # The lstm's y (its horizon) keeps its size while the window changes; marked dynamic as
+    # well, Dynamo's constraint check failed the strategy (ConstraintViolationError).
+    settings = DynamicSettings(
+        workload="lstm", lengths=LENGTHS, steps=3, torch_backend="eager", threads=1, repeats=1,
+        strategies=("torch-eager", "torch-mark-dynamic"),
+    )  # fmt: skip
+    report = run_dynamic(settings)
+    assert not report.failures
+    marked = _rows(report)["torch-mark-dynamic"]
+    assert marked["status"] == "ok" and marked["correctness"]["passed"] is True, marked
+    assert marked["compiles"] == 1  # one graph for every window length
+
+
+@pytest.mark.slow
 def test_generation_strategies_agree_and_the_compiled_step_recompiles_as_the_cache_grows() -> None:
     settings = DynamicSettings(
         scenario="generate", lengths="3,9", steps=2, torch_backend="eager", threads=1, repeats=1

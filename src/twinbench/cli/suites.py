@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
+from rich.status import Status
 
 from twinbench.cli.base import DEFAULT_OUT, app, console, err_console
 from twinbench.cli.options import AsJson, Out, Seed, Threads, int_list, option, settings_from
@@ -43,7 +44,7 @@ def run_and_publish(
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM) if catch}
     try:
         with err_console.status(f"running {label}…") as status:
-            result = run(settings, progress=lambda m: status.update(escape(m)))
+            result = run(settings, progress=_progress_shown_by(status))
     except (SuiteInterrupted, KeyboardInterrupt) as stopped:
         signum = signal.Signals(received[0] if received else signal.SIGINT)
         for s, handler in previous.items():  # a second signal now stops the storing itself
@@ -61,6 +62,14 @@ def run_and_publish(
             signal.signal(s, handler)
     publish_suite(out, result, as_json=as_json)
     return result
+
+
+def _progress_shown_by(status: Status) -> Callable[[str], None]:
+    """The spinner's line on a terminal; written to a file, a pipe or a CI log, where the
+    spinner draws nothing, one line per message, so a long suite's log shows where it is."""
+    if err_console.is_terminal:
+        return lambda message: status.update(escape(message))
+    return lambda message: err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def publish_suite(out: Path, result: SuiteResult, *, as_json: bool) -> None:

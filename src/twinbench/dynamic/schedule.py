@@ -70,6 +70,16 @@ def padding_share(lengths: Sequence[int], padded: Sequence[int]) -> float:
     return 1.0 - sum(lengths) / sum(padded)
 
 
+SEQUENCE_KEYS = ("tokens", "targets", "mask", "x")  # the arrays `sequence_batches` cuts
+
+
+def varies(key: str, axis: int) -> bool:
+    """Whether the schedule changes array ``key``'s size on ``axis``: every array's rows; of a
+    sequence batch only the arrays cut to its length, not a label or the target after a window
+    (the lstm's ``y``: its horizon is fixed)."""
+    return axis == 0 or key in SEQUENCE_KEYS
+
+
 def sequence_batches(
     full: Iterator[Batch], lengths: Sequence[int], padded: Sequence[int]
 ) -> Iterator[Batch]:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from twinbench.backends import initial_weights
 from twinbench.backends.torch_backend import load_canonical, make_optimizer, to_device
 from twinbench.dynamic.counters import TorchCompileCounter
+from twinbench.dynamic.schedule import varies
 from twinbench.dynamic.settings import Strategy, TrainerOptions
 from twinbench.spec import Batch, Size, Workload
 
@@ -98,9 +99,9 @@ class _Loaded:
 
     def _tensors(self, batch: Batch) -> dict[str, torch.Tensor]:
         tensors = to_device(batch, "cpu", torch.float32)
-        if self._mark:
-            for tensor in tensors.values():
-                if tensor.dim() > self.axis:
+        if self._mark:  # only what changes: a dimension marked but constant is an error
+            for key, tensor in tensors.items():
+                if varies(key, self.axis) and tensor.dim() > self.axis:
                     torch._dynamo.mark_dynamic(tensor, self.axis)
         return tensors
 
