@@ -74,8 +74,42 @@ LONG_FILES = (
 )
 
 
+# Checks that each cost 8 s or more of a 2-core machine and whose code the rest of the default
+# run covers too (measured with coverage's per-test contexts: the default run loses 81 of 13,419
+# covered lines without them): marked slow here, so `python -m pytest` stays near 5 minutes and
+# CI's slow step runs them. Node ids (a prefix takes every parameter), and fixtures whose every
+# user is slow (the fixture is the cost).
+SLOW_TESTS = (
+    "harness/test_memory.py::test_every_worker_sees_the_temporaries_of_a_step_run_on_xlas_threads",
+    "harness/test_runner_faults.py::test_raise_abort_and_hang_are_recorded_and_the_run_continues",
+    "harness/test_signals.py::test_a_signalled_run_keeps_its_cells_and_leaves_no_worker",
+    "harness/test_memory_eager_state.py::test_jax_eager_holds_no_copy_of_its_initial_state[train]",
+    "harness/test_protocol_faults.py::test_junk_or_a_forged_answer_on_the_protocol_fails_that_cell",
+    "autodiff/test_autodiff_suite.py::test_tiny_run_end_to_end_and_saved",
+    "dynamic/test_dynamic_masking.py::test_padding_leaves_every_bert_gradient_unchanged",
+    "dynamic/test_dynamic_masking.py::test_padded_bert_keeps_the_loss_sequence",
+    "dynamic/test_dynamic_counting.py::test_serving_compiles_what_the_counters_count",
+    "test_cli_core.py::test_failing_parity_exits_1_and_names_the_layer",
+    "test_cli_core.py::test_parity_json_is_machine_readable",
+    "test_cli_core.py::test_parity_passes_and_says_so",
+    "test_input_faults.py::test_a_twin_that_segfaults_fails_its_check",
+    "test_input_faults.py::test_a_twin_that_dies_fails_its_check[forward_exit0",
+    "workloads/test_lstm.py::test_parity_tiny",
+    "workloads/test_bert.py::test_the_mask_keeps_right_padding_out_of_outputs_loss_and_gradients",
+    "workloads/test_gru.py::test_parity_catches_a_misplaced_b_hn[b_hn dropped]",
+)
+SLOW_FIXTURES = ("two_process_run", "linreg_tiny")  # test_repeats.py, test_memory_modes.py
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, the LONG_FILES' tests first, in that order; the rest as collected."""
+    """SLOW_TESTS marked slow; under xdist, the LONG_FILES' tests first, in that order; the rest
+    as collected."""
+    for item in items:
+        node = item.nodeid.removeprefix("tests/")
+        uses = getattr(item, "fixturenames", ())
+        if node.startswith(SLOW_TESTS) or any(name in uses for name in SLOW_FIXTURES):
+            item.add_marker(pytest.mark.slow)
     if not hasattr(config, "workerinput"):
         return  # one process: the order changes nothing
     tests = Path(__file__).parent
