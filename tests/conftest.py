@@ -107,11 +107,16 @@ SLOW_FIXTURES = ("two_process_run", "linreg_tiny")  # test_repeats.py, test_memo
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """SLOW_TESTS marked slow; under xdist, the LONG_FILES' tests first, in that order; the rest
     as collected."""
-    for item in items:
-        node = item.nodeid.removeprefix("tests/")
+    nodes = [item.nodeid.removeprefix("tests/") for item in items]
+    for item, node in zip(items, nodes, strict=True):
         uses = getattr(item, "fixturenames", ())
         if node.startswith(SLOW_TESTS) or any(name in uses for name in SLOW_FIXTURES):
             item.add_marker(pytest.mark.slow)
+    # a renamed test would silently return to the default run; checked when every test is
+    # collected (no paths or node ids given)
+    stale = [prefix for prefix in SLOW_TESTS if not any(node.startswith(prefix) for node in nodes)]
+    if stale and not config.option.file_or_dir:
+        raise pytest.UsageError(f"SLOW_TESTS names no collected test: {', '.join(stale)}")
     if not hasattr(config, "workerinput"):
         return  # one process: the order changes nothing
     tests = Path(__file__).parent
