@@ -89,9 +89,6 @@ SLOW_TESTS = (
     "dynamic/test_dynamic_masking.py::test_padding_leaves_every_bert_gradient_unchanged",
     "dynamic/test_dynamic_masking.py::test_padded_bert_keeps_the_loss_sequence",
     "dynamic/test_dynamic_counting.py::test_serving_compiles_what_the_counters_count",
-    "test_cli_core.py::test_failing_parity_exits_1_and_names_the_layer",
-    "test_cli_core.py::test_parity_json_is_machine_readable",
-    "test_cli_core.py::test_parity_passes_and_says_so",
     "test_input_faults.py::test_a_twin_that_segfaults_fails_its_check",
     "test_input_faults.py::test_a_twin_that_dies_fails_its_check[forward_exit0",
     "workloads/test_lstm.py::test_parity_tiny",
@@ -169,6 +166,20 @@ def unprobed(monkeypatch: pytest.MonkeyPatch) -> None:
         store.set_run_info(run_id, "peak_flops", dict.fromkeys(frameworks, reason))
 
     monkeypatch.setattr(runner, "_probe_peaks", skipped)
+
+
+@pytest.fixture
+def parity_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`twinbench parity` checks each workload in this process instead of a worker of its own:
+    the request goes to the worker's own handler and its answer through JSON, as over the pipe.
+    Saves each check a fresh interpreter that imports both frameworks; tests/test_input_faults.py
+    crosses the process boundary for real."""
+    from twinbench.harness import process, worker
+
+    def in_process(request: dict[str, Any], **_limits: Any) -> Any:
+        return json.loads(json.dumps(worker.run_parity(request), default=float))
+
+    monkeypatch.setattr(process, "one_shot", in_process)
 
 
 @pytest.fixture

@@ -197,3 +197,46 @@ def test_both_timed_benches_start_from_the_same_weights(workload_name):
     # and not seed 0's: the seed reached both
     seed_0 = initial_weights(workload, size, seed=0)
     assert any(not np.array_equal(seed_0[n], v) for n, v in torch_weights.items() if n in seed_0)
+
+
+def test_the_timed_steps_train_alike_in_every_uncompiled_and_jitted_mode():
+    """jax-eager's op-by-op step, jax-jit's compiled one and torch-eager's take the same steps:
+    the same losses, step by step, from the same weights and batches."""
+    from twinbench.backends.jax_timed import JaxBench
+    from twinbench.backends.torch_timed import TorchBench
+
+    workload = twinbench.builtin("mlp")
+    size = workload.size("tiny")
+    settings = dict(phase="train", dtype="float32", device="cpu", seed=0, allow_tf32=False)
+    benches = {
+        "torch-eager": TorchBench(
+            workload, size, mode="torch-eager", compile_mode="default", **settings
+        ),
+        "jax-jit": JaxBench(workload, size, mode="jax-jit", **settings),
+        "jax-eager": JaxBench(workload, size, mode="jax-eager", **settings),
+    }
+    losses = {}
+    for mode, bench in benches.items():
+        bench.compile()
+        losses[mode] = [float(bench.step()) for _ in range(4)]
+    for mode in ("jax-jit", "jax-eager"):
+        np.testing.assert_allclose(losses[mode], losses["torch-eager"], rtol=1e-5, err_msg=mode)
+
+
+def test_torch_activations_skip_a_module_whose_output_is_not_one_tensor():
+    """``nn.GRU`` returns (output, state): no activation of its own, so the first divergent layer
+    is looked for among the modules that return one tensor; the head's input is the GRU's last
+    output, as the head received it."""
+    from twinbench.backends import make_runner
+
+    workload = twinbench.builtin("gru")
+    size = workload.size("tiny")
+    runner = make_runner("torch", workload, size)
+    runner.load(initial_weights(workload, size))
+    batch = next(workload.batches(size, 0))
+    assert [name for name, _ in runner.model.named_modules() if name] == ["gru", "head"]
+    activations = runner.activations(batch)
+    assert list(activations) == ["head"]
+    head = activations["head"]
+    np.testing.assert_allclose(head.output, runner.apply_layer("head", head.input), rtol=1e-6)
+    np.testing.assert_array_equal(head.output, runner.outputs(batch))

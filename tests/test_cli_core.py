@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pytest
 
-from helpers import Result, assert_one_line_error, twinbench
+from helpers import Result, assert_one_line_error
 from twinbench import builtin
 from twinbench.registry import BUILTIN, EXAMPLES
 
@@ -75,6 +75,7 @@ def test_list_includes_a_workload_file(cli: Cli) -> None:
 # --- parity -------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("parity_in_process")
 def test_parity_passes_and_says_so(cli: Cli) -> None:
     result = cli("parity", "xor", "--size", "tiny", "--steps", "5", columns=200)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -85,6 +86,7 @@ def test_parity_passes_and_says_so(cli: Cli) -> None:
     assert "all twins agree" in result.stdout
 
 
+@pytest.mark.usefixtures("parity_in_process")
 def test_parity_json_is_machine_readable_and_a_broken_file_leaves_the_builtins_working(
         cli: Cli, tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
@@ -107,11 +109,11 @@ def test_parity_json_is_machine_readable_and_a_broken_file_leaves_the_builtins_w
         assert 0.0 <= check["max_abs"] <= check["atol"] + check["rtol"] * 100
 
 
+@pytest.mark.usefixtures("parity_in_process")
 def test_failing_parity_exits_1_and_names_the_layer(
-        ln_gelu_variant: Callable[..., Path]) -> None:
-    # the real console entry point, in a fresh interpreter: exit 1 as a shell sees it
+        cli: Cli, ln_gelu_variant: Callable[..., Path]) -> None:
     tanh_gelu = ln_gelu_variant("jax", "approximate=False", "approximate=True")
-    result = twinbench("parity", "--workload-file", tanh_gelu, "--steps", "3", columns=250)
+    result = cli("parity", "--workload-file", tanh_gelu, "--steps", "3", columns=250)
     assert "first divergent layer: 'fc2'" in result.stdout
     assert "FAIL" in result.stdout
     assert "parity failed" in result.stdout

@@ -138,6 +138,7 @@ def test_defaults_and_quick_presets_are_stored_as_before() -> None:
     full = AutodiffSettings(dim=64, memory=False).to_dict()
     assert full["budget_s"] == 0.25 and full["timing_sizes"]["dim"] == 64
     assert full["memory"] is None and full["batch_sizes"][-1] == 256
+    assert AutodiffSettings(quick=True, budget_s=0.5).to_dict()["budget_s"] == 0.5  # given wins
 
 
 def test_bad_problem_names_and_sizes() -> None:

@@ -16,12 +16,13 @@ SIZES = [5, 20, 5]
 
 
 def _schedule(
-    step_class: type, workload: str, rows: list[int], strategy: str, **options: object
+    step_class: type, workload: str, rows: list[int], strategy: str, size_name: str = "tiny",
+    **options: object,
 ) -> tuple[list[float], list[int]]:
     """Each step's result and compiles of ``step_class`` (a side's Trainer or Inference) on
     batches of ``rows`` rows, padded as ``strategy`` pads them (``bucket`` among ``options``)."""
     work = builtin(workload)
-    size = work.size("tiny")
+    size = work.size(size_name)
     bucket = options.pop("bucket", None)
     padded = padded_lengths(rows, BY_NAME[strategy].padding, bucket, size.batch_size)
     runner = step_class(work, size, BY_NAME[strategy], seed=0, axis=0, **options)
@@ -111,4 +112,29 @@ def test_serving_compiles_what_the_counters_count_and_matches_torch_eager() -> N
         check = suite._correctness(name, {"loss": reference}, {"loss": summaries})
         assert check["passed"] is True, (name, check)
     leaked, _ = _served(jax_side, "jax-jit-bucketed", leak=True)  # padded rows in the summary
+    assert suite._correctness("leak", {"loss": reference}, {"loss": leaked})["passed"] is False
+
+
+def test_a_served_classifier_summarises_the_real_rows_alike_in_every_jax_strategy() -> None:
+    # the mlp classifier at small (integer labels, 256-row batches), served in this process:
+    # cheap, where gpt's test above (CI's slow step) compiles with torch.compile per strategy
+    from twinbench.dynamic import suite, torch_side
+
+    rows = [3, 7, 3, 5]
+
+    def served(
+        side: ModuleType, strategy: str, leak: bool = False
+    ) -> tuple[list[float], list[int]]:
+        options = {"backend": "eager", "leak_padding": leak}
+        return _schedule(side.Inference, "mlp", rows, strategy, "small", **options)
+
+    reference, _ = served(torch_side, "torch-eager")
+    expected = {"jax-jit": [1, 1, 0, 1], "jax-jit-pad-max": [1, 0, 0, 0], "jax-eager": None}
+    for name, compiles in expected.items():
+        summaries, counted = served(jax_side, name)
+        if compiles is not None:  # op by op, jax-eager compiles each primitive it meets
+            assert counted == compiles, name
+        check = suite._correctness(name, {"loss": reference}, {"loss": summaries})
+        assert check["passed"] is True, (name, check)
+    leaked, _ = served(jax_side, "jax-jit-pad-max", leak=True)  # 256 rows in each summary
     assert suite._correctness("leak", {"loss": reference}, {"loss": leaked})["passed"] is False

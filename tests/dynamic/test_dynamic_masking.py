@@ -94,6 +94,39 @@ def test_padded_rows_keep_the_loss_and_a_leak_fails() -> None:
     assert suite._correctness("rows leaked", reference, leaked)["passed"] is False
 
 
+def test_the_encoder_masks_padding_in_its_attention_in_both_frameworks() -> None:
+    # one padded batch, forward only (the whole schedule and its gradients: CI's slow step)
+    from flax import nnx
+
+    from twinbench.backends import jax_backend
+
+    bert = builtin("bert")
+    size = bert.size("tiny")
+    unpadded, padded = _batches("none", "bert")[1], _batches("max", "bert")[1]
+    model = bert.twin("torch").build(size.config).eval()
+    load_canonical(model, initial_weights(bert, size, 0, framework="torch"))
+    jax_model = bert.twin("jax").build(size.config)
+    jax_backend.load_canonical(jax_model, initial_weights(bert, size, 0, framework="jax"))
+    jax_model.eval()
+
+    @torch.no_grad()
+    def torch_loss(batch: dict[str, np.ndarray], leak: bool) -> float:
+        tensors = to_device(batch, "cpu", torch.float32)
+        return float(masked_loss(bert, model, leak_padding=leak)(tensors))
+
+    def jax_loss(batch: dict[str, np.ndarray], leak: bool) -> float:
+        arrays = jax_backend.to_device(batch, None, np.float32)
+        return float(nnx.jit(jax_side.masked_loss(bert, leak_padding=leak))(jax_model, arrays))
+
+    reference = torch_loss(unpadded, False)
+    torch_losses = {leak: torch_loss(padded, leak) for leak in (False, True)}
+    jax_losses = {leak: jax_loss(padded, leak) for leak in (False, True)}
+    for losses in (torch_losses, jax_losses):
+        assert losses[False] == pytest.approx(reference, rel=1e-5)
+        assert abs(losses[True] - reference) > 1e-3 * reference  # the padding leaked in
+    assert jax_losses[True] == pytest.approx(torch_losses[True], rel=1e-5)
+
+
 @pytest.fixture(scope="module")
 def bert_reference() -> dict[str, list[float]]:
     return {"loss": _losses("none", leak=False, workload="bert")}

@@ -1,10 +1,14 @@
 """Cells that raise, abort (SIGABRT) or hang are recorded; the run goes on."""
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from helpers import write_planted
 from twinbench.harness import runner
 from twinbench.harness.environment import COMPILE_CACHE_VARIABLE
+from twinbench.harness.process import CellFailed
 from twinbench.harness.runner import RunSettings
 from twinbench.store import DB_NAME, ResultStore
 
@@ -63,3 +67,29 @@ def test_raise_abort_and_hang_are_recorded_and_the_run_continues(tmp_path, unpro
         assert parity[workload]["passed"] is False
     assert "planted failure" in cells[("faulty_raise", "torch-eager")].error
     assert "SIGABRT" in cells[("faulty_abort", "torch-eager")].error
+
+
+def test_a_cell_whose_build_raises_and_a_parity_worker_that_fails_are_recorded(
+    tmp_path: Path, unprobed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the short version of the test above: one cell, a real worker whose build raises, and the
+    # parity worker's failure planted in this process (each real one imports both frameworks)
+    def failed_parity(request: dict[str, Any], **_limits: Any) -> Any:
+        assert request["kind"] == "parity"
+        raise CellFailed("crashed", "worker died from SIGSEGV")
+
+    monkeypatch.setattr(runner, "one_shot", failed_parity)
+    file = str(write_faulty(tmp_path, "raise"))
+    settings = RunSettings(workload_files=(file,), sizes=("tiny",), modes=("torch-eager",),
+                           budget=0.3, repeats=1, out=tmp_path / "out")
+    run_id = runner.run(settings)
+
+    with ResultStore(tmp_path / "out" / DB_NAME) as store:
+        assert store.run(run_id).status == "finished"
+        [cell] = store.cells(run_id)
+        [parity] = store.parity(run_id)
+    assert (cell.workload, cell.status, cell.samples) == ("faulty_raise", "error", [])
+    assert cell.error.startswith("process 1 of 1: ")
+    assert "planted failure in the torch twin" in cell.error
+    assert parity["passed"] is False
+    assert parity["summary"] == {"error": "parity check crashed: worker died from SIGSEGV"}

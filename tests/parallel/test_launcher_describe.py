@@ -1,4 +1,5 @@
-"""A failed cell's status and error, read from torchrun's report and the ranks' error files."""
+"""A failed cell's status and error, read from torchrun's report and the ranks' error files;
+the whole process tree stopped once one process fails."""
 
 from twinbench.parallel.launcher import _describer
 
@@ -53,3 +54,31 @@ def test_a_rank_stopped_by_sigterm_with_no_other_cause_is_crashed(tmp_path):
     status, error = _describe(tmp_path, rank0=-15, rank1=-15, errors={})
     assert status == "crashed"
     assert "SIGTERM" in error
+
+
+def test_one_process_that_fails_ends_the_cell_and_the_tree_is_killed(tmp_path):
+    import os
+    import sys
+
+    import pytest
+
+    from twinbench.parallel.launcher import LaunchFailed, ProcessTree, _wait
+
+    ready = tmp_path / "child-started"
+    # rank 0 waits on its peer, with a child of its own (as torchrun's ranks have); rank 1 fails
+    # once that child is there
+    waiting = (f"import pathlib, subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+               f"'import time; time.sleep(60)']); pathlib.Path({str(ready)!r}).touch(); "
+               "time.sleep(60)")
+    failing = (f"import os, time\nwhile not os.path.exists({str(ready)!r}): time.sleep(0.01)\n"
+               "print('out of patience'); raise SystemExit(3)")
+    logs = [tmp_path / "rank0.log", tmp_path / "rank1.log"]
+    tree = ProcessTree()
+    tree.start([sys.executable, "-c", waiting], dict(os.environ), logs[0])
+    tree.start([sys.executable, "-c", failing], dict(os.environ), logs[1])
+    with pytest.raises(LaunchFailed) as failed:
+        _wait(tree, timeout_s=60, describe=_describer(tmp_path, logs, torchrun=False))
+    assert failed.value.status == "error"
+    assert failed.value.error == "process 1: worker exited with status 3; output: out of patience"
+    assert len(tree.seen) == 3  # both ranks and the first one's child were seen, and are gone
+    assert not [p for p in tree.seen.values() if p.is_running()]
