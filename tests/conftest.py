@@ -75,10 +75,11 @@ LONG_FILES = (
 
 
 # Checks that each cost 5 s or more (most 10-70 s) of a 2-core machine and whose code the rest of
-# the default run covers too (measured with coverage's per-test contexts: the default run loses
-# about 85 of 13,419 covered lines without them): marked slow here, so that `python -m pytest`
-# stays near 5 minutes, and CI's slow step runs them. Node ids (a prefix takes every
-# parameter), and fixtures whose every user is slow (the fixture is the cost).
+# the default run covers too, through cheaper in-process checks (measured with coverage's
+# per-test contexts: of the lines these checks run, the default run misses 3): marked slow here,
+# so that `python -m pytest` stays well under 5 minutes, and CI's slow step runs them. Node ids
+# (a prefix takes every parameter), and fixtures whose every user is slow (the fixture is the
+# cost).
 SLOW_TESTS = (
     "harness/test_memory.py::test_every_worker_sees_the_temporaries_of_a_step_run_on_xlas_threads",
     "harness/test_runner_faults.py::test_raise_abort_and_hang_are_recorded_and_the_run_continues",
