@@ -199,7 +199,7 @@ def test_both_timed_benches_start_from_the_same_weights(workload_name):
     assert any(not np.array_equal(seed_0[n], v) for n, v in torch_weights.items() if n in seed_0)
 
 
-def test_the_timed_steps_train_alike_in_every_uncompiled_and_jitted_mode():
+def test_jax_eager_jax_jit_and_torch_eager_take_the_same_training_steps():
     """jax-eager's op-by-op step, jax-jit's compiled one and torch-eager's take the same steps:
     the same losses, step by step, from the same weights and batches."""
     from twinbench.backends.jax_timed import JaxBench

@@ -95,7 +95,7 @@ def test_parity_json_is_machine_readable_and_a_broken_file_leaves_the_builtins_w
     # the failed import left no half-made module behind (other tests' files may be loaded)
     assert not [m for m in sys.modules if m.startswith("twinbench_user_") and m.endswith("_broken")]
 
-    # a builtin still checks, after it: one parity worker for both subjects
+    # a builtin still checks after it, in this same process
     result = cli("parity", "mlp", "--json", "--steps", "5")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

@@ -115,7 +115,7 @@ def test_serving_compiles_what_the_counters_count_and_matches_torch_eager() -> N
     assert suite._correctness("leak", {"loss": reference}, {"loss": leaked})["passed"] is False
 
 
-def test_a_served_classifier_summarises_the_real_rows_alike_in_every_jax_strategy() -> None:
+def test_a_served_classifier_summarises_its_real_rows_alike_padded_or_not() -> None:
     # the mlp classifier at small (integer labels, 256-row batches), served in this process:
     # cheap, where gpt's test above (CI's slow step) compiles with torch.compile per strategy
     from twinbench.dynamic import suite, torch_side
