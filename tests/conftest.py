@@ -42,35 +42,27 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return int(given) if given else max(1, min(MAX_WORKERS, usable_cores()))
 
 
-# Files whose tests start real runs or train models, longest first (measured on 2 cores). Under
-# xdist (--dist loadfile --no-loadscope-reorder hands out files in collection order) they go
-# first, so the many short files fill the end and no worker idles while another finishes a long
-# one; xdist's own order (most tests first) would leave the one-test runs for last.
+# Files whose tests take 7 s or more in all, longest first (measured on a 2-core machine, under
+# xdist). Under xdist (--dist loadfile --no-loadscope-reorder hands out files in collection
+# order) they go first, so the many short files fill the end and no worker idles while another
+# finishes a long one; xdist's own order (most tests first) would leave the one-test runs for last.
 LONG_FILES = (
     "test_cli_run.py",
-    "workloads/test_gru.py",
-    "harness/test_repeats.py",
-    "harness/test_runner_faults.py",
-    "harness/test_protocol_faults.py",
-    "test_input_faults.py",
-    "workloads/test_lstm.py",
-    "deploy/test_deploy_suite.py",
-    "harness/test_signals.py",
-    "autodiff/test_checks.py",
-    "autodiff/test_autodiff_suite.py",
-    "test_sweep.py",
-    "test_cli_core.py",
     "test_parity.py",
+    "workloads/test_gru.py",
+    "deploy/test_deploy_suite.py",
     "test_cli_suites.py",
-    # long too, and collected late (tests/workloads/ last of all): not the run's tail
-    "harness/test_memory_modes.py",
+    "autodiff/test_checks.py",
+    "test_converters.py",
+    "test_sweep.py",
     "optim_suite/test_second_order.py",
     "test_backend_layers.py",
-    "test_converters.py",
-    "workloads/test_resnet.py",
+    "dynamic/test_dynamic_counting.py",
+    "test_input_faults.py",
+    "converge/test_converge_suite.py",
+    "optim_suite/test_first_order.py",
     "parallel/test_parallel_parity.py",
-    "workloads/test_flops.py",
-    "test_canonical.py",
+    "test_cli_core.py",
 )
 
 
