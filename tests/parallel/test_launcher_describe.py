@@ -1,7 +1,12 @@
 """A failed cell's status and error, read from torchrun's report and the ranks' error files;
 the whole process tree stopped once one process fails."""
 
-from twinbench.parallel.launcher import _describer
+import os
+import sys
+
+import pytest
+
+from twinbench.parallel.launcher import LaunchFailed, ProcessTree, _describer, _wait
 
 # The tail of torchrun's failure report, as torch 2.13 prints it.
 REPORT = """\
@@ -57,13 +62,6 @@ def test_a_rank_stopped_by_sigterm_with_no_other_cause_is_crashed(tmp_path):
 
 
 def test_one_process_that_fails_ends_the_cell_and_the_tree_is_killed(tmp_path):
-    import os
-    import sys
-
-    import pytest
-
-    from twinbench.parallel.launcher import LaunchFailed, ProcessTree, _wait
-
     ready = tmp_path / "child-started"
     # rank 0 waits on its peer, with a child of its own (as torchrun's ranks have); rank 1 fails
     # once that child is there
