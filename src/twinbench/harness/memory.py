@@ -10,8 +10,8 @@ after compile, warm-up and the timed steps:
   arrays that live from one step to the next, counted from the framework's own arrays
   (parameters and buffers, gradients kept between steps, optimizer state, one batch), plus what
   one step allocates above them: the resident high-water mark during the step minus the
-  resident memory just before it (``warm_baseline_rss_bytes``), the larger of two warm steps
-  (one can draw its temporaries from memory an XLA thread's heap still held). On Linux the
+  resident memory just before it (``warm_baseline_rss_bytes``), the largest of four warm
+  steps (one can draw its temporaries from memory an XLA thread's heap still held). On Linux the
   high-water mark is reset just before each (writing ``5`` to ``/proc/self/clear_refs``); where
   it cannot be, the transient is the whole process's high-water mark above that baseline,
   compiling included (``attributable_method`` says which). On a GPU it is the device's peak
@@ -66,8 +66,11 @@ _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
 # allocate in hand back what earlier steps left there
 SETTLING_STEPS = 2
 # warm steps measured, the one that rose most kept: a step run on a thread whose heap no
-# settling step used finds earlier temporaries still resident (see `memory_step`)
-MEASURED_STEPS = 2
+# settling step used finds earlier temporaries still resident (see `memory_step`). With one,
+# gpt tiny jax-jit read a tenth of its temporaries in 5 of 10 fresh workers; with two, in 1 of
+# 27 (CI's five and 22 before them). Each such step leaves its heap trimmed, so every further
+# step makes a miss rarer; two more cost two warm steps a process.
+MEASURED_STEPS = 4
 # XLA's CPU runtime frees a step's temporaries on its own thread a moment after the outputs are
 # ready: the resident memory is read until it has stopped falling, a few ms apart
 _QUIET_READS, _QUIET_INTERVAL_S, _QUIET_LIMIT_S = 3, 0.002, 0.5
@@ -453,7 +456,7 @@ MEMORY_FIELDS = {
     "gradients kept between steps, optimizer state, one batch",
     "step_transient_bytes": "resident high-water mark of a warm step above the resident "
     "memory just before it (warm_baseline_rss_bytes), code paged in by the step left out; the "
-    "larger of two steps",
+    "largest of four steps",
     "warm_baseline_rss_bytes": "the whole process's resident memory just before the memory "
     "step, after compiling, warm-up and the timed steps",
     "compiler_resident_bytes": "warm_baseline_rss_bytes - runtime_baseline_rss_bytes - "
