@@ -68,8 +68,9 @@ SETTLING_STEPS = 2
 # warm steps measured, the one that rose most kept: a step run on a thread whose heap no
 # settling step used finds earlier temporaries still resident (see `memory_step`). With one,
 # gpt tiny jax-jit read a tenth of its temporaries in 5 of 10 fresh workers; with two, in 1 of
-# 27 (CI's five and 22 before them). Each such step leaves its heap trimmed, so every further
-# step makes a miss rarer; two more cost two warm steps a process.
+# 27 (CI's five and 22 before them). Each such step should leave its heap trimmed as it frees
+# (the trim threshold is 0 here), so every further step makes a miss rarer; two more cost two
+# warm steps a process.
 MEASURED_STEPS = 4
 # XLA's CPU runtime frees a step's temporaries on its own thread a moment after the outputs are
 # ready: the resident memory is read until it has stopped falling, a few ms apart
